@@ -1,0 +1,86 @@
+"""The restoration tasks and degradation types, and how they map onto each other (one place)."""
+
+from __future__ import annotations
+
+# Degradation types synthesised by restoregraph.degrade.
+DEGRADATION_TYPES: tuple[str, ...] = (
+    "noise",
+    "poisson",
+    "blur",
+    "defocus",
+    "motion_blur",
+    "jpeg",
+    "rain",
+    "haze",
+    "low_light",
+    "snow",
+    "low_resolution",
+)
+
+# Restoration tasks a tool can serve (the first part of a tool id).
+TASKS: tuple[str, ...] = (
+    "denoise",
+    "deblur",
+    "dejpeg",
+    "derain",
+    "dehaze",
+    "lowlight",
+    "desnow",
+    "sr",
+)
+
+# Which task undoes which degradation.
+TASK_FOR_DEGRADATION: dict[str, str] = {
+    "noise": "denoise",
+    "poisson": "denoise",
+    "blur": "deblur",
+    "defocus": "deblur",
+    "motion_blur": "deblur",
+    "jpeg": "dejpeg",
+    "rain": "derain",
+    "haze": "dehaze",
+    "low_light": "lowlight",
+    "snow": "desnow",
+    "low_resolution": "sr",
+}
+
+# The categories perception reports (poisson folds into noise, gaussian blur into defocus-like blur).
+PERCEPTION_TYPES: tuple[str, ...] = (
+    "noise",
+    "blur",
+    "motion_blur",
+    "jpeg",
+    "rain",
+    "haze",
+    "low_light",
+    "snow",
+    "low_resolution",
+)
+
+PERCEPTION_TYPE_FOR_DEGRADATION: dict[str, str] = {
+    "noise": "noise",
+    "poisson": "noise",
+    "blur": "blur",
+    "defocus": "blur",
+    "motion_blur": "motion_blur",
+    "jpeg": "jpeg",
+    "rain": "rain",
+    "haze": "haze",
+    "low_light": "low_light",
+    "snow": "snow",
+    "low_resolution": "low_resolution",
+}
+
+TASK_FOR_PERCEPTION_TYPE: dict[str, str] = {
+    "noise": "denoise",
+    "blur": "deblur",
+    "motion_blur": "deblur",
+    "jpeg": "dejpeg",
+    "rain": "derain",
+    "haze": "dehaze",
+    "low_light": "lowlight",
+    "snow": "desnow",
+    "low_resolution": "sr",
+}
+
+SEVERITY_NAMES = {1: "low", 2: "mid", 3: "high"}

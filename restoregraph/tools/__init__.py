@@ -1,0 +1,55 @@
+"""Restoration tools: the registry and the built-in tools."""
+
+from __future__ import annotations
+
+from restoregraph.tools.registry import ToolFn, ToolRegistry, ToolSpec
+from restoregraph.tools.run import run_tool
+
+_DEFAULT: ToolRegistry | None = None
+
+
+def builtin_registry() -> ToolRegistry:
+    """A fresh registry with every built-in tool (classical, then learned where weights ship)."""
+    from restoregraph.tools.classical import register_classical
+
+    reg = ToolRegistry()
+    register_classical(reg)
+    try:
+        from restoregraph.tools.learned import register_learned
+    except ImportError:
+        pass
+    else:
+        register_learned(reg)
+    return reg
+
+
+def default_registry() -> ToolRegistry:
+    """The process-wide registry: built-ins, user tools, and entry-point plugins (cached)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        reg = builtin_registry()
+        try:
+            from restoregraph.tools.user import register_user_tools
+        except ImportError:
+            pass
+        else:
+            register_user_tools(reg)
+        reg.load_entry_points()
+        _DEFAULT = reg
+    return _DEFAULT
+
+
+def reset_default_registry() -> None:
+    global _DEFAULT
+    _DEFAULT = None
+
+
+__all__ = [
+    "ToolFn",
+    "ToolRegistry",
+    "ToolSpec",
+    "builtin_registry",
+    "default_registry",
+    "reset_default_registry",
+    "run_tool",
+]

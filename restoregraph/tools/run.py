@@ -1,0 +1,37 @@
+"""Running one tool safely: validate the output so a bad tool is a failed step, not a crash."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from restoregraph.errors import ToolError
+from restoregraph.imageio import as_float_image
+from restoregraph.tools.registry import ToolSpec
+
+
+def validate_output(spec: ToolSpec, image: np.ndarray, out: object) -> np.ndarray:
+    if not isinstance(out, np.ndarray):
+        raise ToolError(f"{spec.id}: returned {type(out).__name__}, not an image array")
+    if out.ndim != 3 or out.shape[2] != 3:
+        raise ToolError(f"{spec.id}: returned shape {out.shape}, expected (H, W, 3)")
+    h, w = image.shape[:2]
+    expected = (h * spec.scale, w * spec.scale)
+    if out.shape[:2] != expected:
+        raise ToolError(f"{spec.id}: returned size {out.shape[:2]}, expected {expected}")
+    if not np.isfinite(out).all():
+        raise ToolError(f"{spec.id}: returned NaN or infinite values")
+    return np.clip(out.astype(np.float32, copy=False), 0.0, 1.0)
+
+
+def run_tool(spec: ToolSpec, image: np.ndarray) -> np.ndarray:
+    """Run ``spec`` on ``image``; any failure becomes a ``ToolError`` with the tool's id."""
+    img = as_float_image(image)
+    try:
+        out = spec.run(img.copy())
+    except ToolError:
+        raise
+    except MemoryError:
+        raise ToolError(f"{spec.id}: out of memory") from None
+    except Exception as exc:
+        raise ToolError(f"{spec.id}: failed: {type(exc).__name__}: {exc}") from exc
+    return validate_output(spec, img, out)
