@@ -1,0 +1,3 @@
+from restoregraph.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ``restoregraph`` command line."""

@@ -1,0 +1,47 @@
+"""Turn every failure into a one-line message and a documented exit code, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from restoregraph.errors import RestoreGraphError
+
+
+def run_cli(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
+    debug = bool(os.environ.get("RESTOREGRAPH_DEBUG"))
+    try:
+        rc = fn(*args, standalone_mode=False, **kwargs)
+        return rc if isinstance(rc, int) else 0
+    except RestoreGraphError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        print("error: aborted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("error: interrupted (the run can be continued with `restoregraph resume RUN`)",
+              file=sys.stderr)
+        return 130
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        first = exc.format_message().strip().splitlines()
+        print(f"error: {first[0] if first else exc}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: out of memory (try a smaller image or --max-pixels)", file=sys.stderr)
+        return 1
+    except Exception as exc:  # last resort: still one line
+        if debug:
+            raise
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"error: internal error: {type(exc).__name__}: {msg} "
+              "(set RESTOREGRAPH_DEBUG=1 for details)", file=sys.stderr)
+        return 1

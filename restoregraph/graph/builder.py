@@ -1,0 +1,48 @@
+"""Build the restoration graph: perception -> planning -> execution -> reflection -> rescheduling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from restoregraph.graph.context import RunContext
+from restoregraph.graph.state import RestoreInput, RestoreOutput, RestoreState
+from restoregraph.nodes.execution import execution
+from restoregraph.nodes.perception import perception
+from restoregraph.nodes.planning import planning
+from restoregraph.nodes.reflection import reflection
+from restoregraph.nodes.rescheduling import rescheduling
+
+NODES = ("perception", "planning", "execution", "reflection", "rescheduling")
+
+
+def build_graph() -> StateGraph[Any, Any, Any, Any]:
+    builder: StateGraph[Any, Any, Any, Any] = StateGraph(
+        RestoreState,
+        context_schema=RunContext,
+        input_schema=RestoreInput,
+        output_schema=RestoreOutput,
+    )
+    builder.add_node("perception", perception)
+    builder.add_node("planning", planning)  # routes: execution | END
+    builder.add_node("execution", execution)
+    builder.add_node("reflection", reflection)
+    builder.add_node("rescheduling", rescheduling)  # routes: execution | planning | END
+    builder.add_edge(START, "perception")
+    builder.add_edge("perception", "planning")
+    builder.add_edge("execution", "reflection")
+    builder.add_edge("reflection", "rescheduling")
+    return builder
+
+
+def compile_graph(
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    return build_graph().compile(checkpointer=checkpointer, name="restoregraph")
+
+
+# For `langgraph dev` (langgraph.json): compiled without its own checkpointer.
+graph = compile_graph()

@@ -1,0 +1,66 @@
+"""Run settings (the graph's ``context_schema``) and the run-scoped resources built from them."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from restoregraph.errors import RestoreGraphError
+
+
+def home_dir() -> Path:
+    """Where runs, checkpoints and the image store live (``RESTOREGRAPH_HOME``)."""
+    env = os.environ.get("RESTOREGRAPH_HOME")
+    return Path(env) if env else Path.home() / ".restoregraph"
+
+
+@dataclass
+class RunContext:
+    """Settings of one run. Everything has a default; the CLI fills them from its options."""
+
+    planner: str = "fixed"
+    objective: Literal["balanced", "psnr", "ssim", "perceptual"] = "balanced"
+    mode: Literal["plan", "stepwise"] = "plan"
+    max_steps: int = 8  # tool executions, attempts included
+    max_rounds: int = 4  # planning rounds
+    toolbox: tuple[str, ...] | None = None  # restrict to these tool ids (None = all)
+    accept_threshold: float = 0.0  # reflection accepts a step whose gain exceeds this
+    quality_weight: float = 0.5  # weight of no-reference quality in the reflection gain
+    presence_threshold: int = 1  # minimum perceived level that counts as present
+    tool_timeout: float = 600.0  # seconds before a tool call counts as failed
+    seed: int = 0
+    store_dir: str = ""  # "" -> $RESTOREGRAPH_HOME/store
+    reference: str = ""  # clean reference image path (oracle planner / evaluation only)
+    planner_options: dict[str, Any] = field(default_factory=dict)
+    # Objects for library use (not serialised): a custom registry, planner or perceiver.
+    registry: Any = None
+    planner_obj: Any = None
+    perceiver: Any = None
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1 or self.max_steps > 100:
+            raise RestoreGraphError(f"max_steps must be within 1..100, got {self.max_steps}")
+        if self.mode not in ("plan", "stepwise"):
+            raise RestoreGraphError(f"mode must be 'plan' or 'stepwise', got {self.mode!r}")
+        if self.objective not in ("balanced", "psnr", "ssim", "perceptual"):
+            raise RestoreGraphError(f"unknown objective {self.objective!r}")
+
+    def settings(self) -> dict[str, Any]:
+        """The serialisable settings (what a run's metadata records for resume)."""
+        keep = (
+            "planner objective mode max_steps max_rounds toolbox accept_threshold quality_weight "
+            "presence_threshold tool_timeout seed store_dir reference planner_options"
+        ).split()
+        out = {k: getattr(self, k) for k in keep}
+        if out["toolbox"] is not None:
+            out["toolbox"] = list(out["toolbox"])
+        return out
+
+    @classmethod
+    def from_settings(cls, data: dict[str, Any]) -> RunContext:
+        data = dict(data)
+        if data.get("toolbox") is not None:
+            data["toolbox"] = tuple(data["toolbox"])
+        return cls(**data)

@@ -1,0 +1,81 @@
+"""A content-addressed image store: files named by the sha256 of their pixels, written once.
+
+Images are stored losslessly as 16-bit PNG, so a replay from a checkpoint reads back exactly the
+pixels the original run produced, and a file an old checkpoint points to is never overwritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from restoregraph.errors import InputError
+from restoregraph.graph.state import ImageRef
+
+
+def _quantise(image: np.ndarray) -> np.ndarray:
+    arr = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+    return np.round(arr * 65535.0).astype(np.uint16)
+
+
+def pixel_hash(q: np.ndarray) -> str:
+    h = hashlib.sha256()
+    h.update(str(tuple(q.shape)).encode())
+    h.update(np.ascontiguousarray(q).tobytes())
+    return h.hexdigest()
+
+
+class ImageStore:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, sha: str) -> Path:
+        return self.root / sha[:2] / f"{sha}.png"
+
+    def put(self, image: np.ndarray) -> ImageRef:
+        q = _quantise(image)
+        sha = pixel_hash(q)
+        path = self.path_for(sha)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            ok, buf = cv2.imencode(".png", cv2.cvtColor(q, cv2.COLOR_RGB2BGR))
+            if not ok:
+                raise InputError("could not encode image for the store")
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(buf.tobytes())
+            os.replace(tmp, path)
+        return ImageRef(uri=str(path), sha256=sha, shape=[int(s) for s in q.shape])
+
+    def get(self, ref: ImageRef) -> np.ndarray:
+        path = Path(ref["uri"])
+        if not path.exists():
+            alt = self.path_for(ref["sha256"])
+            if not alt.exists():
+                raise InputError(f"image {ref['sha256'][:12]} is missing from the store {self.root}")
+            path = alt
+        data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if data is None:
+            raise InputError(f"stored image {path} is unreadable")
+        rgb = cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
+        return (rgb.astype(np.float32) / 65535.0).astype(np.float32)
+
+    def all_hashes(self) -> set[str]:
+        return {p.stem for p in self.root.glob("??/*.png")}
+
+    def collect_garbage(self, keep: Iterable[str]) -> int:
+        """Delete every stored image whose hash is not in ``keep``; return how many."""
+        keep_set = set(keep)
+        removed = 0
+        for p in self.root.glob("??/*.png"):
+            if p.stem not in keep_set:
+                p.unlink(missing_ok=True)
+                removed += 1
+        return removed

@@ -1,0 +1,54 @@
+"""Execution: run the next plan step's tool on the current image, isolated.
+
+An exception, a time-out, NaN/inf output or a wrong shape is a failed step (reflection rolls it
+back), never a crashed run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from restoregraph.errors import ToolError
+from restoregraph.graph.context import RunContext
+from restoregraph.graph.resources import get_registry, get_store
+from restoregraph.graph.state import RestoreState
+from restoregraph.nodes.common import emit
+from restoregraph.tools.run import run_tool
+
+_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="rg-tool")
+
+
+def execution(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    store = get_store(ctx)
+    plan = list(state.get("plan", []))
+    step = plan.pop(0)
+    index = len(state.get("history", [])) + 1
+    emit("step_start", index=index, tool=step["tool"], task=step["task"])
+    started = time.perf_counter()
+    candidate = None
+    error = ""
+    try:
+        spec = get_registry(ctx).get(step["tool"])
+        image = store.get(state["current"])
+        future = _POOL.submit(run_tool, spec, image)
+        try:
+            out = future.result(timeout=ctx.tool_timeout)
+        except concurrent.futures.TimeoutError:
+            raise ToolError(f"{spec.id}: timed out after {ctx.tool_timeout:g} s") from None
+        candidate = store.put(out)
+    except Exception as exc:  # isolated: any failure is a failed step
+        error = str(exc) or type(exc).__name__
+    seconds = time.perf_counter() - started
+    emit("step_end", index=index, tool=step["tool"], seconds=seconds, error=error)
+    return {
+        "plan": plan,
+        "pending": step,
+        "candidate": candidate,
+        "pending_error": error,
+        "pending_seconds": seconds,
+    }

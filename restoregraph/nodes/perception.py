@@ -1,0 +1,31 @@
+"""Perception: read the input, store it, detect which degradations are present and how severe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from restoregraph.graph.context import RunContext
+from restoregraph.graph.resources import get_store
+from restoregraph.graph.state import RestoreState
+from restoregraph.imageio import load_image
+from restoregraph.nodes.common import assess, emit, present_levels
+
+
+def perception(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    store = get_store(ctx)
+    if "current" in state and state.get("current"):
+        ref = state["current"]
+        image = store.get(ref)
+        update: dict[str, Any] = {}
+    else:
+        image = load_image(state["image"])
+        ref = store.put(image)
+        update = {"original": ref, "current": ref}
+    result, quality = assess(ctx, image)
+    levels = present_levels(result, ctx.presence_threshold)
+    emit("perception", present=levels, quality=quality)
+    update.update(perception=levels, severity=result.severity, quality=quality)
+    return update

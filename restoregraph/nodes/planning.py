@@ -1,0 +1,80 @@
+"""Planning: ask the configured planner for a plan; validate every tool id against the toolbox."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+from langgraph.graph import END
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+
+from restoregraph.errors import PlanError
+from restoregraph.graph.context import RunContext
+from restoregraph.graph.resources import get_planner, get_registry, get_store
+from restoregraph.graph.state import RestoreState
+from restoregraph.nodes.common import emit
+from restoregraph.planners.base import Plan, PlanRequest, validate_steps
+
+log = logging.getLogger(__name__)
+
+
+def build_request(state: RestoreState, ctx: RunContext) -> PlanRequest:
+    store = get_store(ctx)
+    current = state["current"]
+    reference = None
+    if ctx.reference:
+        from restoregraph.imageio import load_image
+
+        reference = load_image(ctx.reference)
+    return PlanRequest(
+        perception=dict(state.get("perception", {})),
+        toolbox=get_registry(ctx),
+        history=list(state.get("history", [])),
+        failed=list(state.get("failed", [])),
+        objective=ctx.objective,
+        seed=ctx.seed,
+        instruction=state.get("instruction", ""),
+        load_image=lambda: store.get(current),
+        reference=reference,
+    )
+
+
+def _ask(planner: Any, request: PlanRequest) -> Plan:
+    plan = planner.plan(request)
+    steps = validate_steps(plan.steps, request.toolbox)
+    done = request.done_tasks()
+    steps = [s for s in steps if s["task"] not in done]
+    while steps and request.is_forbidden(steps[0]["tool"]):
+        steps.pop(0)
+    return Plan(steps=steps, note=plan.note)
+
+
+def planning(
+    state: RestoreState, runtime: Runtime[RunContext]
+) -> Command[Literal["execution", "__end__"]]:
+    ctx = runtime.context
+    request = build_request(state, ctx)
+    rounds = state.get("rounds", 0) + 1
+    try:
+        plan = _ask(get_planner(ctx), request)
+    except Exception as exc:  # a broken planner falls back to the expert rules
+        from restoregraph.planners import get_planner as make
+
+        reason = str(exc) if isinstance(exc, PlanError) else f"{type(exc).__name__}: {exc}"
+        log.warning("planner %r failed (%s); falling back to 'fixed'", ctx.planner, reason)
+        plan = _ask(make("fixed"), request)
+        plan.note = f"planner {ctx.planner!r} failed ({reason}); fell back to fixed"
+    if ctx.mode == "stepwise":
+        plan = Plan(steps=plan.steps[:1], note=plan.note)
+    emit("plan", plan=plan.text, note=plan.note, round=rounds)
+    update: dict[str, Any] = {
+        "plan": plan.steps,
+        "plan_text": plan.text,
+        "planner_note": plan.note,
+        "rounds": rounds,
+    }
+    if plan.stop:
+        update["stop_reason"] = "planner stopped: no remaining degradation to restore"
+        return Command(update=update, goto=END)
+    return Command(update=update, goto="execution")

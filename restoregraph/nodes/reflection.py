@@ -1,0 +1,92 @@
+"""Reflection: did the step make the image better? Accept it, or roll back to the image before it.
+
+The gain of a step is the drop in total perceived severity plus ``quality_weight`` times the
+change in no-reference quality. Accept if the gain exceeds ``accept_threshold`` and the
+step's own target degradation did not get worse; otherwise roll back (the current image stays the
+one before the step) and record the failed attempt so rescheduling does not retry it there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from restoregraph.graph.context import RunContext
+from restoregraph.graph.resources import get_store
+from restoregraph.graph.state import FailedAttempt, RestoreState, StepRecord
+from restoregraph.nodes.common import assess, emit, present_levels
+from restoregraph.tasks import TASK_FOR_PERCEPTION_TYPE
+
+
+def judge(
+    task: str,
+    before: dict[str, float],
+    after: dict[str, float],
+    quality_before: float,
+    quality_after: float,
+    ctx: RunContext,
+) -> tuple[bool, str]:
+    """Return (accept, reason) for one step from the severities and qualities around it."""
+    targets = [t for t, tk in TASK_FOR_PERCEPTION_TYPE.items() if tk == task]
+    target_drop = sum(before.get(t, 0.0) - after.get(t, 0.0) for t in targets)
+    load_drop = sum(before.values()) - sum(after.values())
+    dq = quality_after - quality_before
+    gain = load_drop + ctx.quality_weight * dq
+    detail = f"severity {sum(before.values()):.2f}->{sum(after.values()):.2f}, quality {dq:+.2f}"
+    if target_drop < -0.25:
+        return False, f"made its own degradation worse ({detail})"
+    if gain > ctx.accept_threshold:
+        return True, f"improved ({detail})"
+    return False, f"did not improve the image ({detail})"
+
+
+def reflection(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    step = state["pending"]
+    assert step is not None
+    history = state.get("history", [])
+    position = sum(1 for h in history if h["status"] == "accepted")
+    before = dict(state.get("severity", {}))
+    q_before = float(state.get("quality", 0.0))
+    candidate = state.get("candidate")
+    update: dict[str, Any] = {"pending": None, "candidate": None, "pending_error": ""}
+    record = StepRecord(
+        index=len(history) + 1,
+        position=position,
+        tool=step["tool"],
+        task=step["task"],
+        status="failed",
+        reason=state.get("pending_error", "") or "tool failed",
+        input=state["current"],
+        output=candidate,
+        severity_before=before,
+        severity_after=before,
+        quality_before=q_before,
+        quality_after=q_before,
+        seconds=float(state.get("pending_seconds", 0.0)),
+    )
+    if candidate is not None:
+        image = get_store(ctx).get(candidate)
+        result, q_after = assess(ctx, image)
+        after = result.severity
+        accept, reason = judge(step["task"], before, after, q_before, q_after, ctx)
+        record.update(
+            status="accepted" if accept else "rolled_back",
+            reason=reason,
+            severity_after=after,
+            quality_after=q_after,
+        )
+        if accept:
+            update.update(
+                current=candidate,
+                severity=after,
+                quality=q_after,
+                perception=present_levels(result, ctx.presence_threshold),
+            )
+    if record["status"] != "accepted":
+        update["failed"] = [FailedAttempt(tool=step["tool"], position=position, reason=record["reason"])]
+    update["history"] = [record]
+    emit("reflection", index=record["index"], tool=step["tool"], status=record["status"],
+         reason=record["reason"])
+    return update

@@ -1,0 +1,246 @@
+"""Runs on disk: start, stream, resume, undo, history — one SQLite thread per image.
+
+Layout under ``$RESTOREGRAPH_HOME`` (default ``~/.restoregraph``)::
+
+    checkpoints.sqlite   every checkpoint of every run (one thread per run)
+    store/               content-addressed images (never overwritten)
+    runs/<run-id>/       run.json (input, output, settings), report.html
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from restoregraph.errors import InputError, RestoreGraphError
+from restoregraph.graph.builder import compile_graph
+from restoregraph.graph.checkpointer import make_checkpointer
+from restoregraph.graph.context import RunContext, home_dir
+from restoregraph.graph.state import FailedAttempt, StepRecord
+from restoregraph.graph.store import ImageStore
+from restoregraph.imageio import check_output_path, load_image, save_image
+
+EventFn = Callable[[dict[str, Any]], None]
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$")
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    state: dict[str, Any]
+    output: Path | None
+    report: Path | None
+    seconds: float
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def history(self) -> list[StepRecord]:
+        return list(self.state.get("history", []))
+
+
+def new_run_id(input_path: str | os.PathLike[str]) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(input_path).stem)[:40].strip("-") or "image"
+    return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S-%f')}-{stem}"
+
+
+class Runner:
+    """Owns the home directory, the checkpointer and the compiled graph."""
+
+    def __init__(self, home: str | os.PathLike[str] | None = None, checkpointer: str | None = None):
+        self.home = Path(home) if home else home_dir()
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "runs").mkdir(exist_ok=True)
+        self.checkpointer = make_checkpointer(checkpointer or self.home / "checkpoints.sqlite")
+        self.graph = compile_graph(self.checkpointer)
+        self.store_dir = str(self.home / "store")
+
+    # ---- run metadata -------------------------------------------------------------------
+    def run_dir(self, run_id: str) -> Path:
+        if not RUN_ID_RE.match(run_id):
+            raise InputError(f"invalid run id {run_id!r}")
+        return self.home / "runs" / run_id
+
+    def meta(self, run_id: str) -> dict[str, Any]:
+        path = self.run_dir(run_id) / "run.json"
+        if not path.exists():
+            raise InputError(f"no run named {run_id!r} in {self.home / 'runs'}")
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+
+    def _write_meta(self, run_id: str, data: dict[str, Any]) -> None:
+        d = self.run_dir(run_id)
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / "run.json.part"
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, d / "run.json")
+
+    def list_runs(self) -> list[str]:
+        return sorted(p.parent.name for p in (self.home / "runs").glob("*/run.json"))
+
+    def context_for(self, run_id: str, **objects: Any) -> RunContext:
+        ctx = RunContext.from_settings(self.meta(run_id)["settings"])
+        for k, v in objects.items():
+            setattr(ctx, k, v)
+        return ctx
+
+    @staticmethod
+    def config(run_id: str) -> dict[str, Any]:
+        return {"configurable": {"thread_id": run_id}, "recursion_limit": 400}
+
+    # ---- running --------------------------------------------------------------------------
+    def _stream(self, inp: Any, run_id: str, ctx: RunContext, on_event: EventFn | None,
+                config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        crash_after = int(os.environ.get("RESTOREGRAPH_CRASH_AFTER_STEPS", "0") or 0)
+        steps_done = 0
+        stream: Iterator[Any] = self.graph.stream(
+            inp,
+            config or self.config(run_id),
+            context=ctx,
+            stream_mode="custom",
+            durability="sync",
+        )
+        for chunk in stream:
+            if isinstance(chunk, dict):
+                events.append(chunk)
+                if on_event is not None:
+                    on_event(chunk)
+                if chunk.get("event") == "reflection":
+                    steps_done += 1
+                    if crash_after and steps_done >= crash_after:
+                        # Test hook: die like `kill -9` right after a checkpointed step.
+                        os.kill(os.getpid(), signal.SIGKILL)
+        return events
+
+    def start(
+        self,
+        input_path: str | os.PathLike[str],
+        output_path: str | os.PathLike[str] | None,
+        ctx: RunContext,
+        *,
+        run_id: str | None = None,
+        instruction: str = "",
+        overwrite: bool = False,
+        on_event: EventFn | None = None,
+    ) -> RunResult:
+        src = Path(input_path)
+        load_image(src)  # validate before any work: a clear error, nothing written
+        out = None
+        if output_path is not None:
+            out = check_output_path(output_path, protect=(src,), overwrite=overwrite)
+        run_id = run_id or new_run_id(src)
+        if (self.run_dir(run_id) / "run.json").exists():
+            raise InputError(f"run {run_id!r} already exists (use `resume` to continue it)")
+        if not ctx.store_dir:
+            ctx.store_dir = self.store_dir
+        self._write_meta(run_id, {
+            "run_id": run_id,
+            "input": str(src.resolve()),
+            "output": str(out.resolve()) if out else None,
+            "overwrite": overwrite,
+            "instruction": instruction,
+            "settings": ctx.settings(),
+            "created": datetime.now(UTC).isoformat(),
+        })
+        inp: dict[str, Any] = {"image": str(src.resolve())}
+        if instruction:
+            inp["instruction"] = instruction
+        return self._run(run_id, inp, ctx, on_event)
+
+    def _run(self, run_id: str, inp: Any, ctx: RunContext, on_event: EventFn | None,
+             config: dict[str, Any] | None = None) -> RunResult:
+        t0 = time.perf_counter()
+        events = self._stream(inp, run_id, ctx, on_event, config)
+        return self.finish(run_id, ctx, events, time.perf_counter() - t0)
+
+    def finish(self, run_id: str, ctx: RunContext, events: list[dict[str, Any]],
+               seconds: float) -> RunResult:
+        snapshot = self.graph.get_state(self.config(run_id))
+        state = dict(snapshot.values)
+        meta = self.meta(run_id)
+        store = ImageStore(ctx.store_dir or self.store_dir)
+        out = None
+        if meta.get("output") and state.get("current") and not snapshot.next:
+            image = store.get(state["current"])
+            out = save_image(image, meta["output"], protect=(meta["input"],), overwrite=True)
+        from restoregraph.report import write_report
+
+        report = write_report(self.run_dir(run_id) / "report.html", run_id, meta, state, store,
+                              events=events)
+        meta["finished"] = not snapshot.next
+        self._write_meta(run_id, meta)
+        return RunResult(run_id, state, out, report, seconds, events)
+
+    def resume(self, run_id: str, on_event: EventFn | None = None, **objects: Any) -> RunResult:
+        ctx = self.context_for(run_id, **objects)
+        snapshot = self.graph.get_state(self.config(run_id))
+        if not snapshot.values:
+            meta = self.meta(run_id)
+            inp: dict[str, Any] = {"image": meta["input"]}
+            if meta.get("instruction"):
+                inp["instruction"] = meta["instruction"]
+            return self._run(run_id, inp, ctx, on_event)
+        if not snapshot.next:
+            return self.finish(run_id, ctx, [], 0.0)
+        return self._run(run_id, None, ctx, on_event)
+
+    # ---- time travel ----------------------------------------------------------------------
+    def state(self, run_id: str) -> dict[str, Any]:
+        self.meta(run_id)
+        return dict(self.graph.get_state(self.config(run_id)).values)
+
+    def history(self, run_id: str) -> list[StepRecord]:
+        return list(self.state(run_id).get("history", []))
+
+    def branches(self, run_id: str) -> list[list[StepRecord]]:
+        """Every final step list reachable in the thread (the current branch first)."""
+        seen: list[list[StepRecord]] = []
+        keys: set[tuple[str, ...]] = set()
+        for snap in self.graph.get_state_history(self.config(run_id)):
+            hist = list(snap.values.get("history", []))
+            key = tuple(f"{h['tool']}:{h['status']}" for h in hist)
+            if not any(k[: len(key)] == key for k in keys):
+                keys.add(key)
+                seen.append(hist)
+        return seen
+
+    def undo(self, run_id: str, to_step: int, on_event: EventFn | None = None,
+             **objects: Any) -> RunResult:
+        """Fork from the image after accepted step ``to_step`` (0 = the input) and replan."""
+        ctx = self.context_for(run_id, **objects)
+        current = self.history(run_id)
+        accepted = [h for h in current if h["status"] == "accepted"]
+        if to_step < 0 or to_step > len(accepted):
+            raise InputError(f"--to must be within 0..{len(accepted)} (accepted steps of {run_id})")
+        target_len = accepted[to_step - 1]["index"] if to_step else 0
+        fork = None
+        for snap in self.graph.get_state_history(self.config(run_id)):
+            hist = snap.values.get("history", [])
+            if len(hist) == target_len and snap.next in (("rescheduling",), ("planning",)):
+                fork = snap
+        if fork is None:
+            raise RestoreGraphError(f"no checkpoint found after step {to_step} of {run_id}")
+        undone = [h for h in current[target_len:] if h["status"] == "accepted"]
+        summary = f"user undid steps after {to_step}: " + (
+            ", ".join(h["tool"] for h in undone) or "nothing accepted"
+        )
+        values = dict(fork.values)
+        update: dict[str, Any] = {
+            "plan": [],
+            "abandoned": list(values.get("abandoned", [])) + [summary],
+        }
+        if undone:
+            update["failed"] = [FailedAttempt(tool=undone[0]["tool"], position=to_step,
+                                              reason="undone by the user")]
+        new_config = self.graph.update_state(fork.config, update, as_node="perception")
+        t0 = time.perf_counter()
+        events = self._stream(None, run_id, ctx, on_event, config=new_config)
+        return self.finish(run_id, ctx, events, time.perf_counter() - t0)
