@@ -101,8 +101,8 @@ def load_image(path: str | os.PathLike[str], max_pixels: int | None = None) -> n
                         )
                     img.seek(0)  # first frame of animations
                     img.load()
-                    img = ImageOps.exif_transpose(img) or img
-                    arr = _to_float_rgb(img)
+                    upright: Image.Image = ImageOps.exif_transpose(img) or img
+                    arr = _to_float_rgb(upright)
             finally:
                 Image.MAX_IMAGE_PIXELS = old
     except InputError:

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
+
 from restoregraph.errors import InputError, RestoreGraphError
 from restoregraph.graph.builder import compile_graph
 from restoregraph.graph.checkpointer import make_checkpointer
@@ -92,20 +94,17 @@ class Runner:
         return ctx
 
     @staticmethod
-    def config(run_id: str) -> dict[str, Any]:
+    def config(run_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": run_id}, "recursion_limit": 400}
 
     # ---- running --------------------------------------------------------------------------
     def _stream(self, inp: Any, run_id: str, ctx: RunContext, on_event: EventFn | None,
-                config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                config: RunnableConfig | None = None) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
         crash_after = int(os.environ.get("RESTOREGRAPH_CRASH_AFTER_STEPS", "0") or 0)
         steps_done = 0
         stream: Iterator[Any] = self.graph.stream(
-            inp,
-            config or self.config(run_id),
-            context=ctx,
-            stream_mode="custom",
+            inp, config or self.config(run_id), context=ctx, stream_mode="custom",
             durability="sync",
         )
         for chunk in stream:
@@ -156,7 +155,7 @@ class Runner:
         return self._run(run_id, inp, ctx, on_event)
 
     def _run(self, run_id: str, inp: Any, ctx: RunContext, on_event: EventFn | None,
-             config: dict[str, Any] | None = None) -> RunResult:
+             config: RunnableConfig | None = None) -> RunResult:
         t0 = time.perf_counter()
         events = self._stream(inp, run_id, ctx, on_event, config)
         return self.finish(run_id, ctx, events, time.perf_counter() - t0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
-from langgraph.graph import END
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
@@ -76,5 +75,5 @@ def planning(
     }
     if plan.stop:
         update["stop_reason"] = "planner stopped: no remaining degradation to restore"
-        return Command(update=update, goto=END)
+        return Command(update=update, goto="__end__")
     return Command(update=update, goto="execution")

@@ -71,12 +71,10 @@ def reflection(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, A
         result, q_after = assess(ctx, image)
         after = result.severity
         accept, reason = judge(step["task"], before, after, q_before, q_after, ctx)
-        record.update(
-            status="accepted" if accept else "rolled_back",
-            reason=reason,
-            severity_after=after,
-            quality_after=q_after,
-        )
+        record["status"] = "accepted" if accept else "rolled_back"
+        record["reason"] = reason
+        record["severity_after"] = after
+        record["quality_after"] = q_after
         if accept:
             update.update(
                 current=candidate,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from langgraph.graph import END
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
@@ -20,22 +19,25 @@ def remaining_tasks(state: RestoreState) -> set[str]:
     return needed - done
 
 
-def route(state: RestoreState, ctx: RunContext) -> tuple[str, str]:
+Route = Literal["execution", "planning", "__end__"]
+
+
+def route(state: RestoreState, ctx: RunContext) -> tuple[Route, str]:
     """Return (next node, stop reason) — a pure function, unit-tested for every edge."""
     history = state.get("history", [])
     if len(history) >= ctx.max_steps:
-        return END, f"step budget of {ctx.max_steps} reached"
+        return "__end__", f"step budget of {ctx.max_steps} reached"
     last = history[-1] if history else None
     rolled_back = last is not None and last["status"] != "accepted"
     if ctx.mode == "stepwise" or rolled_back:
         if state.get("rounds", 0) >= ctx.max_rounds + len(history):
-            return END, "planning round limit reached"
+            return "__end__", "planning round limit reached"
         return "planning", ""
     if state.get("plan"):
         return "execution", ""
     if remaining_tasks(state) and state.get("rounds", 0) < ctx.max_rounds:
         return "planning", ""
-    return END, "plan complete"
+    return "__end__", "plan complete"
 
 
 def rescheduling(
@@ -43,6 +45,6 @@ def rescheduling(
 ) -> Command[Literal["execution", "planning", "__end__"]]:
     goto, reason = route(state, runtime.context)
     update: dict[str, Any] = {}
-    if goto == END:
+    if goto == "__end__":
         update["stop_reason"] = reason
     return Command(update=update, goto=goto)
