@@ -32,7 +32,9 @@ def _img(store: ImageStore, ref: Any, caption: str) -> str:
     try:
         url = thumbnail_data_url(store.get(ref))
     except Exception:
-        return f"<figure><div class='missing'>missing</div><figcaption>{caption}</figcaption></figure>"
+        return (
+            f"<figure><div class='missing'>missing</div><figcaption>{caption}</figcaption></figure>"
+        )
     return f"<figure><img src='{url}'><figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
@@ -66,26 +68,29 @@ def write_report(
             f"<td>{h['seconds']:.2f} s</td><td>{_img(store, h.get('output'), h['tool'])}</td></tr>"
         )
     plans = [e for e in (events or []) if e.get("event") == "plan"]
-    plan_items = "".join(
-        f"<li><code>{esc(p['plan'])}</code>{(' — ' + esc(p['note'])) if p.get('note') else ''}</li>"
-        for p in plans
-    ) or f"<li><code>{esc(state.get('plan_text', ''))}</code></li>"
+    plan_items = (
+        "".join(
+            f"<li><code>{esc(p['plan'])}</code>{(' — ' + esc(p['note'])) if p.get('note') else ''}</li>"
+            for p in plans
+        )
+        or f"<li><code>{esc(state.get('plan_text', ''))}</code></li>"
+    )
     perception = ", ".join(f"{k} (level {v})" for k, v in state.get("perception", {}).items())
     abandoned = "".join(f"<li>{esc(a)}</li>" for a in state.get("abandoned", []))
     settings = meta.get("settings", {})
     doc = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>RestoreGraph run {esc(run_id)}</title><style>{CSS}</style></head><body>
 <h1>RestoreGraph run <code>{esc(run_id)}</code></h1>
-<p>Input: <code>{esc(str(meta.get('input')))}</code> · Output: <code>{esc(str(meta.get('output')))}
-</code> · Planner: <code>{esc(str(settings.get('planner')))}</code> · Mode: {esc(str(settings.get('mode')))}
- · Objective: {esc(str(settings.get('objective')))}</p>
-<p>Stop reason: {esc(state.get('stop_reason', 'not finished'))}</p>
-<div>{_img(store, state.get('original'), 'input')}{_img(store, state.get('current'), 'result')}</div>
+<p>Input: <code>{esc(str(meta.get("input")))}</code> · Output: <code>{esc(str(meta.get("output")))}
+</code> · Planner: <code>{esc(str(settings.get("planner")))}</code> · Mode: {esc(str(settings.get("mode")))}
+ · Objective: {esc(str(settings.get("objective")))}</p>
+<p>Stop reason: {esc(state.get("stop_reason", "not finished"))}</p>
+<div>{_img(store, state.get("original"), "input")}{_img(store, state.get("current"), "result")}</div>
 <h2>Plans</h2><ol>{plan_items}</ol>
-<h2>Remaining perceived degradations</h2><p>{esc(perception) or 'none'}</p>
-{'<h2>Undone branches</h2><ul>' + abandoned + '</ul>' if abandoned else ''}
+<h2>Remaining perceived degradations</h2><p>{esc(perception) or "none"}</p>
+{"<h2>Undone branches</h2><ul>" + abandoned + "</ul>" if abandoned else ""}
 <h2>Steps</h2><table><tr><th>#</th><th>tool</th><th>decision</th><th>reason</th>
-<th>severity</th><th>quality</th><th>time</th><th>image</th></tr>{''.join(rows)}</table>
+<th>severity</th><th>quality</th><th>time</th><th>image</th></tr>{"".join(rows)}</table>
 </body></html>"""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -98,13 +98,22 @@ class Runner:
         return {"configurable": {"thread_id": run_id}, "recursion_limit": 400}
 
     # ---- running --------------------------------------------------------------------------
-    def _stream(self, inp: Any, run_id: str, ctx: RunContext, on_event: EventFn | None,
-                config: RunnableConfig | None = None) -> list[dict[str, Any]]:
+    def _stream(
+        self,
+        inp: Any,
+        run_id: str,
+        ctx: RunContext,
+        on_event: EventFn | None,
+        config: RunnableConfig | None = None,
+    ) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
         crash_after = int(os.environ.get("RESTOREGRAPH_CRASH_AFTER_STEPS", "0") or 0)
         steps_done = 0
         stream: Iterator[Any] = self.graph.stream(
-            inp, config or self.config(run_id), context=ctx, stream_mode="custom",
+            inp,
+            config or self.config(run_id),
+            context=ctx,
+            stream_mode="custom",
             durability="sync",
         )
         for chunk in stream:
@@ -140,28 +149,38 @@ class Runner:
             raise InputError(f"run {run_id!r} already exists (use `resume` to continue it)")
         if not ctx.store_dir:
             ctx.store_dir = self.store_dir
-        self._write_meta(run_id, {
-            "run_id": run_id,
-            "input": str(src.resolve()),
-            "output": str(out.resolve()) if out else None,
-            "overwrite": overwrite,
-            "instruction": instruction,
-            "settings": ctx.settings(),
-            "created": datetime.now(UTC).isoformat(),
-        })
+        self._write_meta(
+            run_id,
+            {
+                "run_id": run_id,
+                "input": str(src.resolve()),
+                "output": str(out.resolve()) if out else None,
+                "overwrite": overwrite,
+                "instruction": instruction,
+                "settings": ctx.settings(),
+                "created": datetime.now(UTC).isoformat(),
+            },
+        )
         inp: dict[str, Any] = {"image": str(src.resolve())}
         if instruction:
             inp["instruction"] = instruction
         return self._run(run_id, inp, ctx, on_event)
 
-    def _run(self, run_id: str, inp: Any, ctx: RunContext, on_event: EventFn | None,
-             config: RunnableConfig | None = None) -> RunResult:
+    def _run(
+        self,
+        run_id: str,
+        inp: Any,
+        ctx: RunContext,
+        on_event: EventFn | None,
+        config: RunnableConfig | None = None,
+    ) -> RunResult:
         t0 = time.perf_counter()
         events = self._stream(inp, run_id, ctx, on_event, config)
         return self.finish(run_id, ctx, events, time.perf_counter() - t0)
 
-    def finish(self, run_id: str, ctx: RunContext, events: list[dict[str, Any]],
-               seconds: float) -> RunResult:
+    def finish(
+        self, run_id: str, ctx: RunContext, events: list[dict[str, Any]], seconds: float
+    ) -> RunResult:
         snapshot = self.graph.get_state(self.config(run_id))
         state = dict(snapshot.values)
         meta = self.meta(run_id)
@@ -172,8 +191,9 @@ class Runner:
             out = save_image(image, meta["output"], protect=(meta["input"],), overwrite=True)
         from restoregraph.report import write_report
 
-        report = write_report(self.run_dir(run_id) / "report.html", run_id, meta, state, store,
-                              events=events)
+        report = write_report(
+            self.run_dir(run_id) / "report.html", run_id, meta, state, store, events=events
+        )
         meta["finished"] = not snapshot.next
         self._write_meta(run_id, meta)
         return RunResult(run_id, state, out, report, seconds, events)
@@ -211,8 +231,9 @@ class Runner:
                 seen.append(hist)
         return seen
 
-    def undo(self, run_id: str, to_step: int, on_event: EventFn | None = None,
-             **objects: Any) -> RunResult:
+    def undo(
+        self, run_id: str, to_step: int, on_event: EventFn | None = None, **objects: Any
+    ) -> RunResult:
         """Fork from the image after accepted step ``to_step`` (0 = the input) and replan."""
         ctx = self.context_for(run_id, **objects)
         current = self.history(run_id)
@@ -237,8 +258,9 @@ class Runner:
             "abandoned": list(values.get("abandoned", [])) + [summary],
         }
         if undone:
-            update["failed"] = [FailedAttempt(tool=undone[0]["tool"], position=to_step,
-                                              reason="undone by the user")]
+            update["failed"] = [
+                FailedAttempt(tool=undone[0]["tool"], position=to_step, reason="undone by the user")
+            ]
         new_config = self.graph.update_state(fork.config, update, as_node="perception")
         t0 = time.perf_counter()
         events = self._stream(None, run_id, ctx, on_event, config=new_config)

@@ -21,8 +21,12 @@ def bomb_png(width: int = 30000, height: int = 30000) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     row = b"\x00" + b"\x00" * (width * 3)
     idat = zlib.compress(row * 4, 9)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat)
-            + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def _save(img: Image.Image, fmt: str, **kw: object) -> bytes:
@@ -46,8 +50,13 @@ def make_corpus(root: Path) -> dict[str, tuple[Path, bool]]:
         "zero_bytes.png": (b"", False),
         "one_by_one.png": (_save(Image.new("RGB", (1, 1), (200, 10, 10)), "PNG"), False),
         "bomb_30000.png": (bomb_png(), False),
-        "sixteen_bit.png": (_save(Image.fromarray(
-            (np.linspace(0, 65535, 64 * 64).reshape(64, 64)).astype(np.uint16)), "PNG"), True),
+        "sixteen_bit.png": (
+            _save(
+                Image.fromarray((np.linspace(0, 65535, 64 * 64).reshape(64, 64)).astype(np.uint16)),
+                "PNG",
+            ),
+            True,
+        ),
         "grayscale.png": (_save(rgb.convert("L"), "PNG"), True),
         "rgba.png": (_save(rgb.convert("RGBA"), "PNG"), True),
         "cmyk.jpg": (_save(rgb.convert("CMYK"), "JPEG"), True),

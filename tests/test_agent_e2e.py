@@ -47,15 +47,24 @@ def test_rain_noise_jpeg_restored(tmp_path: Path, home: Path, astronaut_192: np.
     assert "data:image/jpeg;base64" in html and result.state["plan_text"] in html
 
 
-def test_bad_tool_rolled_back_and_replaced(tmp_path: Path, home: Path,
-                                           chelsea_192: np.ndarray) -> None:
+def test_bad_tool_rolled_back_and_replaced(
+    tmp_path: Path, home: Path, chelsea_192: np.ndarray
+) -> None:
     def make_worse(img: np.ndarray) -> np.ndarray:
         rng = np.random.default_rng(0)
         return np.clip(img + rng.normal(0, 0.25, img.shape), 0, 1).astype(np.float32)
 
     reg = builtin_registry()
-    reg.register(ToolSpec(id="denoise.worse", task="denoise", description="adds noise",
-                          run=make_worse, cost=0.0, kind="learned"))
+    reg.register(
+        ToolSpec(
+            id="denoise.worse",
+            task="denoise",
+            description="adds noise",
+            run=make_worse,
+            cost=0.0,
+            kind="learned",
+        )
+    )
     src = degraded_file(tmp_path, chelsea_192, [("noise", 3)])
     runner = Runner(home)
     ctx = RunContext(planner="fixed", max_steps=6)
@@ -68,7 +77,9 @@ def test_bad_tool_rolled_back_and_replaced(tmp_path: Path, home: Path,
     assert any(h["status"] == "accepted" for h in later)
     shown = subprocess.run(
         [sys.executable, "-m", "restoregraph", "history", "badtool", "--home", str(home)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "rolled_back" in shown and "denoise.worse" in shown
 
@@ -93,32 +104,59 @@ def test_kill_and_resume_gives_same_image(tmp_path: Path, astronaut_192: np.ndar
     base = [sys.executable, "-m", "restoregraph"]
     env = dict(os.environ)
     ref_home, crash_home = tmp_path / "ref", tmp_path / "crash"
-    subprocess.run(base + ["restore", str(src), "-o", str(tmp_path / "ref.png"), "--home",
-                           str(ref_home), "--run-id", "r"], check=True, env=env,
-                   capture_output=True)
-    crashed = subprocess.run(base + ["restore", str(src), "-o", str(tmp_path / "res.png"),
-                                     "--home", str(crash_home), "--run-id", "r"],
-                             env={**env, "RESTOREGRAPH_CRASH_AFTER_STEPS": "1"},
-                             capture_output=True)
+    subprocess.run(
+        base
+        + [
+            "restore",
+            str(src),
+            "-o",
+            str(tmp_path / "ref.png"),
+            "--home",
+            str(ref_home),
+            "--run-id",
+            "r",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    crashed = subprocess.run(
+        base
+        + [
+            "restore",
+            str(src),
+            "-o",
+            str(tmp_path / "res.png"),
+            "--home",
+            str(crash_home),
+            "--run-id",
+            "r",
+        ],
+        env={**env, "RESTOREGRAPH_CRASH_AFTER_STEPS": "1"},
+        capture_output=True,
+    )
     assert crashed.returncode == -9
     assert not (tmp_path / "res.png").exists()
-    subprocess.run(base + ["resume", "r", "--home", str(crash_home)], check=True, env=env,
-                   capture_output=True)
+    subprocess.run(
+        base + ["resume", "r", "--home", str(crash_home)], check=True, env=env, capture_output=True
+    )
     a, b = load_image(tmp_path / "ref.png"), load_image(tmp_path / "res.png")
     assert np.array_equal(a, b)
 
 
-@pytest.mark.parametrize("mixture", [
-    [("noise", 2), ("jpeg", 2)],
-    [("low_light", 2), ("noise", 1)],
-    [("motion_blur", 2), ("noise", 1), ("jpeg", 2)],
-    [("rain", 2), ("noise", 1), ("jpeg", 2)],
-    [("haze", 2), ("noise", 1), ("jpeg", 2)],
-    [("haze", 2), ("rain", 2), ("noise", 1), ("jpeg", 2)],
-    [("motion_blur", 2), ("rain", 2), ("noise", 1), ("jpeg", 2)],
-])
-def test_seven_mixtures(tmp_path: Path, home: Path, chelsea_192: np.ndarray,
-                        mixture: list) -> None:
+@pytest.mark.parametrize(
+    "mixture",
+    [
+        [("noise", 2), ("jpeg", 2)],
+        [("low_light", 2), ("noise", 1)],
+        [("motion_blur", 2), ("noise", 1), ("jpeg", 2)],
+        [("rain", 2), ("noise", 1), ("jpeg", 2)],
+        [("haze", 2), ("noise", 1), ("jpeg", 2)],
+        [("haze", 2), ("rain", 2), ("noise", 1), ("jpeg", 2)],
+        [("motion_blur", 2), ("rain", 2), ("noise", 1), ("jpeg", 2)],
+    ],
+)
+def test_seven_mixtures(tmp_path: Path, home: Path, chelsea_192: np.ndarray, mixture: list) -> None:
     src = degraded_file(tmp_path, chelsea_192, mixture, seed=3)
     out = tmp_path / "out.png"
     result = Runner(home).start(src, out, RunContext(max_steps=8))

@@ -36,12 +36,28 @@ COMMANDS = {
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-@pytest.mark.parametrize("name", [
-    "not_an_image.png", "truncated.png", "zero_bytes.png", "one_by_one.png", "bomb_30000.png",
-    "sixteen_bit.png", "grayscale.png", "rgba.png", "cmyk.jpg", "missing.png",
-])
-def test_bad_input(command: str, name: str, corpus: dict[str, tuple[Path, bool]],
-                   tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "name",
+    [
+        "not_an_image.png",
+        "truncated.png",
+        "zero_bytes.png",
+        "one_by_one.png",
+        "bomb_30000.png",
+        "sixteen_bit.png",
+        "grayscale.png",
+        "rgba.png",
+        "cmyk.jpg",
+        "missing.png",
+    ],
+)
+def test_bad_input(
+    command: str,
+    name: str,
+    corpus: dict[str, tuple[Path, bool]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     path, valid = corpus[name]
     before = digest(path)
     out = tmp_path / "out.png"
@@ -58,10 +74,23 @@ def test_bad_input(command: str, name: str, corpus: dict[str, tuple[Path, bool]]
     assert not list(tmp_path.glob(".*.part"))
 
 
-@pytest.mark.parametrize("name", ["not_an_image.png", "truncated.png", "zero_bytes.png",
-                                  "one_by_one.png", "bomb_30000.png", "missing.png"])
-def test_restore_bad_input(name: str, corpus: dict[str, tuple[Path, bool]], tmp_path: Path,
-                           capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "name",
+    [
+        "not_an_image.png",
+        "truncated.png",
+        "zero_bytes.png",
+        "one_by_one.png",
+        "bomb_30000.png",
+        "missing.png",
+    ],
+)
+def test_restore_bad_input(
+    name: str,
+    corpus: dict[str, tuple[Path, bool]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     path, _ = corpus[name]
     before = digest(path)
     out = tmp_path / "out.png"
@@ -71,26 +100,33 @@ def test_restore_bad_input(name: str, corpus: dict[str, tuple[Path, bool]], tmp_
 
 
 @pytest.mark.parametrize("name", ["sixteen_bit.png", "grayscale.png", "rgba.png", "cmyk.jpg"])
-def test_restore_odd_formats(name: str, corpus: dict[str, tuple[Path, bool]], tmp_path: Path,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_restore_odd_formats(
+    name: str,
+    corpus: dict[str, tuple[Path, bool]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     path, _ = corpus[name]
     before = digest(path)
     out = tmp_path / "out.png"
-    code, err = run(["restore", str(path), "-o", str(out), "--home", str(tmp_path / "h"),
-                     "--max-steps", "2"], capsys)
+    code, err = run(
+        ["restore", str(path), "-o", str(out), "--home", str(tmp_path / "h"), "--max-steps", "2"],
+        capsys,
+    )
     assert code == 0, err
     assert out.exists() and digest(path) == before
 
 
-def test_restore_refuses_to_overwrite_input(corpus: dict[str, tuple[Path, bool]],
-                                            tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_restore_refuses_to_overwrite_input(
+    corpus: dict[str, tuple[Path, bool]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "photo.png"
     src.write_bytes(corpus["rgba.png"][0].read_bytes())
     before = digest(src)
     for extra in ([], ["--overwrite"]):
-        code, err = run(["restore", str(src), "-o", str(src), "--home", str(tmp_path / "h")]
-                        + extra, capsys)
+        code, err = run(
+            ["restore", str(src), "-o", str(src), "--home", str(tmp_path / "h")] + extra, capsys
+        )
         assert code == 3 and "input" in err
     assert digest(src) == before
 

@@ -16,21 +16,37 @@ REF = {"uri": "x", "sha256": "0" * 64, "shape": [8, 8, 3]}
 
 def rec(tool: str, status: str, index: int = 1) -> dict[str, Any]:
     return {
-        "index": index, "position": 0, "tool": tool, "task": tool.split(".")[0],
-        "status": status, "reason": "", "input": REF, "output": REF, "severity_before": {},
-        "severity_after": {}, "quality_before": 0.0, "quality_after": 0.0, "seconds": 0.0,
+        "index": index,
+        "position": 0,
+        "tool": tool,
+        "task": tool.split(".")[0],
+        "status": status,
+        "reason": "",
+        "input": REF,
+        "output": REF,
+        "severity_before": {},
+        "severity_after": {},
+        "quality_before": 0.0,
+        "quality_after": 0.0,
+        "seconds": 0.0,
     }
 
 
 def test_continue_plan_after_accepted_step() -> None:
-    state: Any = {"history": [rec("denoise.tv", "accepted")],
-                  "plan": [{"task": "dejpeg", "tool": "dejpeg.deblock"}], "rounds": 1}
+    state: Any = {
+        "history": [rec("denoise.tv", "accepted")],
+        "plan": [{"task": "dejpeg", "tool": "dejpeg.deblock"}],
+        "rounds": 1,
+    }
     assert route(state, RunContext()) == ("execution", "")
 
 
 def test_replan_after_rollback() -> None:
-    state: Any = {"history": [rec("denoise.tv", "rolled_back")],
-                  "plan": [{"task": "dejpeg", "tool": "dejpeg.deblock"}], "rounds": 1}
+    state: Any = {
+        "history": [rec("denoise.tv", "rolled_back")],
+        "plan": [{"task": "dejpeg", "tool": "dejpeg.deblock"}],
+        "rounds": 1,
+    }
     assert route(state, RunContext())[0] == "planning"
 
 
@@ -40,20 +56,32 @@ def test_replan_after_failed_tool() -> None:
 
 
 def test_stop_when_plan_done_and_nothing_remains() -> None:
-    state: Any = {"history": [rec("denoise.tv", "accepted")], "plan": [],
-                  "perception": {"noise": 1}, "rounds": 1}
+    state: Any = {
+        "history": [rec("denoise.tv", "accepted")],
+        "plan": [],
+        "perception": {"noise": 1},
+        "rounds": 1,
+    }
     assert route(state, RunContext()) == (END, "plan complete")
 
 
 def test_replan_when_plan_done_but_degradations_remain() -> None:
-    state: Any = {"history": [rec("denoise.tv", "accepted")], "plan": [],
-                  "perception": {"haze": 2}, "rounds": 1}
+    state: Any = {
+        "history": [rec("denoise.tv", "accepted")],
+        "plan": [],
+        "perception": {"haze": 2},
+        "rounds": 1,
+    }
     assert route(state, RunContext())[0] == "planning"
 
 
 def test_round_limit_stops_replanning() -> None:
-    state: Any = {"history": [rec("denoise.tv", "accepted")], "plan": [],
-                  "perception": {"haze": 2}, "rounds": 4}
+    state: Any = {
+        "history": [rec("denoise.tv", "accepted")],
+        "plan": [],
+        "perception": {"haze": 2},
+        "rounds": 4,
+    }
     assert route(state, RunContext(max_rounds=4)) == (END, "plan complete")
 
 
@@ -65,8 +93,11 @@ def test_step_budget_stops() -> None:
 
 
 def test_stepwise_always_replans() -> None:
-    state: Any = {"history": [rec("denoise.tv", "accepted")],
-                  "plan": [{"task": "dejpeg", "tool": "dejpeg.deblock"}], "rounds": 1}
+    state: Any = {
+        "history": [rec("denoise.tv", "accepted")],
+        "plan": [{"task": "dejpeg", "tool": "dejpeg.deblock"}],
+        "rounds": 1,
+    }
     assert route(state, RunContext(mode="stepwise"))[0] == "planning"
 
 

@@ -26,8 +26,10 @@ def run_cli(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
         print("error: aborted", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
-        print("error: interrupted (the run can be continued with `restoregraph resume RUN`)",
-              file=sys.stderr)
+        print(
+            "error: interrupted (the run can be continued with `restoregraph resume RUN`)",
+            file=sys.stderr,
+        )
         return 130
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
@@ -42,6 +44,9 @@ def run_cli(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
         if debug:
             raise
         msg = str(exc).splitlines()[0] if str(exc) else ""
-        print(f"error: internal error: {type(exc).__name__}: {msg} "
-              "(set RESTOREGRAPH_DEBUG=1 for details)", file=sys.stderr)
+        print(
+            f"error: internal error: {type(exc).__name__}: {msg} "
+            "(set RESTOREGRAPH_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
         return 1

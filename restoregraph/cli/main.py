@@ -43,28 +43,54 @@ def app() -> None:
     """Restore photos hit by several degradations at once."""
 
 
-OUTPUT = click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
-                      help="Where to write the result.")
+OUTPUT = click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Where to write the result.",
+)
 OVERWRITE = click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
-MAX_PIXELS = click.option("--max-pixels", type=int, default=None,
-                          help="Refuse larger images (default 50 MP).")
-HOME = click.option("--home", type=click.Path(path_type=Path), default=None,
-                    help="Runs directory (default $RESTOREGRAPH_HOME or ~/.restoregraph).")
+MAX_PIXELS = click.option(
+    "--max-pixels", type=int, default=None, help="Refuse larger images (default 50 MP)."
+)
+HOME = click.option(
+    "--home",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Runs directory (default $RESTOREGRAPH_HOME or ~/.restoregraph).",
+)
 AS_JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
 @app.command()
 @click.argument("image")
 @OUTPUT
-@click.option("-t", "--types", default="noise+jpeg", show_default=True,
-              help="Mixture in order, e.g. rain+noise:2+jpeg (type[:level]).")
+@click.option(
+    "-t",
+    "--types",
+    default="noise+jpeg",
+    show_default=True,
+    help="Mixture in order, e.g. rain+noise:2+jpeg (type[:level]).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same result.")
 @OVERWRITE
-@click.option("--meta", type=click.Path(path_type=Path), default=None,
-              help="Also write the sampled parameters as JSON.")
+@click.option(
+    "--meta",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the sampled parameters as JSON.",
+)
 @MAX_PIXELS
-def degrade(image: str, output: Path, types: str, seed: int, overwrite: bool,
-            meta: Path | None, max_pixels: int | None) -> None:
+def degrade(
+    image: str,
+    output: Path,
+    types: str,
+    seed: int,
+    overwrite: bool,
+    meta: Path | None,
+    max_pixels: int | None,
+) -> None:
     """Synthesise a mixture of degradations on IMAGE (a path, or sample:astronaut)."""
     from restoregraph.degrade import apply_mixture, parse_mixture
     from restoregraph.imageio import check_output_path, save_image
@@ -95,16 +121,27 @@ def tools_list(task: str | None, as_json: bool) -> None:
 
     specs = [s for s in default_registry() if task is None or s.task == task]
     if as_json:
-        rows = [{"id": s.id, "task": s.task, "kind": s.kind, "severity": list(s.severity),
-                 "cost": s.cost, "scale": s.scale, "description": s.description} for s in specs]
+        rows = [
+            {
+                "id": s.id,
+                "task": s.task,
+                "kind": s.kind,
+                "severity": list(s.severity),
+                "cost": s.cost,
+                "scale": s.scale,
+                "description": s.description,
+            }
+            for s in specs
+        ]
         click.echo(json.dumps(rows, indent=2))
         return
     table = Table(title=f"{len(specs)} tools over {len({s.task for s in specs})} tasks")
     for col in ("id", "task", "kind", "severity", "s/MP", "description"):
         table.add_column(col)
     for s in specs:
-        table.add_row(s.id, s.task, s.kind, ",".join(map(str, s.severity)), f"{s.cost:g}",
-                      s.description)
+        table.add_row(
+            s.id, s.task, s.kind, ",".join(map(str, s.severity)), f"{s.cost:g}", s.description
+        )
     out_console.print(table)
 
 
@@ -114,8 +151,9 @@ def tools_list(task: str | None, as_json: bool) -> None:
 @click.option("--metrics", "names", default=None, help="Comma-separated metric names.")
 @AS_JSON
 @MAX_PIXELS
-def metrics(image: str, ref: str | None, names: str | None, as_json: bool,
-            max_pixels: int | None) -> None:
+def metrics(
+    image: str, ref: str | None, names: str | None, as_json: bool, max_pixels: int | None
+) -> None:
     """Compute quality metrics (full-reference with --ref, no-reference always)."""
     from restoregraph.metrics import available_metrics, compute
 
@@ -124,9 +162,11 @@ def metrics(image: str, ref: str | None, names: str | None, as_json: bool,
     if names:
         chosen = [n.strip() for n in names.split(",") if n.strip()]
     else:
-        chosen = [n for n, info in available_metrics().items()
-                  if not info.get("needs_weights")
-                  and (reference is not None or info["kind"] == "nr")]
+        chosen = [
+            n
+            for n, info in available_metrics().items()
+            if not info.get("needs_weights") and (reference is not None or info["kind"] == "nr")
+        ]
     values = compute(chosen, img, reference)
     if as_json:
         click.echo(json.dumps(values, indent=2))
@@ -139,22 +179,53 @@ def metrics(image: str, ref: str | None, names: str | None, as_json: bool,
     out_console.print(table)
 
 
-def _progress_printer() -> Any:
-    def on_event(ev: dict[str, Any]) -> None:
+class ProgressDisplay:
+    """Drive a rich progress bar (and a log of decisions) from the graph's custom events."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} steps"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task = self.progress.add_task("perception", total=None)
+        self.done = 0
+
+    def __enter__(self) -> ProgressDisplay:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, ev: dict[str, Any]) -> None:
         kind = ev.get("event")
+        log = self.progress.console.print
         if kind == "perception":
             present = ", ".join(f"{k}:{v}" for k, v in ev["present"].items()) or "none"
-            console.print(f"[bold]perception[/bold] {present}")
+            log(f"[bold]perception[/bold] {present}")
+            self.progress.update(self.task, description="planning")
         elif kind == "plan":
             note = f" [yellow]({ev['note']})[/yellow]" if ev.get("note") else ""
-            console.print(f"[bold]plan[/bold] {ev['plan']}{note}")
+            log(f"[bold]plan[/bold] {ev['plan']}{note}")
+            remaining = 0 if ev["plan"] == "Stop." else ev["plan"].count(". ") + 1
+            self.progress.update(self.task, total=self.done + remaining)
         elif kind == "step_start":
-            console.print(f"  step {ev['index']}: [cyan]{ev['tool']}[/cyan] …")
+            self.progress.update(self.task, description=f"step {ev['index']}: {ev['tool']}")
         elif kind == "reflection":
             colour = {"accepted": "green", "rolled_back": "yellow"}.get(ev["status"], "red")
-            console.print(f"    [{colour}]{ev['status']}[/{colour}] {ev['reason']}")
-
-    return on_event
+            log(
+                f"  step {ev['index']} [cyan]{ev['tool']}[/cyan]: "
+                f"[{colour}]{ev['status']}[/{colour}] — {ev['reason']}"
+            )
+            self.done += 1
+            self.progress.update(self.task, completed=self.done, description="reflection")
 
 
 def _make_runner(home: Path | None) -> Any:
@@ -175,32 +246,76 @@ def _summary(result: Any) -> None:
 @app.command()
 @click.argument("image", type=click.Path(path_type=Path))
 @OUTPUT
-@click.option("--planner", default="fixed", show_default=True,
-              help="fixed | random | explore | oracle | openai ...")
-@click.option("--mode", type=click.Choice(["plan", "stepwise"]), default="plan",
-              show_default=True, help="One plan executed in full, or replan after every step.")
-@click.option("--objective", type=click.Choice(["balanced", "psnr", "ssim", "perceptual"]),
-              default="balanced", show_default=True)
-@click.option("--max-steps", type=click.IntRange(1, 100), default=8, show_default=True,
-              help="Step budget (tool calls).")
+@click.option(
+    "--planner",
+    default="fixed",
+    show_default=True,
+    help="fixed | random | explore | oracle | openai ...",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["plan", "stepwise"]),
+    default="plan",
+    show_default=True,
+    help="One plan executed in full, or replan after every step.",
+)
+@click.option(
+    "--objective",
+    type=click.Choice(["balanced", "psnr", "ssim", "perceptual"]),
+    default="balanced",
+    show_default=True,
+)
+@click.option(
+    "--max-steps",
+    type=click.IntRange(1, 100),
+    default=8,
+    show_default=True,
+    help="Step budget (tool calls).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--run-id", default=None, help="Name the run (default: time + file name).")
 @click.option("--instruction", default="", help="What you want, in words.")
 @click.option("--reference", default="", help="Clean reference (oracle planner only).")
 @OVERWRITE
 @HOME
-def restore(image: Path, output: Path, planner: str, mode: str, objective: str, max_steps: int,
-            seed: int, run_id: str | None, instruction: str, reference: str, overwrite: bool,
-            home: Path | None) -> None:
+def restore(
+    image: Path,
+    output: Path,
+    planner: str,
+    mode: str,
+    objective: str,
+    max_steps: int,
+    seed: int,
+    run_id: str | None,
+    instruction: str,
+    reference: str,
+    overwrite: bool,
+    home: Path | None,
+) -> None:
     """Restore IMAGE with the agent; writes the result and an HTML report."""
     from restoregraph.graph.context import RunContext
 
     if image.is_dir():
         raise InputError(f"{image}: is a directory (batch restore is not available yet)")
-    ctx = RunContext(planner=planner, mode=mode, objective=objective,  # type: ignore[arg-type]
-                     max_steps=max_steps, seed=seed, reference=reference)
-    result = _make_runner(home).start(image, output, ctx, run_id=run_id, instruction=instruction,
-                                      overwrite=overwrite, on_event=_progress_printer())
+    ctx = RunContext(
+        planner=planner,
+        mode=mode,
+        objective=objective,  # type: ignore[arg-type]
+        max_steps=max_steps,
+        seed=seed,
+        reference=reference,
+    )
+    runner = _make_runner(home)
+    with ProgressDisplay() as show:
+        result = runner.start(
+            image,
+            output,
+            ctx,
+            run_id=run_id,
+            instruction=instruction,
+            overwrite=overwrite,
+            on_event=show,
+        )
     _summary(result)
 
 
@@ -209,7 +324,10 @@ def restore(image: Path, output: Path, planner: str, mode: str, objective: str, 
 @HOME
 def resume(run: str, home: Path | None) -> None:
     """Continue an interrupted run from its last checkpoint."""
-    _summary(_make_runner(home).resume(run, on_event=_progress_printer()))
+    runner = _make_runner(home)
+    with ProgressDisplay() as show:
+        result = runner.resume(run, on_event=show)
+    _summary(result)
 
 
 @app.command()
@@ -221,18 +339,30 @@ def history(run: str, home: Path | None, as_json: bool) -> None:
     state = _make_runner(home).state(run)
     steps = state.get("history", [])
     if as_json:
-        click.echo(json.dumps({"steps": steps, "abandoned": state.get("abandoned", []),
-                               "stop_reason": state.get("stop_reason", "")}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "steps": steps,
+                    "abandoned": state.get("abandoned", []),
+                    "stop_reason": state.get("stop_reason", ""),
+                },
+                indent=2,
+            )
+        )
         return
     table = Table(title=f"run {run}: {state.get('stop_reason', 'not finished')}")
     for col in ("#", "tool", "decision", "severity", "quality", "s", "image"):
         table.add_column(col)
     for h in steps:
-        table.add_row(str(h["index"]), h["tool"], h["status"],
-                      f"{sum(h['severity_before'].values()):.2f}→"
-                      f"{sum(h['severity_after'].values()):.2f}",
-                      f"{h['quality_before']:.2f}→{h['quality_after']:.2f}",
-                      f"{h['seconds']:.2f}", (h.get("output") or {}).get("uri", "-"))
+        table.add_row(
+            str(h["index"]),
+            h["tool"],
+            h["status"],
+            f"{sum(h['severity_before'].values()):.2f}→{sum(h['severity_after'].values()):.2f}",
+            f"{h['quality_before']:.2f}→{h['quality_after']:.2f}",
+            f"{h['seconds']:.2f}",
+            (h.get("output") or {}).get("uri", "-"),
+        )
     out_console.print(table)
     for a in state.get("abandoned", []):
         out_console.print(f"abandoned branch: {a}")
@@ -240,12 +370,20 @@ def history(run: str, home: Path | None, as_json: bool) -> None:
 
 @app.command()
 @click.argument("run")
-@click.option("--to", "to", type=int, required=True,
-              help="Keep the accepted steps up to this one (0 = the input image).")
+@click.option(
+    "--to",
+    "to",
+    type=int,
+    required=True,
+    help="Keep the accepted steps up to this one (0 = the input image).",
+)
 @HOME
 def undo(run: str, to: int, home: Path | None) -> None:
     """Go back to the image after step --to and replan from there (the old branch stays)."""
-    _summary(_make_runner(home).undo(run, to, on_event=_progress_printer()))
+    runner = _make_runner(home)
+    with ProgressDisplay() as show:
+        result = runner.undo(run, to, on_event=show)
+    _summary(result)
 
 
 @app.command("runs")
@@ -257,8 +395,14 @@ def runs_cmd(home: Path | None) -> None:
 
 
 @app.command("graph")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("graph.png"),
-              show_default=True, help="A .png or .mmd file.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("graph.png"),
+    show_default=True,
+    help="A .png or .mmd file.",
+)
 @OVERWRITE
 def graph_cmd(output: Path, overwrite: bool) -> None:
     """Write the agent graph as Mermaid text (.mmd) or a PNG (drawn offline)."""

@@ -49,10 +49,22 @@ class RunContext:
 
     def settings(self) -> dict[str, Any]:
         """The serialisable settings (what a run's metadata records for resume)."""
-        keep = (
-            "planner objective mode max_steps max_rounds toolbox accept_threshold quality_weight "
-            "presence_threshold tool_timeout seed store_dir reference planner_options"
-        ).split()
+        keep = [
+            "planner",
+            "objective",
+            "mode",
+            "max_steps",
+            "max_rounds",
+            "toolbox",
+            "accept_threshold",
+            "quality_weight",
+            "presence_threshold",
+            "tool_timeout",
+            "seed",
+            "store_dir",
+            "reference",
+            "planner_options",
+        ]
         out = {k: getattr(self, k) for k in keep}
         if out["toolbox"] is not None:
             out["toolbox"] = list(out["toolbox"])

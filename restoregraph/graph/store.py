@@ -59,7 +59,9 @@ class ImageStore:
         if not path.exists():
             alt = self.path_for(ref["sha256"])
             if not alt.exists():
-                raise InputError(f"image {ref['sha256'][:12]} is missing from the store {self.root}")
+                raise InputError(
+                    f"image {ref['sha256'][:12]} is missing from the store {self.root}"
+                )
             path = alt
         data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if data is None:

@@ -83,8 +83,15 @@ def reflection(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, A
                 perception=present_levels(result, ctx.presence_threshold),
             )
     if record["status"] != "accepted":
-        update["failed"] = [FailedAttempt(tool=step["tool"], position=position, reason=record["reason"])]
+        update["failed"] = [
+            FailedAttempt(tool=step["tool"], position=position, reason=record["reason"])
+        ]
     update["history"] = [record]
-    emit("reflection", index=record["index"], tool=step["tool"], status=record["status"],
-         reason=record["reason"])
+    emit(
+        "reflection",
+        index=record["index"],
+        tool=step["tool"],
+        status=record["status"],
+        reason=record["reason"],
+    )
     return update

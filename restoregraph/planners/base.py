@@ -77,7 +77,9 @@ def format_plan(steps: Sequence[PlanStep]) -> str:
     return " ".join(parts)
 
 
-_STEP_RE = re.compile(r"(\d+)\s*[.)]\s*([a-z_]+)\s+([a-z0-9_.]+?)\s*(?:\.(?=\s|$)|$|(?=\s+\d+\s*[.)]))")
+_STEP_RE = re.compile(
+    r"(\d+)\s*[.)]\s*([a-z_]+)\s+([a-z0-9_.]+?)\s*(?:\.(?=\s|$)|$|(?=\s+\d+\s*[.)]))"
+)
 
 
 def parse_plan(text: str, toolbox: ToolRegistry) -> Plan:
