@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from restoregraph.cli.main import main
+from restoregraph.graph.checkpointer import make_checkpointer
+from restoregraph.graph.store import ImageStore
+
+
+def test_store_is_content_addressed_and_lossless(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path / "s")
+    rng = np.random.default_rng(0)
+    img = rng.random((17, 23, 3)).astype(np.float32)
+    ref = store.put(img)
+    assert Path(ref["uri"]).name == f"{ref['sha256']}.png" and ref["shape"] == [17, 23, 3]
+    mtime = Path(ref["uri"]).stat().st_mtime_ns
+    again = store.put(img.copy())
+    assert again == ref and Path(ref["uri"]).stat().st_mtime_ns == mtime  # written once
+    back = store.get(ref)
+    assert np.abs(back - img).max() <= 1 / 65535 + 1e-7
+    assert store.put(back) == ref  # a replay reads back exactly the stored pixels
+
+
+def test_store_garbage_collection(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path / "s")
+    a = store.put(np.zeros((8, 8, 3), np.float32))
+    b = store.put(np.ones((8, 8, 3), np.float32))
+    assert store.collect_garbage({a["sha256"]}) == 1
+    assert store.all_hashes() == {a["sha256"]}
+    assert not Path(b["uri"]).exists()
+
+
+def test_checkpointer_kinds(tmp_path: Path) -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    assert isinstance(make_checkpointer(None), InMemorySaver)
+    assert isinstance(make_checkpointer("memory"), InMemorySaver)
+    saver = make_checkpointer(tmp_path / "db" / "c.sqlite")
+    assert isinstance(saver, SqliteSaver) and (tmp_path / "db" / "c.sqlite").exists()
+
+
+def test_graph_command_writes_png_and_mermaid(tmp_path: Path) -> None:
+    for name in ("g.png", "g.mmd"):
+        with pytest.raises(SystemExit) as exc:
+            main(["graph", "-o", str(tmp_path / name)])
+        assert exc.value.code == 0
+    assert Image.open(tmp_path / "g.png").size[0] > 100
+    text = (tmp_path / "g.mmd").read_text()
+    assert "rescheduling -.-> planning" in text and "execution --> reflection" in text
+    with pytest.raises(SystemExit) as exc:
+        main(["graph", "-o", str(tmp_path / "g.png")])
+    assert exc.value.code == 3  # refuses to overwrite
