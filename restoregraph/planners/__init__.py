@@ -1,0 +1,120 @@
+"""Planners: the registry of planner factories (one place).
+
+>>> planner = get_planner("fixed")                                  # doctest: +SKIP
+>>> planner = get_planner("openai", base_url="http://gpu:8000/v1")  # doctest: +SKIP
+
+Factories import their module lazily, so a planner's heavy dependencies (metrics, perception,
+httpx) load only when that planner is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from restoregraph.errors import PlanError
+from restoregraph.planners.base import (
+    MAX_PLAN_STEPS,
+    Plan,
+    Planner,
+    PlanRequest,
+    format_plan,
+    parse_plan,
+    validate_steps,
+)
+
+PlannerFactory = Callable[..., Planner]
+
+
+def _fixed(**options: Any) -> Planner:
+    from restoregraph.planners.fixed import FixedPlanner
+
+    return FixedPlanner(**options)
+
+
+def _random(mode: str) -> PlannerFactory:
+    def factory(**options: Any) -> Planner:
+        from restoregraph.planners.random import RandomPlanner
+
+        return RandomPlanner(mode=mode, **options)  # type: ignore[arg-type]
+
+    factory.__name__ = f"_{mode.replace('-', '_')}"
+    return factory
+
+
+def _explore(**options: Any) -> Planner:
+    from restoregraph.planners.explore import ExplorePlanner
+
+    return ExplorePlanner(**options)
+
+
+def _oracle(**options: Any) -> Planner:
+    from restoregraph.planners.oracle import OraclePlanner
+
+    return OraclePlanner(**options)
+
+
+def _openai(**options: Any) -> Planner:
+    from restoregraph.planners.openai import OpenAIPlanner
+
+    return OpenAIPlanner(**options)
+
+
+PLANNERS: dict[str, PlannerFactory] = {
+    "fixed": _fixed,
+    "random": _random("random"),
+    "random-order": _random("random-order"),
+    "random-model": _random("random-model"),
+    "explore": _explore,
+    "oracle": _oracle,
+    "openai": _openai,
+}
+
+
+def register_planner(name: str, factory: PlannerFactory) -> None:
+    """Add a planner factory under ``name``; a name already taken is refused."""
+    if not isinstance(name, str) or not name.strip():
+        raise PlanError(f"planner name must be a non-empty string, got {name!r}")
+    if name in PLANNERS:
+        raise PlanError(f"planner {name!r} is already registered")
+    if not callable(factory):
+        raise PlanError(f"planner {name!r}: factory is not callable")
+    PLANNERS[name] = factory
+
+
+def planner_names() -> list[str]:
+    return sorted(PLANNERS)
+
+
+def get_planner(name: str, **options: Any) -> Planner:
+    """Build the planner registered as ``name`` with ``options`` (keyword arguments)."""
+    try:
+        factory = PLANNERS[name]
+    except (KeyError, TypeError):
+        raise PlanError(
+            f"unknown planner {name!r}; known planners: {', '.join(planner_names())}"
+        ) from None
+    try:
+        planner = factory(**options)
+    except TypeError as exc:
+        # A wrong option name: say which options the planner takes.
+        if "argument" not in str(exc):
+            raise
+        raise PlanError(f"planner {name!r}: bad options {sorted(options)}: {exc}") from None
+    return planner
+
+
+__all__ = [
+    "MAX_PLAN_STEPS",
+    "PLANNERS",
+    "Plan",
+    "PlanRequest",
+    "Planner",
+    "PlannerFactory",
+    "format_plan",
+    "get_planner",
+    "parse_plan",
+    "planner_names",
+    "register_planner",
+    "validate_steps",
+]

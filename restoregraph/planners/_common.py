@@ -1,0 +1,37 @@
+"""Helpers every planner shares: which tasks are still needed, and which tools may be used."""
+
+from __future__ import annotations
+
+from restoregraph.planners.base import PlanRequest
+from restoregraph.tasks import TASK_FOR_PERCEPTION_TYPE
+from restoregraph.tools.registry import ToolSpec
+
+
+def needed_tasks(request: PlanRequest) -> dict[str, int]:
+    """Task -> detected level for every degradation still to undo.
+
+    A task is needed when perception reports a type it undoes (level >= 1), it has not been
+    accepted already in this run, and the toolbox has at least one tool for it. When two types
+    map onto one task (``blur`` and ``motion_blur`` -> ``deblur``) the worst level counts.
+    Unknown perception types are ignored.
+    """
+    done = request.done_tasks()
+    available = set(request.toolbox.tasks())
+    out: dict[str, int] = {}
+    for ptype, level in request.perception.items():
+        task = TASK_FOR_PERCEPTION_TYPE.get(ptype)
+        if task is None or task in done or task not in available:
+            continue
+        try:
+            lvl = int(level)
+        except (TypeError, ValueError):
+            continue
+        if lvl < 1:
+            continue
+        out[task] = max(out.get(task, 0), min(lvl, 3))
+    return out
+
+
+def allowed_tools(request: PlanRequest, task: str) -> list[ToolSpec]:
+    """The task's tools in registry order, without those rolled back at this position."""
+    return [s for s in request.toolbox.for_task(task) if not request.is_forbidden(s.id)]
