@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from restoregraph.errors import PlanError
+from restoregraph.errors import PlanError, ToolError
 from restoregraph.graph.state import FailedAttempt, StepRecord
 from restoregraph.planners import PLANNERS, get_planner, register_planner
 from restoregraph.planners.base import MAX_PLAN_STEPS, Plan, PlanRequest, format_plan, parse_plan
@@ -407,6 +407,15 @@ def test_explore_without_image_and_with_broken_tool(degraded: np.ndarray) -> Non
     req = PlanRequest(perception={"noise": 1}, toolbox=broken, load_image=lambda: degraded)
     plan = ExplorePlanner(quality_fn=_sharpness, load_fn=_noise_load).plan(req)
     assert plan.text == "1. denoise testid."
+
+    def missing(img: np.ndarray) -> float:
+        raise ToolError("perception weights not found")
+
+    req = PlanRequest(perception={"noise": 2}, toolbox=reg, load_image=lambda: degraded)
+    plan = ExplorePlanner(quality_fn=lambda im: -_noise_load(im), load_fn=missing).plan(req)
+    assert plan.steps and "scored without perception" in plan.note
+    with pytest.raises(PlanError, match="cannot score"):
+        ExplorePlanner(quality_fn=missing, load_fn=missing).plan(req)
 
 
 # -- oracle -----------------------------------------------------------------------------------
@@ -808,8 +817,7 @@ def test_builtin_oracle_with_real_metrics(astronaut: np.ndarray, degraded: np.nd
         toolbox=sub,
         load_image=lambda: degraded,
         reference=astronaut,
-        objective="psnr",
-    )
+    )  # the default "balanced" objective: z-scored psnr, ssim, ms_ssim, gmsd, haarpsi
     oracle = OraclePlanner()
     plan = oracle.plan(req)
     assert plan.steps and oracle.last_scored[0].ok
@@ -817,3 +825,25 @@ def test_builtin_oracle_with_real_metrics(astronaut: np.ndarray, degraded: np.nd
     assert rank_percentile(tuple(s["tool"] for s in plan.steps), oracle.last_scored) == 0.0
     best = oracle.last_scored[0].score
     assert best >= next(sp.score for sp in oracle.last_scored if sp.tools == fixed)
+
+
+def test_builtin_explore_with_real_quality_and_perception(degraded: np.ndarray) -> None:
+    reg = _builtin()
+    pytest.importorskip("restoregraph.metrics")
+    from restoregraph.errors import RestoreGraphError
+
+    try:
+        from restoregraph.perception import default_perceiver
+
+        default_perceiver()
+    except (ImportError, RestoreGraphError) as exc:
+        pytest.skip(f"default perceiver not available: {exc}")
+    fast = [i for i in ("denoise.bilateral", "denoise.tv", "deblur.unsharp") if i in reg]
+    sub = reg.subset(fast)
+    req = PlanRequest(perception={"noise": 2, "blur": 1}, toolbox=sub, load_image=lambda: degraded)
+    planner = ExplorePlanner(max_trials=3)
+    plan = planner.plan(req)
+    assert plan.steps and {s["task"] for s in plan.steps} == {"denoise", "deblur"}
+    assert len(planner.last_trials) == 3
+    assert all(not t.error for t in planner.last_trials)
+    assert planner.experience_log[-1]["tool"] == plan.steps[0]["tool"]

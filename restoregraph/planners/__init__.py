@@ -12,6 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+# ``restoregraph.graph``'s package __init__ builds the graph, whose planning node imports
+# ``planners.base``, which imports ``graph.state``: importing the graph package first keeps
+# ``import restoregraph.planners`` (as the very first import) free of a circular import.
+import restoregraph.graph  # noqa: F401
 from restoregraph.errors import PlanError
 from restoregraph.planners.base import (
     MAX_PLAN_STEPS,

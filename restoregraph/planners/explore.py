@@ -225,15 +225,31 @@ class ExplorePlanner:
             return Plan(steps=[], note="explore: every tool of every needed task was rolled back")
 
         image = _centre_crop(request.load_image(), self.crop)
-        q0 = float(self.quality_fn(image))
-        l0 = float(self.load_fn(image))
+        # A missing scorer (perception weights, a metric package) leaves the other one to decide.
+        unavailable: list[str] = []
+        quality: QualityFn | None = None
+        load: LoadFn | None = None
+        try:
+            quality = self.quality_fn
+            q0 = float(quality(image))
+        except RestoreGraphError as exc:
+            quality, q0 = None, 0.0
+            unavailable.append(f"quality: {exc}")
+        try:
+            load = self.load_fn
+            l0 = float(load(image))
+        except RestoreGraphError as exc:
+            load, l0 = None, 0.0
+            unavailable.append(f"perception: {exc}")
+        if quality is None and load is None:
+            raise PlanError("explore: cannot score trials (" + "; ".join(unavailable) + ")")
         trials: list[Trial] = []
         for task, spec in schedule:
             trial = Trial(task=task, tool=spec.id, prior=priors[task])
             try:
                 out = run_tool(spec, image)
-                trial.quality_gain = float(self.quality_fn(out)) - q0
-                trial.load_drop = l0 - float(self.load_fn(out))
+                trial.quality_gain = float(quality(out)) - q0 if quality else 0.0
+                trial.load_drop = l0 - float(load(out)) if load else 0.0
             except RestoreGraphError as exc:
                 trial.error = str(exc)
             trials.append(trial)
@@ -272,8 +288,10 @@ class ExplorePlanner:
         steps = [PlanStep(task=best.task, tool=best.tool), *rest]
         note = (
             f"explore: {len(trials)} trials; best next step {best.tool} "
-            f"(quality {best.quality_gain:+.3g}, load {-best.load_drop:+.3g})"
+            f"(quality {best.quality_gain + 0.0:+.3g}, load {0.0 - best.load_drop:+.3g})"
         )
+        if unavailable:
+            note += "; scored without " + "; ".join(u[:80] for u in unavailable)
         return Plan(steps=steps, note=note)
 
     def experience_summary(self) -> dict[str, dict[str, int]]:

@@ -172,7 +172,11 @@ def run_pipelines(
 def default_measure(final: np.ndarray, reference: np.ndarray, objective: str) -> dict[str, float]:
     from restoregraph import metrics
 
-    names = metrics.objective_metrics(objective)
+    if objective not in metrics.OBJECTIVES:
+        raise PlanError(
+            f"unknown objective {objective!r}; choose one of {', '.join(metrics.OBJECTIVES)}"
+        )
+    names = metrics.OBJECTIVES[objective]
     return dict(metrics.compute(names, metrics.match_size(final, reference), reference))
 
 
