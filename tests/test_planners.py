@@ -24,7 +24,14 @@ from scipy.ndimage import gaussian_filter
 from restoregraph.errors import PlanError, ToolError
 from restoregraph.graph.state import FailedAttempt, StepRecord
 from restoregraph.planners import PLANNERS, get_planner, register_planner
-from restoregraph.planners.base import MAX_PLAN_STEPS, Plan, PlanRequest, format_plan, parse_plan
+from restoregraph.planners.base import (
+    MAX_PLAN_STEPS,
+    Plan,
+    Planner,
+    PlanRequest,
+    format_plan,
+    parse_plan,
+)
 from restoregraph.planners.explore import ExplorePlanner, order_prior, parse_experience
 from restoregraph.planners.fixed import FIXED_ORDER, RULES, FixedPlanner, rank_tools
 from restoregraph.planners.openai import OpenAIPlanner, parse_reply, plan_schema
@@ -205,6 +212,7 @@ def test_registry_names_and_errors() -> None:
         assert name in PLANNERS
         planner = get_planner(name)
         assert planner.name == name
+        assert isinstance(planner, Planner)
     with pytest.raises(PlanError, match="known planners: .*fixed"):
         get_planner("nope")
     with pytest.raises(PlanError, match="bad options"):
@@ -568,6 +576,10 @@ class _Handler(BaseHTTPRequestHandler):
             content = json.dumps(
                 {"steps": [{"task": "denoise", "tool": "denoise.testgauss"}] * 10_000}
             )
+        elif mode == "hostile_tool":
+            content = json.dumps({"steps": [{"task": "denoise", "tool": "x; rm -rf / # sudo"}]})
+        elif mode == "huge":
+            content = "1. denoise testgauss. " + "A" * 5_000_000
         elif mode == "garbage":
             payload = b"<html>not json</html>"
             self.send_response(200)
@@ -610,7 +622,13 @@ def server() -> Iterator[Any]:
 
 def _llm(srv: Any, **kw: Any) -> OpenAIPlanner:
     host, port = srv.server_address
-    opts: dict[str, Any] = {"timeout": 0.5, "retries": 1, "backoff": 0.01, "trust_env": False}
+    opts: dict[str, Any] = {
+        "timeout": 0.5,
+        "retries": 1,
+        "backoff": 0.01,
+        "trust_env": False,
+        "fallback": "fixed",
+    }
     opts.update(kw)
     return OpenAIPlanner(base_url=f"http://{host}:{port}/v1", model="restore-lora", **opts)
 
@@ -694,7 +712,7 @@ def test_openai_unknown_ids_retry_then_fallback(server: Any, degraded: np.ndarra
     assert "retried" in plan.note
 
 
-@pytest.mark.parametrize("mode", ["hostile", "hostile_json"])
+@pytest.mark.parametrize("mode", ["hostile", "hostile_json", "hostile_tool"])
 def test_openai_hostile_reply_falls_back(server: Any, degraded: np.ndarray, mode: str) -> None:
     server.mode = mode
     req = _llm_request(degraded)
@@ -702,9 +720,10 @@ def test_openai_hostile_reply_falls_back(server: Any, degraded: np.ndarray, mode
     assert plan.note.startswith("fell back to fixed:")
     assert plan.steps == FixedPlanner().plan(req).steps
     assert "rm -rf" not in plan.note
+    assert all("rm -rf" not in json.dumps(r["body"]["messages"][2:]) for r in server.requests)
 
 
-@pytest.mark.parametrize("mode", ["http500", "garbage", "slow"])
+@pytest.mark.parametrize("mode", ["http500", "garbage", "slow", "huge"])
 def test_openai_endpoint_failures_fall_back(
     server: Any, degraded: np.ndarray, mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -715,7 +734,7 @@ def test_openai_endpoint_failures_fall_back(
     assert plan.note.startswith("fell back to fixed:"), plan.note
     assert plan.steps == FixedPlanner().plan(req).steps
     assert any("falling back" in r.getMessage() for r in caplog.records)
-    if mode != "garbage":
+    if mode in ("http500", "slow"):
         assert len(server.requests) == 2  # retried once (retries=1)
     if mode == "slow":
         assert "no reply within" in plan.note
@@ -739,9 +758,11 @@ def test_openai_closed_port_falls_back(degraded: np.ndarray) -> None:
     sock.close()  # nothing listens there now
     planner = OpenAIPlanner(
         base_url=f"http://127.0.0.1:{port}/v1", retries=1, backoff=0.01, timeout=1, trust_env=False
-    )
+    )  # the default fallback: "embedded" once registered, "fixed" until then
+    default = "embedded" if "embedded" in PLANNERS else "fixed"
     plan = planner.plan(_llm_request(degraded))
-    assert plan.note.startswith("fell back to fixed: cannot reach")
+    assert plan.note.startswith(f"fell back to {planner.fallback.name}: cannot reach")
+    assert planner.fallback.name in (default, "fixed")
     assert plan.steps
 
 

@@ -14,8 +14,9 @@ toolbox survive (``validate_steps`` / ``parse_plan``); everything else in the re
 and never echoed back. An invalid plan (unknown ids, too many steps) gets one retry with the
 error appended; endpoint failures (connection refused, timeout, HTTP error, malformed reply)
 are retried ``retries`` times with exponential backoff. When all that fails, a warning is
-logged and the fallback planner (default ``fixed``) plans instead, with
-``Plan.note = "fell back to <name>: <reason>"``.
+logged and the fallback planner plans instead, with
+``Plan.note = "fell back to <name>: <reason>"``. The default fallback (``fallback=None``) is
+the ``embedded`` learned planner when one is registered and can be built, else ``fixed``.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ from restoregraph.tools.registry import ToolRegistry
 
 log = logging.getLogger(__name__)
 
-MAX_REPLY_CHARS = 50_000
+MAX_REPLY_CHARS = 50_000  # the model's answer (a plan is a few hundred characters)
+MAX_RESPONSE_BYTES = 4_000_000  # the whole HTTP body read from the server
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 DEFAULT_MODEL = "restoreagent"
 
@@ -104,6 +106,7 @@ def image_data_url(image: np.ndarray, max_side: int = 512) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+_ID_RE = re.compile(r"[a-z0-9_.]{1,64}")
 _FENCE_RE = re.compile(r"^```[a-zA-Z]*\s*(.*?)\s*```$", re.DOTALL)
 
 
@@ -148,16 +151,32 @@ def parse_reply(content: object, toolbox: ToolRegistry) -> list[PlanStep]:
     for raw in data:
         if not isinstance(raw, dict) or not isinstance(raw.get("tool"), str):
             raise PlanError("JSON reply: a step is not an object with a string 'tool'")
-        tool = raw["tool"].strip()
+        tool = raw["tool"].strip().lower()
         task = raw.get("task")
-        task = task.strip() if isinstance(task, str) else None
+        task = task.strip().lower() if isinstance(task, str) else None
+        # Ids only: anything else in the reply is dropped, never echoed back (not even in errors).
+        if not _ID_RE.fullmatch(tool) or (task is not None and not _ID_RE.fullmatch(task)):
+            raise PlanError("JSON reply: a step's task or tool is not an id")
         if tool not in toolbox and task and f"{task}.{tool}" in toolbox:
             tool = f"{task}.{tool}"
-        step = {"tool": tool[:100]}
+        step = {"tool": tool}
         if task:
-            step["task"] = task[:50]
+            step["task"] = task
         clean.append(step)
     return validate_steps(clean, toolbox)
+
+
+def _default_fallback() -> Planner:
+    """``embedded`` when registered and buildable (its weights present), else ``fixed``."""
+    from restoregraph.errors import RestoreGraphError
+    from restoregraph.planners import PLANNERS, get_planner
+
+    if "embedded" in PLANNERS:
+        try:
+            return get_planner("embedded")
+        except (RestoreGraphError, ImportError, OSError) as exc:
+            log.warning("openai planner: embedded fallback unavailable (%s); using fixed", exc)
+    return get_planner("fixed")
 
 
 def _short(text: str, limit: int = 200) -> str:
@@ -183,7 +202,7 @@ class OpenAIPlanner:
         structured: bool = True,
         temperature: float = 0.0,
         max_tokens: int = 512,
-        fallback: str | Planner | None = "fixed",
+        fallback: str | Planner | None = None,
         trust_env: bool = True,
     ) -> None:
         if timeout <= 0:
@@ -216,12 +235,14 @@ class OpenAIPlanner:
     def fallback(self) -> Planner:
         if self._fallback is None:
             spec = self._fallback_spec
-            if spec is None or isinstance(spec, str):
+            if isinstance(spec, str):
                 from restoregraph.planners import get_planner
 
-                self._fallback = get_planner(spec or "fixed")
-            else:
+                self._fallback = get_planner(spec)
+            elif spec is not None:
                 self._fallback = spec
+            else:
+                self._fallback = _default_fallback()
         return self._fallback
 
     def _fall_back(self, request: PlanRequest, reason: str) -> Plan:
@@ -288,22 +309,26 @@ class OpenAIPlanner:
     def _post_once(self, client: Any, payload: dict[str, Any]) -> str:
         import httpx
 
+        url = f"{self.base_url}/chat/completions"
         try:
-            resp = client.post(f"{self.base_url}/chat/completions", json=payload)
+            with client.stream("POST", url, json=payload) as resp:
+                if resp.status_code != 200:
+                    raise EndpointError(f"HTTP {resp.status_code} from {self.base_url}")
+                body = bytearray()
+                for chunk in resp.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_RESPONSE_BYTES:
+                        raise EndpointError(f"reply larger than {MAX_RESPONSE_BYTES} bytes")
         except httpx.TimeoutException:
             raise EndpointError(f"no reply within {self.timeout:g} s") from None
         except httpx.HTTPError as exc:
             raise EndpointError(f"cannot reach {self.base_url}: {type(exc).__name__}") from None
-        if resp.status_code != 200:
-            raise EndpointError(f"HTTP {resp.status_code} from {self.base_url}")
         try:
-            data = resp.json()
+            data = json.loads(bytes(body))
             content = data["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
+            return _reply_text(content)
+        except (ValueError, KeyError, IndexError, TypeError, RecursionError, PlanError):
             raise EndpointError("malformed reply (not an OpenAI chat completion)") from None
-        if content is None:
-            raise EndpointError("malformed reply (no message content)")
-        return _reply_text(content)
 
     def complete(self, payload: dict[str, Any]) -> str:
         """POST the payload; retry transport failures, 5xx and 429 with exponential backoff."""
