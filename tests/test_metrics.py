@@ -412,7 +412,8 @@ def test_compute_unavailable_metrics_raise_or_are_skipped(no_weights):
     assert out == {"psnr": 100.0}
     avail = m.available_metrics()
     assert {"psnr", "ssim", "ms_ssim", "gmsd", "haarpsi", "niqe", "brisque", "piqe"} <= set(avail)
-    assert m.available_metrics("nr") == [n for n in avail if m.METRICS[n].kind == "nr"]
+    assert avail["gmsd"] == {"kind": "fr", "higher_is_better": False, "needs_weights": False}
+    assert list(m.available_metrics("nr")) == [n for n in avail if avail[n]["kind"] == "nr"]
 
 
 # ----------------------------------------------------------------------------- balanced score

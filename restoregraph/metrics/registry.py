@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 from collections.abc import Callable, Iterable
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -107,14 +107,15 @@ def _probe(name: str) -> None:
         pyiqa_backend._get_metric(name)
 
 
-def available_metrics(kind: Literal["fr", "nr"] | None = None) -> list[str]:
-    """Names of the metrics usable right now (weights present), optionally of one kind.
+def available_metrics(kind: Literal["fr", "nr"] | None = None) -> dict[str, dict[str, Any]]:
+    """The metrics usable right now (package and weights present), optionally of one kind.
 
-    LPIPS and DISTS count as available when their default weights resolve (argument-free:
-    ``$RESTOREGRAPH_LPIPS_WEIGHTS`` / ``$RESTOREGRAPH_DISTS_WEIGHTS`` or the torch hub cache);
-    probing loads and caches the networks.
+    Returns ``{name: {"kind": 'fr'|'nr', "higher_is_better": bool, "needs_weights": bool}}`` in
+    table order (iterate it for the names). LPIPS and DISTS count as available when their
+    default weights resolve (``$RESTOREGRAPH_LPIPS_WEIGHTS`` / ``$RESTOREGRAPH_DISTS_WEIGHTS``
+    or the torch hub cache); probing loads and caches the networks.
     """
-    names = []
+    out: dict[str, dict[str, Any]] = {}
     for name, s in METRICS.items():
         if kind is not None and s.kind != kind:
             continue
@@ -122,5 +123,9 @@ def available_metrics(kind: Literal["fr", "nr"] | None = None) -> list[str]:
             _probe(name)
         except MetricUnavailable:
             continue
-        names.append(name)
-    return names
+        out[name] = {
+            "kind": s.kind,
+            "higher_is_better": s.higher_is_better,
+            "needs_weights": s.needs_weights,
+        }
+    return out
