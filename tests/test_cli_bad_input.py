@@ -30,7 +30,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, bo
 
 COMMANDS = {
     "degrade": lambda p, o: ["degrade", str(p), "-o", str(o), "-t", "noise:1"],
-    "metrics": lambda p, o: ["metrics", str(p), "--metrics", "niqe"],
+    "metrics": lambda p, o: ["metrics", str(p), "--metrics", "brisque"],
+    "metrics-default": lambda p, o: ["metrics", str(p)],
     "metrics-ref": lambda p, o: ["metrics", str(p), "--ref", str(p), "--metrics", "psnr"],
 }
 

@@ -160,14 +160,18 @@ def metrics(
     img = read_input(image, max_pixels)
     reference = read_input(ref, max_pixels) if ref else None
     if names:
-        chosen = [n.strip() for n in names.split(",") if n.strip()]
-    else:
-        chosen = [
-            n
-            for n, info in available_metrics().items()
-            if not info.get("needs_weights") and (reference is not None or info["kind"] == "nr")
-        ]
-    values = compute(chosen, img, reference)
+        values = compute([n.strip() for n in names.split(",") if n.strip()], img, reference)
+    else:  # every usable metric; skip those this image is too small for, and say so
+        values = {}
+        for n, info in available_metrics().items():
+            if info.get("needs_weights") or (reference is None and info["kind"] != "nr"):
+                continue
+            try:
+                values.update(compute([n], img, reference))
+            except InputError as exc:
+                if reference is not None and img.shape != reference.shape:
+                    raise
+                console.print(f"[dim]skipped {n}: {exc}[/dim]")
     if as_json:
         click.echo(json.dumps(values, indent=2))
         return
