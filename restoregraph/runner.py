@@ -265,3 +265,26 @@ class Runner:
         t0 = time.perf_counter()
         events = self._stream(None, run_id, ctx, on_event, config=new_config)
         return self.finish(run_id, ctx, events, time.perf_counter() - t0)
+
+    # ---- housekeeping ---------------------------------------------------------------------
+    def referenced_images(self) -> set[str]:
+        """Hashes of every image any checkpoint of any run points to."""
+        keep: set[str] = set()
+
+        def walk(value: Any) -> None:
+            if isinstance(value, dict):
+                if "sha256" in value and "uri" in value:
+                    keep.add(str(value["sha256"]))
+                for v in value.values():
+                    walk(v)
+            elif isinstance(value, list | tuple):
+                for v in value:
+                    walk(v)
+
+        for tup in self.checkpointer.list(None):
+            walk(tup.checkpoint.get("channel_values", {}))
+        return keep
+
+    def collect_garbage(self) -> int:
+        """Delete stored images that no checkpoint references; return how many were removed."""
+        return ImageStore(self.store_dir).collect_garbage(self.referenced_images())

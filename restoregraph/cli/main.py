@@ -232,6 +232,27 @@ class ProgressDisplay:
             self.progress.update(self.task, completed=self.done, description="reflection")
 
 
+def parse_options(items: tuple[str, ...]) -> dict[str, Any]:
+    """KEY=VALUE pairs; numbers and true/false are converted."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"planner option {item!r} is not KEY=VALUE")
+        v: Any = value
+        if value.lower() in ("true", "false"):
+            v = value.lower() == "true"
+        else:
+            for cast in (int, float):
+                try:
+                    v = cast(value)
+                    break
+                except ValueError:
+                    pass
+        out[key.strip()] = v
+    return out
+
+
 def _make_runner(home: Path | None) -> Any:
     from restoregraph.runner import Runner
 
@@ -280,6 +301,15 @@ def _summary(result: Any) -> None:
 @click.option("--run-id", default=None, help="Name the run (default: time + file name).")
 @click.option("--instruction", default="", help="What you want, in words.")
 @click.option("--reference", default="", help="Clean reference (oracle planner only).")
+@click.option(
+    "-P",
+    "--planner-option",
+    "planner_option",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Planner option, repeatable (e.g. -P base_url=http://127.0.0.1:8000/v1 "
+    "-P model=planner for --planner openai).",
+)
 @OVERWRITE
 @HOME
 def restore(
@@ -293,12 +323,17 @@ def restore(
     run_id: str | None,
     instruction: str,
     reference: str,
+    planner_option: tuple[str, ...],
     overwrite: bool,
     home: Path | None,
 ) -> None:
     """Restore IMAGE with the agent; writes the result and an HTML report."""
     from restoregraph.graph.context import RunContext
 
+    from restoregraph.planners import PLANNERS
+
+    if planner not in PLANNERS:
+        raise InputError(f"unknown planner {planner!r}; choose from {', '.join(sorted(PLANNERS))}")
     if image.is_dir():
         raise InputError(f"{image}: is a directory (batch restore is not available yet)")
     ctx = RunContext(
@@ -308,6 +343,7 @@ def restore(
         max_steps=max_steps,
         seed=seed,
         reference=reference,
+        planner_options=parse_options(planner_option),
     )
     runner = _make_runner(home)
     with ProgressDisplay() as show:
@@ -396,6 +432,14 @@ def runs_cmd(home: Path | None) -> None:
     """List runs."""
     for r in _make_runner(home).list_runs():
         click.echo(r)
+
+
+@app.command("gc")
+@HOME
+def gc_cmd(home: Path | None) -> None:
+    """Delete stored images that no checkpoint of any run references."""
+    removed = _make_runner(home).collect_garbage()
+    console.print(f"removed {removed} unreferenced image(s)")
 
 
 @app.command("graph")
