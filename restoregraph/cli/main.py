@@ -442,6 +442,16 @@ def gc_cmd(home: Path | None) -> None:
     console.print(f"removed {removed} unreferenced image(s)")
 
 
+def _add_bench() -> None:
+    """``restoregraph bench tools|agent|perception`` (defined in restoregraph/bench/cli.py)."""
+    from restoregraph.bench.cli import bench
+
+    app.add_command(bench)
+
+
+_add_bench()
+
+
 @app.command("graph")
 @click.option(
     "-o",

@@ -1,0 +1,570 @@
+"""``restoregraph bench agent``: the whole agent on RestoreAgent's seven mixtures, per planner.
+
+For each mixture and each of the first ``n`` images of a test set (centre-cropped to at most
+``short`` x ``long`` px for time): the clean crop is degraded by the mixture (every type at
+``level``, or levels sampled per image; seed = crc32 of ``set/image/mixture``), saved as a PNG,
+and restored by every planner through the real agent (:class:`restoregraph.runner.Runner`
+with a temporary home directory; perception, planning, execution, reflection, rescheduling).
+
+Per image, the input and every planner's output are scored against the clean crop; the
+balanced score is ``objective_scores`` over that candidate set {input, each planner's output}
+(so planners are compared on the same set). The oracle then enumerates every pipeline over
+the mixture's TRUE tasks (every order x every tool per task, ``planners/oracle.py``), runs and
+scores them, and says where each planner's executed pipeline (its accepted steps, in order)
+ranks among them -- only when that pipeline is one of the enumerated ones: a pipeline that
+skipped a needed task, added one, or repeated one is not, and is counted as n/a with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from restoregraph.bench.common import centre_crop, image_seed, progress, quantize8, set_images
+from restoregraph.bench.report import fmt, fmt_seconds, md_table
+from restoregraph.errors import InputError
+
+MIXTURES: tuple[str, ...] = (
+    "noise+jpeg",
+    "low_light+noise",
+    "motion_blur+noise+jpeg",
+    "rain+noise+jpeg",
+    "haze+noise+jpeg",
+    "haze+rain+noise+jpeg",
+    "motion_blur+rain+noise+jpeg",
+)
+INPUT = "input"
+TRIALS_RE = re.compile(r"explore: (\d+) trials")
+# rough seconds on the 2-core development machine (shared), for the estimate printed at start
+EST_RUN_S = {"explore": 4.0}
+EST_RUN_DEFAULT_S = 2.5
+EST_PIPELINE_S = 0.35
+
+
+@dataclass
+class AgentConfig:
+    data: Path
+    set_name: str = "CBSD68"
+    n: int = 4
+    planners: list[str] = field(default_factory=lambda: ["fixed", "random", "explore"])
+    objective: str = "balanced"
+    level: int | None = 2  # None: sampled per image and type from the seed
+    short: int = 256
+    long: int = 384
+    max_steps: int = 8
+    mixtures: list[str] = field(default_factory=lambda: list(MIXTURES))
+    oracle: bool = True
+    oracle_cap: int = 200
+    perceiver: Any = None  # tests: a stand-in perceiver; None = the shipped CNN
+
+
+@dataclass
+class AgentResult:
+    config: AgentConfig
+    records: list[dict[str, Any]]  # one per (mixture, image, candidate)
+    perception: list[dict[str, Any]]  # one per (mixture, image): true and detected types
+    oracle: list[dict[str, Any]]  # one per (mixture, image): pipelines, tool calls, seconds
+    warmup_s: float = 0.0
+
+
+def metric_names(objective: str) -> list[str]:
+    from restoregraph.metrics import OBJECTIVES
+
+    if objective not in OBJECTIVES:
+        raise InputError(f"unknown objective {objective!r}; choose from {', '.join(OBJECTIVES)}")
+    return list(dict.fromkeys(["psnr", "ssim", *OBJECTIVES[objective]]))
+
+
+def measure(out: np.ndarray, clean: np.ndarray, objective: str) -> dict[str, float]:
+    from restoregraph.metrics import compute, match_size
+
+    return dict(compute(metric_names(objective), match_size(out, clean), clean))
+
+
+def mixture_models(types: Sequence[str], levels: Sequence[int], registry: Any) -> dict:
+    """Task -> candidate tool ids for the mixture's true degradations (the oracle's choice)."""
+    from restoregraph.planners.base import PlanRequest
+    from restoregraph.planners.oracle import candidate_models
+    from restoregraph.tasks import PERCEPTION_TYPE_FOR_DEGRADATION
+
+    perception: dict[str, int] = {}
+    for t, lvl in zip(types, levels, strict=True):
+        p = PERCEPTION_TYPE_FOR_DEGRADATION[t]
+        perception[p] = max(perception.get(p, 0), int(lvl))
+    return candidate_models(PlanRequest(perception=perception, toolbox=registry))
+
+
+def pipeline_count(models: dict[str, list[str]]) -> int:
+    return math.factorial(len(models)) * math.prod(len(v) for v in models.values())
+
+
+def estimate_seconds(cfg: AgentConfig, registry: Any) -> tuple[float, int, int]:
+    """(seconds, agent runs, oracle pipelines) for the run ``cfg`` describes (rough)."""
+    runs = len(cfg.mixtures) * cfg.n * len(cfg.planners)
+    agent = (
+        cfg.n * len(cfg.mixtures) * sum(EST_RUN_S.get(p, EST_RUN_DEFAULT_S) for p in cfg.planners)
+    )
+    pipelines = 0
+    if cfg.oracle:
+        for mix in cfg.mixtures:
+            types = [t for t, _ in _parse(mix)]
+            total = pipeline_count(mixture_models(types, [2] * len(types), registry))
+            pipelines += cfg.n * min(total, cfg.oracle_cap)
+    scale = (cfg.short * cfg.long) / (256 * 384)
+    return (agent + pipelines * EST_PIPELINE_S) * scale, runs, pipelines
+
+
+def _parse(mixture: str) -> list[tuple[str, int | None]]:
+    from restoregraph.degrade import parse_mixture
+
+    return parse_mixture(mixture)
+
+
+def classify(executed: Sequence[str], needed: set[str], enumerated: set[tuple[str, ...]]) -> str:
+    """'' when ``executed`` is an enumerated pipeline, else why not."""
+    if tuple(executed) in enumerated:
+        return ""
+    if not executed:
+        return "nothing accepted"
+    tasks = [t.split(".", 1)[0] for t in executed]
+    if len(set(tasks)) < len(tasks):
+        return "a task repeated"
+    missing, extra = needed - set(tasks), set(tasks) - needed
+    if extra:
+        return "extra task " + ",".join(sorted(extra))
+    if missing:
+        return "skipped " + ",".join(sorted(missing))
+    return "not in the sampled pipelines"
+
+
+def _perceived(events: list[dict[str, Any]]) -> dict[str, int]:
+    for ev in events:
+        if ev.get("event") == "perception":
+            return dict(ev.get("present", {}))
+    return {}
+
+
+def _trials(events: list[dict[str, Any]]) -> int:
+    total = 0
+    for ev in events:
+        if ev.get("event") == "plan":
+            m = TRIALS_RE.search(str(ev.get("note", "")))
+            if m:
+                total += int(m.group(1))
+    return total
+
+
+def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) -> AgentResult:
+    from restoregraph.degrade import apply_mixture
+    from restoregraph.graph.context import RunContext
+    from restoregraph.imageio import load_image, save_image
+    from restoregraph.metrics import objective_scores
+    from restoregraph.planners import PLANNERS
+    from restoregraph.planners.oracle import (
+        enumerate_pipelines,
+        rank_percentile,
+        score_pipelines,
+    )
+    from restoregraph.runner import Runner
+    from restoregraph.tasks import TASK_FOR_DEGRADATION
+
+    if registry is None:
+        from restoregraph.tools import default_registry
+
+        registry = default_registry()
+    bad = [p for p in cfg.planners if p not in PLANNERS]
+    if bad:
+        raise InputError(f"unknown planner(s) {', '.join(bad)}; choose from {', '.join(PLANNERS)}")
+    if INPUT in cfg.planners or "oracle" in cfg.planners:
+        raise InputError("--planners: 'input' and 'oracle' are rows of their own, not planners")
+    if cfg.n < 1:
+        raise InputError(f"--n must be >= 1, got {cfg.n}")
+    metric_names(cfg.objective)
+    mixtures = [(m, _parse(m)) for m in cfg.mixtures]
+    files = set_images(cfg.data, cfg.set_name, cfg.n)
+    cleans = {p.name: centre_crop(load_image(p), cfg.short, cfg.long) for p in files}
+
+    records: list[dict[str, Any]] = []
+    perception: list[dict[str, Any]] = []
+    oracle: list[dict[str, Any]] = []
+    old_home = os.environ.get("RESTOREGRAPH_HOME")
+    with tempfile.TemporaryDirectory(prefix="restoregraph-bench-") as tmp:
+        os.environ["RESTOREGRAPH_HOME"] = tmp
+        try:
+            runner = Runner(Path(tmp) / "home")
+            work = Path(tmp) / "images"
+            work.mkdir()
+
+            def ctx_for(planner: str, seed: int) -> RunContext:
+                return RunContext(
+                    planner=planner,
+                    objective=cfg.objective,  # type: ignore[arg-type]
+                    max_steps=cfg.max_steps,
+                    seed=seed,
+                    perceiver=cfg.perceiver,
+                )
+
+            # Warm-up (not counted): load the perceiver, the metrics, each planner and its tools.
+            t0 = time.perf_counter()
+            first = quantize8(apply_mixture(cleans[files[0].name], mixtures[0][0], seed=1)[0])
+            save_image(first, work / "warmup.png")
+            for planner in progress(cfg.planners, len(cfg.planners), "agent warm-up"):
+                runner.start(work / "warmup.png", None, ctx_for(planner, 1), run_id=f"w-{planner}")
+            warmup = time.perf_counter() - t0
+
+            jobs = [(mi, name) for mi in range(len(mixtures)) for name in cleans]
+            bar = progress(jobs, len(jobs), "agent (mixture x image)")
+            for mi, name in bar:
+                mixture, steps = mixtures[mi]
+                clean = cleans[name]
+                seed = image_seed(cfg.set_name, name, mixture)
+                spec = [(t, cfg.level if cfg.level is not None else lvl) for t, lvl in steps]
+                degraded, infos = apply_mixture(clean, spec, seed=seed)
+                degraded = quantize8(degraded)
+                in_path = work / f"{mi}-{Path(name).stem}.png"
+                save_image(degraded, in_path)
+                base = {"mixture": mixture, "image": name, "seed": seed}
+                cands: list[dict[str, Any]] = [
+                    {
+                        **base,
+                        "candidate": INPUT,
+                        "metrics": measure(degraded, clean, cfg.objective),
+                        "pipeline": (),
+                    }
+                ]
+                detected: dict[str, int] = {}
+                for planner in cfg.planners:
+                    out_path = work / f"{mi}-{Path(name).stem}-{planner}.png"
+                    res = runner.start(
+                        in_path,
+                        out_path,
+                        ctx_for(planner, seed),
+                        run_id=f"{mi}-{Path(name).stem}-{planner}",
+                    )
+                    out = load_image(out_path)
+                    hist = res.history
+                    detected = detected or _perceived(res.events)
+                    cands.append(
+                        {
+                            **base,
+                            "candidate": planner,
+                            "metrics": measure(out, clean, cfg.objective),
+                            "pipeline": tuple(h["tool"] for h in hist if h["status"] == "accepted"),
+                            "seconds": res.seconds,
+                            "steps": len(hist),
+                            "trials": _trials(res.events),
+                            "rollbacks": sum(1 for h in hist if h["status"] == "rolled_back"),
+                            "failed": sum(1 for h in hist if h["status"] == "failed"),
+                            "stop": res.state.get("stop_reason", ""),
+                        }
+                    )
+                scores = objective_scores([c["metrics"] for c in cands], cfg.objective)
+                for c, s in zip(cands, scores, strict=True):
+                    c["balanced"] = float(s)
+                    c["beats_input"] = float(s) > scores[0]
+                perception.append(
+                    {**base, "true": [i.type for i in infos], "levels": [i.level for i in infos]}
+                    | {"detected": detected}
+                )
+                if cfg.oracle:
+                    t1 = time.perf_counter()
+                    models = mixture_models(
+                        [i.type for i in infos], [i.level for i in infos], registry
+                    )
+                    pipelines = enumerate_pipelines(models, cfg.oracle_cap, seed)
+                    enumerated = set(pipelines)
+                    scored = score_pipelines(
+                        degraded, clean, registry, pipelines, cfg.objective, measure=measure
+                    )
+                    ok = [sp for sp in scored if sp.ok]
+                    needed = {TASK_FOR_DEGRADATION[i.type] for i in infos}
+                    for c in cands[1:]:
+                        c["why_na"] = classify(c["pipeline"], needed, enumerated)
+                        c["pipeline_pct"] = (
+                            rank_percentile(c["pipeline"], scored) if not c["why_na"] else math.nan
+                        )
+                        # where the planner's OUTPUT would rank: scored together with all of them
+                        joint = objective_scores(
+                            [sp.metrics for sp in ok] + [c["metrics"]], cfg.objective
+                        )
+                        better = sum(1 for s in joint[:-1] if s > joint[-1])
+                        c["output_pct"] = 100.0 * better / len(scored)
+                    best = ok[0] if ok else None
+                    oracle.append(
+                        {
+                            **base,
+                            "pipelines": len(pipelines),
+                            "total": pipeline_count(models),
+                            "best": best.tools if best else (),
+                            "metrics": dict(best.metrics) if best else {},
+                            "failed": len(scored) - len(ok),
+                            "seconds": time.perf_counter() - t1,
+                        }
+                    )
+                records.extend(cands)
+        finally:
+            if old_home is None:
+                os.environ.pop("RESTOREGRAPH_HOME", None)
+            else:
+                os.environ["RESTOREGRAPH_HOME"] = old_home
+    return AgentResult(cfg, records, perception, oracle, warmup)
+
+
+# -- report -----------------------------------------------------------------------------------
+def _mean(values: Sequence[float]) -> float:
+    ok = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    return float(np.mean(ok)) if ok else math.nan
+
+
+def _pct_cell(cands: list[dict[str, Any]]) -> str:
+    vals = [c["pipeline_pct"] for c in cands if "pipeline_pct" in c and not c.get("why_na")]
+    if "pipeline_pct" not in cands[0]:
+        return "–"
+    if not vals:
+        return f"n/a (0/{len(cands)})"
+    return f"{fmt(_mean(vals), 1)} ({len(vals)}/{len(cands)})"
+
+
+def _rows_for(
+    recs: list[dict[str, Any]], planners: Sequence[str], label: str, oracle: list[dict[str, Any]]
+) -> list[list[str]]:
+    by = defaultdict(list)
+    for r in recs:
+        by[r["candidate"]].append(r)
+    rows = []
+    for cand in [INPUT, *planners]:
+        cs = by.get(cand, [])
+        if not cs:
+            continue
+        psnr = _mean([c["metrics"]["psnr"] for c in cs])
+        ssim = _mean([c["metrics"]["ssim"] for c in cs])
+        bal = _mean([c["balanced"] for c in cs])
+        if cand == INPUT:
+            rows.append(
+                [label, INPUT, fmt(psnr), fmt(ssim, 3), fmt(bal), "", "", "", "", "", "", ""]
+            )
+            continue
+        beats = sum(1 for c in cs if c["beats_input"])
+        rows.append(
+            [
+                label,
+                cand,
+                fmt(psnr),
+                fmt(ssim, 3),
+                fmt(bal),
+                f"{beats}/{len(cs)}",
+                fmt_seconds(_mean([c["seconds"] for c in cs])),
+                fmt(_mean([c["steps"] for c in cs]), 1),
+                fmt(_mean([c["trials"] for c in cs]), 1),
+                fmt(_mean([c["rollbacks"] + c["failed"] for c in cs]), 1),
+                _pct_cell(cs),
+                fmt(_mean([c.get("output_pct", math.nan) for c in cs]), 1),
+            ]
+        )
+    if oracle:
+        rows.append(
+            [
+                label,
+                "*oracle best*",
+                fmt(_mean([o["metrics"].get("psnr", math.nan) for o in oracle])),
+                fmt(_mean([o["metrics"].get("ssim", math.nan) for o in oracle]), 3),
+                "",
+                "",
+                fmt_seconds(_mean([o["seconds"] for o in oracle])),
+                fmt(_mean([len(o["best"]) for o in oracle]), 1),
+                "",
+                "",
+                "0.0",
+                "",
+            ]
+        )
+    return rows
+
+
+HEADERS = [
+    "mixture",
+    "row",
+    "PSNR",
+    "SSIM",
+    "balanced",
+    "beats input",
+    "s / image",
+    "steps",
+    "trials",
+    "rollbacks",
+    "pipeline rank % (n)",
+    "output rank %",
+]
+
+
+def agent_markdown(result: AgentResult) -> str:
+    cfg = result.config
+    recs, orc = result.records, result.oracle
+    level = f"level {cfg.level}" if cfg.level is not None else "levels sampled per image (seeded)"
+    runs = sum(1 for r in recs if r["candidate"] != INPUT)
+    lines = [
+        f"- data: first {cfg.n} images of {cfg.set_name}, centre crops of at most "
+        f"{cfg.short}×{cfg.long} px (short × long side, orientation kept; for time); every "
+        f"type of a mixture at {level}; degradation and run seed = crc32(`set/image/mixture`)",
+        f"- agent: `Runner.start` with a temporary home, `RunContext(planner=…, "
+        f"objective={cfg.objective!r}, max_steps={cfg.max_steps}, seed=…)`, the shipped "
+        f"perception CNN, {runs} runs (+{len(cfg.planners)} warm-up runs, "
+        f"{fmt_seconds(result.warmup_s)} s, not counted)",
+        oracle_line(result),
+        "",
+        AGENT_SETUP.format(objective=cfg.objective),
+        "",
+    ]
+    mix_rows: list[list[str]] = []
+    for mixture in cfg.mixtures:
+        recs_m = [r for r in recs if r["mixture"] == mixture]
+        mix_rows += _rows_for(
+            recs_m, cfg.planners, mixture, [o for o in orc if o["mixture"] == mixture]
+        )
+    mix_rows += _rows_for(recs, cfg.planners, "**all**", orc)
+    lines += [md_table(HEADERS, mix_rows, "ll" + "r" * (len(HEADERS) - 2)), ""]
+    lines += [summary_text(result), ""]
+    lines += ["### Perception on these inputs", "", perception_table(result), ""]
+    lines += [perception_text(result)]
+    if cfg.oracle:
+        lines += ["", "### Why a pipeline rank is n/a", "", na_text(result)]
+    return "\n".join(lines)
+
+
+def oracle_line(result: AgentResult) -> str:
+    cfg, orc = result.config, result.oracle
+    if not cfg.oracle:
+        return "- oracle: not run (--no-oracle)"
+    sampled = sum(1 for o in orc if o["pipelines"] < o["total"])
+    complete = (
+        "complete on every image"
+        if not sampled
+        else f"a seeded sample of {cfg.oracle_cap} on {sampled} of {len(orc)} images"
+    )
+    return (
+        f"- oracle: every pipeline over each mixture's true tasks (all orders × all tools of "
+        f"each task, up to {cfg.oracle_cap} per image: {complete}); "
+        f"{sum(o['pipelines'] for o in orc)} pipelines scored in "
+        f"{sum(o['seconds'] for o in orc) / 60:.1f} min"
+    )
+
+
+AGENT_SETUP = """\
+Each row: means over the mixture's images. PSNR (dB) and SSIM against the clean crop.
+*balanced*: `objective_scores` ({objective}) over the candidate set {{input, each planner's
+output}} of each image, i.e. the sum of per-metric z-scores within that set (higher is better;
+the set sums to 0). *beats input*: images whose balanced score is above the input's.
+*s / image*: the agent's wall time (`RunResult.seconds`: perception, planning, execution,
+reflection, rescheduling). *steps*: tool calls the agent executed (every attempt);
+*trials*: extra tool calls the explore planner ran on crops while planning; *rollbacks*:
+steps rolled back or failed. *pipeline rank %*: the percentage of the enumerated pipelines
+that score strictly better than the planner's executed pipeline (its accepted tools in
+order; 0 = the best one; lower is better), averaged over the images where that pipeline is
+one of the enumerated ones -- (k/n) says on how many. *output rank %*: the percentage of
+enumerated pipelines whose final image scores strictly better than the planner's actual
+output, scored together with them (defined for every image). *oracle best*: the best
+enumerated pipeline per image (its steps and the oracle's time per image)."""
+
+
+def summary_text(result: AgentResult) -> str:
+    recs = result.records
+    parts = []
+    for planner in result.config.planners:
+        cs = [r for r in recs if r["candidate"] == planner]
+        inp = {(r["mixture"], r["image"]): r for r in recs if r["candidate"] == INPUT}
+        dp = _mean(
+            [c["metrics"]["psnr"] - inp[(c["mixture"], c["image"])]["metrics"]["psnr"] for c in cs]
+        )
+        worse = sum(1 for c in cs if not c["beats_input"])
+        parts.append(
+            f"{planner} {fmt(dp, signed=True)} dB PSNR over the input on average, balanced "
+            f"score not above the input's on {worse} of {len(cs)} images"
+        )
+    text = "Overall: " + "; ".join(parts) + "."
+    if result.oracle:
+        gap = _mean(
+            [
+                o["metrics"].get("psnr", math.nan)
+                - next(
+                    r["metrics"]["psnr"]
+                    for r in recs
+                    if r["candidate"] == INPUT
+                    and r["mixture"] == o["mixture"]
+                    and r["image"] == o["image"]
+                )
+                for o in result.oracle
+            ]
+        )
+        text += f" The oracle's best pipeline gains {fmt(gap, signed=True)} dB on average."
+    return text
+
+
+def perception_table(result: AgentResult) -> str:
+    from restoregraph.tasks import PERCEPTION_TYPE_FOR_DEGRADATION as P
+
+    rows = []
+    for mixture in result.config.mixtures:
+        ps = [p for p in result.perception if p["mixture"] == mixture]
+        true_types: Counter[str] = Counter()
+        hits: Counter[str] = Counter()
+        extra: Counter[str] = Counter()
+        for p in ps:
+            truth = {P[t] for t in p["true"]}
+            det = set(p["detected"])
+            for t in truth:
+                true_types[t] += 1
+                hits[t] += t in det
+            for t in det - truth:
+                extra[t] += 1
+        detected = ", ".join(f"{t} {hits[t]}/{true_types[t]}" for t in true_types)
+        wrong = ", ".join(f"{t} {k}" for t, k in sorted(extra.items())) or "none"
+        exact = sum(1 for p in ps if set(p["detected"]) == {P[t] for t in p["true"]})
+        rows.append([mixture, detected, wrong, f"{exact}/{len(ps)}"])
+    return md_table(
+        ["mixture", "true types detected (images)", "false detections", "exact set"], rows, "llll"
+    )
+
+
+def perception_text(result: AgentResult) -> str:
+    from restoregraph.tasks import PERCEPTION_TYPE_FOR_DEGRADATION as P
+
+    ps = result.perception
+    n_true = sum(len(set(p["true"])) for p in ps)
+    n_hit = sum(len({P[t] for t in p["true"]} & set(p["detected"])) for p in ps)
+    n_extra = sum(len(set(p["detected"]) - {P[t] for t in p["true"]}) for p in ps)
+    return (
+        f"What the agent's perception step reported on the degraded inputs (the same for every "
+        f"planner): {n_hit} of {n_true} true degradations detected, {n_extra} false detections. "
+        "Planners only plan for what perception reports, so a missed degradation is a task no "
+        "planner attempts."
+    )
+
+
+def na_text(result: AgentResult) -> str:
+    reasons: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in result.records:
+        if r["candidate"] != INPUT and r.get("why_na"):
+            reasons[r["candidate"]][r["why_na"]] += 1
+    if not reasons:
+        return "Every executed pipeline was one of the enumerated ones."
+    parts = []
+    for planner in result.config.planners:
+        if reasons.get(planner):
+            items = ", ".join(f"{why} ×{k}" for why, k in reasons[planner].most_common())
+            parts.append(f"- {planner}: {items}")
+    return (
+        "The enumeration holds the pipelines that run each TRUE task exactly once, so an "
+        "executed pipeline that skipped a task (perception missed it, or reflection rolled its "
+        "every attempt back), added one (a false detection), or repeated one has no rank there; "
+        "its *output rank %* still places its image among them.\n\n" + "\n".join(parts)
+    )

@@ -1,0 +1,226 @@
+"""The ``restoregraph bench`` command group (registered by ``restoregraph.cli.main``).
+
+Heavy modules are imported inside the commands, so ``restoregraph --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from restoregraph.bench.common import DEFAULT_DATA
+from restoregraph.bench.report import DEFAULT_DOC
+
+DATA = click.option(
+    "--data",
+    default=DEFAULT_DATA,
+    show_default=True,
+    help="Folder of test sets (relative to the current directory).",
+)
+DOC = click.option(
+    "--doc",
+    default=DEFAULT_DOC,
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Markdown file whose bench section is replaced (or appended).",
+)
+
+
+def command_line(ctx: click.Context) -> str:
+    """The command with every option spelled out (what reproduces the section exactly)."""
+    parts = ctx.command_path.split()
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name is None:
+            continue
+        value = ctx.params.get(param.name)
+        flag = max(param.opts, key=len)
+        if param.is_flag:
+            if value:
+                parts.append(flag)
+        elif value is not None:
+            parts += [flag, str(value)]
+    return shlex.join(parts)
+
+
+class Clock:
+    """When a benchmark started, and the machine as it was then (load average included)."""
+
+    def __init__(self) -> None:
+        from restoregraph.bench.report import machine
+
+        self.started = _dt.datetime.now(_dt.UTC)
+        self.t0 = time.perf_counter()
+        self.machine = machine()
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.t0
+
+
+def _finish(ctx: click.Context, name: str, title: str, body: str, clock: Clock) -> None:
+    from restoregraph.bench.report import header, write_section
+
+    doc: Path = ctx.params["doc"]
+    head = header(title, command_line(ctx), clock.started, clock.seconds, clock.machine)
+    text = head + "\n" + body
+    path = write_section(doc, name, text)
+    click.echo(f"wrote section {name!r} of {path} ({clock.seconds:.0f} s)", err=True)
+
+
+@click.group()
+def bench() -> None:
+    """Measure the tools, the agent and perception; write docs/BENCHMARKS.md sections."""
+
+
+@bench.command("tools")
+@DATA
+@click.option("--sets", default="CBSD68,Kodak24", show_default=True, help="Test sets.")
+@click.option("--n", "n", type=int, default=10, show_default=True, help="First N images per set.")
+@click.option("--levels", default="1,2,3", show_default=True, help="Degradation levels.")
+@click.option("--tasks", default=None, help="Only these tasks (comma-separated; default all).")
+@click.option(
+    "--rain-pairs",
+    type=int,
+    default=100,
+    show_default=True,
+    help="Rain100L pairs for derain (0: none).",
+)
+@click.option(
+    "--timing-size",
+    type=int,
+    default=512,
+    show_default=True,
+    help="Side of the timing image (0: no timing).",
+)
+@DOC
+@click.pass_context
+def tools_cmd(ctx: click.Context, **kw: Any) -> None:
+    """Every tool on its own task's degradation: PSNR / SSIM per level, and speed."""
+    from restoregraph.bench.common import data_dir, parse_levels, parse_list
+    from restoregraph.bench.tools import (
+        TASK_DEGRADATIONS,
+        ToolsConfig,
+        run_tools_bench,
+        tools_markdown,
+    )
+
+    clock = Clock()
+    cfg = ToolsConfig(
+        data=data_dir(kw["data"]),
+        sets=parse_list(kw["sets"], "--sets"),
+        n=kw["n"],
+        levels=parse_levels(kw["levels"]),
+        tasks=parse_list(kw["tasks"], "--tasks") if kw["tasks"] else list(TASK_DEGRADATIONS),
+        timing_size=kw["timing_size"],
+        rain_pairs=kw["rain_pairs"],
+    )
+    result = run_tools_bench(cfg)
+    body = tools_markdown(result)
+    _finish(ctx, "tools", "Tools: each task's tools on its own degradation", body, clock)
+
+
+@bench.command("agent")
+@DATA
+@click.option("--set", "set_name", default="CBSD68", show_default=True, help="Test set.")
+@click.option("--n", "n", type=int, default=4, show_default=True, help="First N images.")
+@click.option(
+    "--planners", default="fixed,random,explore", show_default=True, help="Planners to compare."
+)
+@click.option(
+    "--objective",
+    type=click.Choice(["balanced", "psnr", "ssim", "perceptual"]),
+    default="balanced",
+    show_default=True,
+)
+@click.option(
+    "--level",
+    type=click.Choice(["1", "2", "3", "sample"]),
+    default="2",
+    show_default=True,
+    help="Level of every type of a mixture (sample: drawn per image from its seed).",
+)
+@click.option("--short", type=int, default=256, show_default=True, help="Crop: short side (px).")
+@click.option("--long", type=int, default=384, show_default=True, help="Crop: long side (px).")
+@click.option("--max-steps", type=int, default=8, show_default=True, help="Agent step budget.")
+@click.option(
+    "--mixtures",
+    default=None,
+    help="Only these mixtures (comma-separated, e.g. noise+jpeg; default RestoreAgent's seven).",
+)
+@click.option("--oracle/--no-oracle", default=True, show_default=True, help="Rank pipelines.")
+@click.option(
+    "--oracle-cap", type=int, default=200, show_default=True, help="Max pipelines per image."
+)
+@DOC
+@click.pass_context
+def agent_cmd(ctx: click.Context, **kw: Any) -> None:
+    """The agent on RestoreAgent's seven mixtures, per planner, with the oracle's ranking."""
+    from restoregraph.bench.agent import (
+        MIXTURES,
+        AgentConfig,
+        agent_markdown,
+        estimate_seconds,
+        run_agent_bench,
+    )
+    from restoregraph.bench.common import data_dir, parse_list
+
+    clock = Clock()
+    cfg = AgentConfig(
+        data=data_dir(kw["data"]),
+        set_name=kw["set_name"],
+        n=kw["n"],
+        planners=parse_list(kw["planners"], "--planners"),
+        objective=kw["objective"],
+        level=None if kw["level"] == "sample" else int(kw["level"]),
+        short=kw["short"],
+        long=kw["long"],
+        max_steps=kw["max_steps"],
+        mixtures=parse_list(kw["mixtures"], "--mixtures") if kw["mixtures"] else list(MIXTURES),
+        oracle=kw["oracle"],
+        oracle_cap=kw["oracle_cap"],
+    )
+    from restoregraph.tools import default_registry
+
+    est, runs, pipes = estimate_seconds(cfg, default_registry())
+    click.echo(
+        f"bench agent: {runs} agent runs and {pipes} oracle pipelines; "
+        f"estimated {est / 60:.0f}-{est / 60 * 1.5:.0f} min on a shared 2-core CPU",
+        err=True,
+    )
+    result = run_agent_bench(cfg)
+    body = agent_markdown(result)
+    _finish(ctx, "agent", "Agent: planners on RestoreAgent's seven mixtures", body, clock)
+
+
+@bench.command("perception")
+@DATA
+@click.option("--set", "set_name", default="CBSD68", show_default=True, help="Held-out set.")
+@click.option("--n", "n", type=int, default=300, show_default=True, help="Samples.")
+@click.option("--seed", type=int, default=123, show_default=True)
+@click.option("--weights", default=None, help="State dict (default: the shipped weights).")
+@DOC
+@click.pass_context
+def perception_cmd(ctx: click.Context, **kw: Any) -> None:
+    """The perception CNN's held-out evaluation (restoregraph.perception.evaluate)."""
+    from restoregraph.bench.common import data_dir
+    from restoregraph.bench.perception import (
+        PerceptionConfig,
+        perception_markdown,
+        run_perception_bench,
+    )
+
+    clock = Clock()
+    cfg = PerceptionConfig(
+        data=data_dir(kw["data"]),
+        set_name=kw["set_name"],
+        n=kw["n"],
+        seed=kw["seed"],
+        weights=kw["weights"],
+    )
+    body = perception_markdown(run_perception_bench(cfg))
+    _finish(ctx, "perception", "Perception: held-out detection and severity", body, clock)

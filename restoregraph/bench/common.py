@@ -1,0 +1,105 @@
+"""What every benchmark shares: the data directory, image lists, seeds, progress bars."""
+
+from __future__ import annotations
+
+import re
+import sys
+import zlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from restoregraph.errors import InputError
+
+DEFAULT_DATA = "../shared/data/test"  # resolved against the current working directory
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+T = TypeVar("T")
+
+
+def data_dir(path: str | Path | None = None) -> Path:
+    """The test-set folder (``--data``; default ``../shared/data/test`` from the cwd)."""
+    p = Path(path if path is not None else DEFAULT_DATA).expanduser()
+    resolved = p if p.is_absolute() else Path.cwd() / p
+    if not resolved.is_dir():
+        raise InputError(
+            f"benchmark data folder not found: {resolved} "
+            "(pass --data DIR, a folder holding test sets such as CBSD68/ and Kodak24/)"
+        )
+    return resolved.resolve()
+
+
+def natural_key(name: str) -> list[Any]:
+    """Sort ``2.png`` before ``10.png``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The image files of a folder, in natural order."""
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def parse_list(text: str, what: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise InputError(f"{what}: empty list")
+    return items
+
+
+def parse_levels(text: str) -> list[int]:
+    levels = []
+    for t in parse_list(text, "--levels"):
+        if t not in ("1", "2", "3"):
+            raise InputError(f"--levels: each level must be 1, 2 or 3, got {t!r}")
+        levels.append(int(t))
+    return sorted(set(levels))
+
+
+def set_images(root: Path, name: str, n: int) -> list[Path]:
+    """The first ``n`` images of test set ``name`` under ``root`` (a clear error if absent)."""
+    folder = root / name
+    if not folder.is_dir():
+        have = ", ".join(sorted(p.name for p in root.iterdir() if p.is_dir())) or "none"
+        raise InputError(f"test set {name!r} not found in {root} (found: {have})")
+    files = list_images(folder)
+    if not files:
+        raise InputError(f"test set {name!r} in {root} holds no images")
+    return files[:n]
+
+
+def image_seed(*parts: object) -> int:
+    """A stable seed from names (crc32 of ``a/b/c``): the same image always gets the same draw."""
+    return zlib.crc32("/".join(str(p) for p in parts).encode()) & 0x7FFFFFFF
+
+
+def quantize8(img: np.ndarray) -> np.ndarray:
+    """Round to 8-bit levels, as the degraded image would be when saved as a PNG."""
+    return (np.round(np.clip(img, 0.0, 1.0) * 255.0) / 255.0).astype(np.float32)
+
+
+def centre_crop(img: np.ndarray, short: int, long: int) -> np.ndarray:
+    """A centre crop at most ``short`` x ``long`` px (orientation kept; never upscales)."""
+    h, w = img.shape[:2]
+    ch, cw = (long, short) if h > w else (short, long)
+    ch, cw = min(ch, h), min(cw, w)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return np.ascontiguousarray(img[top : top + ch, left : left + cw])
+
+
+def progress(items: Iterable[T], total: int | None = None, desc: str = "") -> Iterator[T]:
+    """A tqdm bar on stderr (refreshes at most every 2 s when stderr is not a terminal)."""
+    from tqdm import tqdm
+
+    interactive = sys.stderr.isatty()
+    yield from tqdm(
+        items,
+        total=total,
+        desc=desc,
+        file=sys.stderr,
+        mininterval=0.2 if interactive else 5.0,
+        ncols=100,
+        leave=True,
+    )
