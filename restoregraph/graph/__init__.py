@@ -1,10 +1,23 @@
-"""The restoration graph: state schema, builder, checkpointer factory, image store."""
+"""The restoration graph: state schema, builder, checkpointer factory, image store.
 
-from restoregraph.graph.builder import build_graph, compile_graph
+The builder is loaded lazily (it imports the nodes, which import this package's modules).
+"""
+
+from typing import Any
+
 from restoregraph.graph.checkpointer import make_checkpointer
 from restoregraph.graph.context import RunContext, home_dir
 from restoregraph.graph.state import ImageRef, RestoreInput, RestoreOutput, RestoreState
 from restoregraph.graph.store import ImageStore
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("build_graph", "compile_graph"):
+        from restoregraph.graph import builder
+
+        return getattr(builder, name)
+    raise AttributeError(f"module 'restoregraph.graph' has no attribute {name!r}")
+
 
 __all__ = [
     "ImageRef",
