@@ -16,11 +16,22 @@ class PerceptionResult:
 
     probs: dict[str, list[float]] = field(default_factory=dict)
     detector: str = ""
+    # P(present) a type needs to count as present (calibrated per type; default 0.5)
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    def presence(self) -> dict[str, float]:
+        """P(present) = 1 - p(absent) per type."""
+        return {t: float(1.0 - p[0]) for t, p in self.probs.items()}
 
     @property
     def levels(self) -> dict[str, int]:
-        """Most likely level per type (0 = absent)."""
-        return {t: int(np.argmax(p)) for t, p in self.probs.items()}
+        """Level per type: 0 when P(present) is under the type's threshold, else the most
+        likely of levels 1..3."""
+        out: dict[str, int] = {}
+        for t, p in self.probs.items():
+            present = 1.0 - p[0] >= self.thresholds.get(t, 0.5)
+            out[t] = int(np.argmax(p[1:])) + 1 if present else 0
+        return out
 
     @property
     def present(self) -> dict[str, int]:
