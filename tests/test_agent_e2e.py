@@ -166,3 +166,36 @@ def test_seven_mixtures(tmp_path: Path, home: Path, chelsea_192: np.ndarray, mix
     tried = {h["task"] for h in result.history}
     assert tried & needed, (mixture, result.history)
     assert after >= before, (mixture, result.history)
+
+
+def test_library_use_memory_checkpointer_and_stepwise(
+    tmp_path: Path, chelsea_192: np.ndarray
+) -> None:
+    from restoregraph.graph import compile_graph, make_checkpointer
+
+    src = degraded_file(tmp_path, chelsea_192, [("noise", 3)])
+    graph = compile_graph(make_checkpointer("memory"))
+    ctx = RunContext(mode="stepwise", max_steps=3, store_dir=str(tmp_path / "store"))
+    out = graph.invoke({"image": str(src)}, {"configurable": {"thread_id": "t"}}, context=ctx)
+    assert set(out) <= {"current", "history", "plan_text", "stop_reason", "perception"}
+    assert out["history"] and Path(out["current"]["uri"]).exists()
+    assert "pixels" not in str(out) and len(str(out)) < 20_000  # references only, no pixels
+
+
+def test_as_tool_and_gc(tmp_path: Path, home: Path, chelsea_192: np.ndarray) -> None:
+    from restoregraph.api import as_tool
+    from restoregraph.graph.store import ImageStore
+
+    src = degraded_file(tmp_path, chelsea_192, [("noise", 3)])
+    tool = as_tool(home=home, max_steps=3)
+    assert tool.name == "restore_image"
+    res = tool.invoke({"image_path": str(src)})
+    assert Path(res["result_path"]).exists() and res["result_path"] != str(src)
+    assert "Restored with" in res["summary"]
+    res2 = tool.invoke({"image_path": str(src)})
+    assert res2["result_path"] != res["result_path"]  # never overwrites an earlier result
+    runner = Runner(home)
+    stray = ImageStore(runner.store_dir).put(np.full((9, 9, 3), 0.5, np.float32))
+    assert runner.collect_garbage() == 1
+    assert not Path(stray["uri"]).exists()
+    assert runner.referenced_images() <= ImageStore(runner.store_dir).all_hashes()
