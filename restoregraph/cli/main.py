@@ -196,7 +196,7 @@ class ProgressDisplay:
             TextColumn("{task.completed}/{task.total} steps"),
             TimeElapsedColumn(),
             console=console,
-            transient=False,
+            transient=True,
         )
         self.task = self.progress.add_task("perception", total=None)
         self.done = 0
@@ -345,6 +345,10 @@ def restore(
         reference=reference,
         planner_options=parse_options(planner_option),
     )
+    from restoregraph.imageio import check_output_path, load_image
+
+    load_image(image)  # validate before anything starts: a one-line error, nothing written
+    check_output_path(output, protect=(image,), overwrite=overwrite)
     runner = _make_runner(home)
     with ProgressDisplay() as show:
         result = runner.start(
