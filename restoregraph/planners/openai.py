@@ -392,10 +392,21 @@ class OpenAIPlanner:
         return self._fall_back(request, f"invalid plan from the model: {error}")  # unreachable
 
     def _finish(self, request: PlanRequest, steps: list[PlanStep], notes: list[str]) -> Plan:
-        kept = [s for s in steps if not request.is_forbidden(s["tool"])]
-        dropped = [s["tool"] for s in steps if request.is_forbidden(s["tool"])]
+        kept: list[PlanStep] = []
+        dropped: list[str] = []
+        repeats = 0
+        for s in steps:
+            if request.is_forbidden(s["tool"]):
+                dropped.append(s["tool"])
+            elif any(k["task"] == s["task"] for k in kept):
+                repeats += 1  # one step per task in a plan; later repeats are dropped
+            else:
+                kept.append(s)
         if dropped:
-            notes.append("dropped tools rolled back here: " + ", ".join(dropped))
+            unique = list(dict.fromkeys(dropped))
+            notes.append("dropped tools rolled back here: " + ", ".join(unique))
+        if repeats:
+            notes.append(f"dropped {repeats} repeated task step(s)")
         note = f"{self.name} {self.model}"
         if notes:
             note += ": " + "; ".join(notes)
