@@ -154,3 +154,25 @@ def test_bench_agent_tiny(tiny_data: Path, home: Path) -> None:
     row = next(line for line in text.splitlines() if line.startswith("| noise+jpeg | fixed |"))
     pct = row.strip("|").split("|")[-2].strip()
     assert pct.endswith("(1/1)") or pct.startswith("n/a")
+
+
+def test_classify_says_why_a_pipeline_has_no_rank() -> None:
+    from restoregraph.bench.agent import classify
+
+    enumerated: set[tuple[str, ...]] = {
+        ("dejpeg.deblock", "denoise.oidn"),
+        ("denoise.oidn", "dejpeg.deblock"),
+    }
+    needed = {"dejpeg", "denoise"}
+    assert classify(("denoise.oidn", "dejpeg.deblock"), needed, enumerated) == ""
+    assert classify(("dejpeg.deblock",), needed, enumerated, {"dejpeg"}) == "denoise not perceived"
+    assert (
+        classify(("dejpeg.deblock",), needed, enumerated, {"dejpeg", "denoise"}, {"denoise"})
+        == "denoise rolled back"
+    )
+    assert (
+        classify(("dejpeg.deblock",), needed, enumerated, {"dejpeg", "denoise"})
+        == "denoise dropped after re-perception"
+    )
+    got = classify(("dejpeg.deblock", "dehaze.dcp", "dehaze.dcp"), needed, enumerated)
+    assert got == "a task repeated; extra dehaze; denoise not perceived"

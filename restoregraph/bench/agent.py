@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,21 +131,36 @@ def _parse(mixture: str) -> list[tuple[str, int | None]]:
     return parse_mixture(mixture)
 
 
-def classify(executed: Sequence[str], needed: set[str], enumerated: set[tuple[str, ...]]) -> str:
-    """'' when ``executed`` is an enumerated pipeline, else why not."""
+def classify(
+    executed: Sequence[str],
+    needed: set[str],
+    enumerated: AbstractSet[tuple[str, ...]],
+    perceived: AbstractSet[str] = frozenset(),
+    attempted: AbstractSet[str] = frozenset(),
+) -> str:
+    """'' when ``executed`` is an enumerated pipeline, else why not: ``; ``-separated causes.
+
+    A needed task missing from the pipeline was ``not perceived`` (perception did not report
+    it on the input), ``rolled back`` (attempted, never accepted), or ``dropped after
+    re-perception`` (reported on the input, never attempted: after an accepted step the
+    re-run perception no longer reported it). ``perceived`` and ``attempted`` are task names.
+    """
     if tuple(executed) in enumerated:
         return ""
-    if not executed:
-        return "nothing accepted"
     tasks = [t.split(".", 1)[0] for t in executed]
+    causes = []
     if len(set(tasks)) < len(tasks):
-        return "a task repeated"
-    missing, extra = needed - set(tasks), set(tasks) - needed
-    if extra:
-        return "extra task " + ",".join(sorted(extra))
-    if missing:
-        return "skipped " + ",".join(sorted(missing))
-    return "not in the sampled pipelines"
+        causes.append("a task repeated")
+    for task in sorted(set(tasks) - needed):
+        causes.append(f"extra {task}")
+    for task in sorted(needed - set(tasks)):
+        if task in attempted:
+            causes.append(f"{task} rolled back")
+        elif task not in perceived:
+            causes.append(f"{task} not perceived")
+        else:
+            causes.append(f"{task} dropped after re-perception")
+    return "; ".join(causes) or "not in the sampled pipelines"
 
 
 def _perceived(events: list[dict[str, Any]]) -> dict[str, int]:
@@ -176,7 +192,7 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
         score_pipelines,
     )
     from restoregraph.runner import Runner
-    from restoregraph.tasks import TASK_FOR_DEGRADATION
+    from restoregraph.tasks import TASK_FOR_DEGRADATION, TASK_FOR_PERCEPTION_TYPE
 
     if registry is None:
         from restoregraph.tools import default_registry
@@ -266,6 +282,7 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
                             "rollbacks": sum(1 for h in hist if h["status"] == "rolled_back"),
                             "failed": sum(1 for h in hist if h["status"] == "failed"),
                             "stop": res.state.get("stop_reason", ""),
+                            "attempted": {h["task"] for h in hist if h["status"] != "accepted"},
                         }
                     )
                 scores = objective_scores([c["metrics"] for c in cands], cfg.objective)
@@ -288,8 +305,11 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
                     )
                     ok = [sp for sp in scored if sp.ok]
                     needed = {TASK_FOR_DEGRADATION[i.type] for i in infos}
+                    perceived_tasks = {TASK_FOR_PERCEPTION_TYPE[t] for t in detected}
                     for c in cands[1:]:
-                        c["why_na"] = classify(c["pipeline"], needed, enumerated)
+                        c["why_na"] = classify(
+                            c["pipeline"], needed, enumerated, perceived_tasks, c["attempted"]
+                        )
                         c["pipeline_pct"] = (
                             rank_percentile(c["pipeline"], scored) if not c["why_na"] else math.nan
                         )
@@ -551,20 +571,26 @@ def perception_text(result: AgentResult) -> str:
 
 
 def na_text(result: AgentResult) -> str:
-    reasons: dict[str, Counter[str]] = defaultdict(Counter)
+    causes: dict[str, Counter[str]] = defaultdict(Counter)
+    images: Counter[str] = Counter()
     for r in result.records:
         if r["candidate"] != INPUT and r.get("why_na"):
-            reasons[r["candidate"]][r["why_na"]] += 1
-    if not reasons:
+            images[r["candidate"]] += 1
+            for cause in r["why_na"].split("; "):
+                causes[r["candidate"]][cause] += 1
+    if not images:
         return "Every executed pipeline was one of the enumerated ones."
     parts = []
     for planner in result.config.planners:
-        if reasons.get(planner):
-            items = ", ".join(f"{why} ×{k}" for why, k in reasons[planner].most_common())
-            parts.append(f"- {planner}: {items}")
+        if images.get(planner):
+            items = ", ".join(f"{why} ×{k}" for why, k in causes[planner].most_common())
+            parts.append(f"- {planner} ({images[planner]} images): {items}")
     return (
         "The enumeration holds the pipelines that run each TRUE task exactly once, so an "
-        "executed pipeline that skipped a task (perception missed it, or reflection rolled its "
-        "every attempt back), added one (a false detection), or repeated one has no rank there; "
-        "its *output rank %* still places its image among them.\n\n" + "\n".join(parts)
+        "executed pipeline that misses a task, adds one or repeats one has no rank there (its "
+        "*output rank %* still places its image among them). Causes, counted per task: *not "
+        "perceived* (perception did not report it on the input), *rolled back* (attempted, "
+        "reflection never accepted it), *dropped after re-perception* (reported on the input, "
+        "but perception, re-run after an accepted step, no longer reported it), *extra* (a "
+        "task the mixture does not need).\n\n" + "\n".join(parts)
     )
