@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from restoregraph.bench.common import centre_crop, image_seed, progress, quantize8, set_images
+from restoregraph.bench.perception import fingerprint
 from restoregraph.bench.report import fmt, fmt_seconds, md_table
 from restoregraph.errors import InputError
 
@@ -73,9 +74,10 @@ class AgentConfig:
 class AgentResult:
     config: AgentConfig
     records: list[dict[str, Any]]  # one per (mixture, image, candidate)
-    perception: list[dict[str, Any]]  # one per (mixture, image): true and detected types
+    detections: list[dict[str, Any]]  # one per (mixture, image): true and detected types
     oracle: list[dict[str, Any]]  # one per (mixture, image): pipelines, tool calls, seconds
     warmup_s: float = 0.0
+    perception: str = ""  # the perception files in use (sha256), or the stand-in's name
 
 
 def metric_names(objective: str) -> list[str]:
@@ -207,11 +209,12 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
         raise InputError(f"--n must be >= 1, got {cfg.n}")
     metric_names(cfg.objective)
     mixtures = [(m, _parse(m)) for m in cfg.mixtures]
+    used = fingerprint() if cfg.perceiver is None else f"stand-in {type(cfg.perceiver).__name__}"
     files = set_images(cfg.data, cfg.set_name, cfg.n)
     cleans = {p.name: centre_crop(load_image(p), cfg.short, cfg.long) for p in files}
 
     records: list[dict[str, Any]] = []
-    perception: list[dict[str, Any]] = []
+    detections: list[dict[str, Any]] = []
     oracle: list[dict[str, Any]] = []
     old_home = os.environ.get("RESTOREGRAPH_HOME")
     with tempfile.TemporaryDirectory(prefix="restoregraph-bench-") as tmp:
@@ -289,7 +292,7 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
                 for c, s in zip(cands, scores, strict=True):
                     c["balanced"] = float(s)
                     c["beats_input"] = float(s) > scores[0]
-                perception.append(
+                detections.append(
                     {**base, "true": [i.type for i in infos], "levels": [i.level for i in infos]}
                     | {"detected": detected}
                 )
@@ -337,7 +340,9 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
                 os.environ.pop("RESTOREGRAPH_HOME", None)
             else:
                 os.environ["RESTOREGRAPH_HOME"] = old_home
-    return AgentResult(cfg, records, perception, oracle, warmup)
+    if cfg.perceiver is None and fingerprint() != used:
+        raise InputError("the perception weights or thresholds changed during the run; run again")
+    return AgentResult(cfg, records, detections, oracle, warmup, used)
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -438,7 +443,7 @@ def agent_markdown(result: AgentResult) -> str:
         f"type of a mixture at {level}; degradation and run seed = crc32(`set/image/mixture`)",
         f"- agent: `Runner.start` with a temporary home, `RunContext(planner=…, "
         f"objective={cfg.objective!r}, max_steps={cfg.max_steps}, seed=…)`, the shipped "
-        f"perception CNN, {runs} runs (+{len(cfg.planners)} warm-up runs, "
+        f"perception CNN ({result.perception}), {runs} runs (+{len(cfg.planners)} warm-up runs, "
         f"{fmt_seconds(result.warmup_s)} s, not counted)",
         oracle_line(result),
         "",
@@ -534,7 +539,7 @@ def perception_table(result: AgentResult) -> str:
 
     rows = []
     for mixture in result.config.mixtures:
-        ps = [p for p in result.perception if p["mixture"] == mixture]
+        ps = [p for p in result.detections if p["mixture"] == mixture]
         true_types: Counter[str] = Counter()
         hits: Counter[str] = Counter()
         extra: Counter[str] = Counter()
@@ -558,7 +563,7 @@ def perception_table(result: AgentResult) -> str:
 def perception_text(result: AgentResult) -> str:
     from restoregraph.tasks import PERCEPTION_TYPE_FOR_DEGRADATION as P
 
-    ps = result.perception
+    ps = result.detections
     n_true = sum(len(set(p["true"])) for p in ps)
     n_hit = sum(len({P[t] for t in p["true"]} & set(p["detected"])) for p in ps)
     n_extra = sum(len(set(p["detected"]) - {P[t] for t in p["true"]}) for p in ps)

@@ -25,6 +25,25 @@ class PerceptionConfig:
     weights: str | None = None
 
 
+def fingerprint(weights: str | Path | None = None) -> str:
+    """Which perception files are in use: the weights' and calibrated thresholds' sha256."""
+    from restoregraph.perception import cnn
+
+    path = Path(weights) if weights is not None else cnn.DEFAULT_WEIGHTS
+    if not path.is_file():
+        return f"`{path.name}` missing"
+    text = f"`{path.name}` sha256 `{cnn.sha256_file(path)[:16]}…`"
+    thresholds_path = getattr(cnn, "thresholds_path", None)
+    if thresholds_path is not None:
+        t = thresholds_path(path)
+        text += (
+            f", `{t.name}` sha256 `{cnn.sha256_file(t)[:16]}…`"
+            if t.is_file()
+            else ", no calibrated thresholds file"
+        )
+    return text
+
+
 def run_perception_bench(cfg: PerceptionConfig) -> dict[str, Any]:
     from restoregraph.imageio import load_image
     from restoregraph.perception.cnn import CNNPerceiver
@@ -35,14 +54,23 @@ def run_perception_bench(cfg: PerceptionConfig) -> dict[str, Any]:
         raise InputError(f"--n must be >= 1, got {cfg.n}")
     set_images(cfg.data, cfg.set_name, 1)  # a clear error when the set is missing or empty
     files = list_images(cfg.data / cfg.set_name)  # evaluate's own order: the same samples
+    before = fingerprint(cfg.weights)
     perceiver = CNNPerceiver(cfg.weights)
     images = [load_image(p) for p in files]
     res = evaluate(images, perceiver, cfg.n, cfg.seed, progress=True)
-    return {"config": cfg, "images": len(images), "perceiver": perceiver, **res}
+    if fingerprint(cfg.weights) != before:
+        raise InputError("the perception weights or thresholds changed during the run; run again")
+    return {
+        "config": cfg,
+        "images": len(images),
+        "perceiver": perceiver,
+        "fingerprint": before,
+        **res,
+    }
 
 
 def perception_markdown(result: dict[str, Any]) -> str:
-    from restoregraph.perception.cnn import count_params, sha256_file
+    from restoregraph.perception.cnn import count_params
     from restoregraph.perception.evaluate import markdown_table, metrics, summary_lines
 
     cfg: PerceptionConfig = result["config"]
@@ -50,9 +78,7 @@ def perception_markdown(result: dict[str, Any]) -> str:
     rows = metrics(true, pred)
     perceiver = result["perceiver"]
     lines = [
-        f"- weights: `{perceiver.weights_path.name}` sha256 "
-        f"`{sha256_file(perceiver.weights_path)[:16]}…`, {count_params(perceiver.net):,} "
-        "parameters",
+        f"- weights: {result['fingerprint']}; {count_params(perceiver.net):,} parameters",
         f"- data: {result['images']} clean images of {cfg.set_name} (never trained on), "
         f"{cfg.n} random mixtures (seed {cfg.seed}; 0–4 degradations, random levels: the "
         "training distribution), whole images at native size; the same samples as "
