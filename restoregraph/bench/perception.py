@@ -84,8 +84,9 @@ def perception_markdown(result: dict[str, Any]) -> str:
         "training distribution), whole images at native size; the same samples as "
         f"`python -m restoregraph.perception.evaluate --data …/{cfg.set_name} --n {cfg.n} "
         f"--seed {cfg.seed}`",
-        "- presence: a type counts as detected when its most likely level is > 0; severity "
-        "acc. (all present) counts misses as wrong, (detected) is over true positives only",
+        "- presence: a type counts as detected when P(present) = 1 - p(absent) reaches its "
+        f"threshold (`PerceptionResult.levels`; {_thresholds(perceiver)}); severity acc. (all "
+        "present) counts misses as wrong, (detected) is over true positives only",
         "",
         markdown_table(rows, true, pred),
         "",
@@ -94,6 +95,13 @@ def perception_markdown(result: dict[str, Any]) -> str:
         findings(rows),
     ]
     return "\n".join(lines)
+
+
+def _thresholds(perceiver: Any) -> str:
+    values = getattr(perceiver, "thresholds", None)
+    if not values:
+        return "0.5 for every type"
+    return "calibrated: " + ", ".join(f"{t} {float(v):.2f}" for t, v in values.items())
 
 
 def findings(rows: list[dict[str, Any]]) -> str:
