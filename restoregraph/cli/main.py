@@ -329,7 +329,6 @@ def restore(
 ) -> None:
     """Restore IMAGE with the agent; writes the result and an HTML report."""
     from restoregraph.graph.context import RunContext
-
     from restoregraph.planners import PLANNERS
 
     if planner not in PLANNERS:
@@ -338,7 +337,7 @@ def restore(
         raise InputError(f"{image}: is a directory (batch restore is not available yet)")
     ctx = RunContext(
         planner=planner,
-        mode=mode,
+        mode=mode,  # type: ignore[arg-type]  # click.Choice validated it
         objective=objective,  # type: ignore[arg-type]
         max_steps=max_steps,
         seed=seed,
@@ -395,8 +394,9 @@ def history(run: str, home: Path | None, as_json: bool) -> None:
         )
         return
     table = Table(title=f"run {run}: {state.get('stop_reason', 'not finished')}")
-    for col in ("#", "tool", "decision", "severity", "quality", "s", "image"):
-        table.add_column(col)
+    for col in ("#", "tool", "decision", "severity", "quality", "s"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("image", overflow="fold")
     for h in steps:
         table.add_row(
             str(h["index"]),

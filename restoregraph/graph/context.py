@@ -27,7 +27,7 @@ class RunContext:
     max_rounds: int = 4  # planning rounds
     toolbox: tuple[str, ...] | None = None  # restrict to these tool ids (None = all)
     accept_threshold: float = 0.0  # reflection accepts a step whose gain exceeds this
-    quality_weight: float = 0.5  # weight of no-reference quality in the reflection gain
+    quality_weight: float = 1.0  # weight of no-reference quality in the reflection gain
     presence_threshold: int = 1  # minimum perceived level that counts as present
     tool_timeout: float = 600.0  # seconds before a tool call counts as failed
     seed: int = 0

@@ -1,7 +1,8 @@
 """Reflection: did the step make the image better? Accept it, or roll back to the image before it.
 
-The gain of a step is the drop in total perceived severity plus ``quality_weight`` times the
-change in no-reference quality. Accept if the gain exceeds ``accept_threshold`` and the
+The gain of a step is the drop in the perceived severity of the step's own degradation, minus
+any rise of the others (side effects), plus ``quality_weight`` times the change in
+no-reference quality. Accept if the gain exceeds ``accept_threshold`` and the
 step's own target degradation did not get worse; otherwise roll back (the current image stays the
 one before the step) and record the failed attempt so rescheduling does not retry it there.
 """
@@ -30,10 +31,18 @@ def judge(
     """Return (accept, reason) for one step from the severities and qualities around it."""
     targets = [t for t, tk in TASK_FOR_PERCEPTION_TYPE.items() if tk == task]
     target_drop = sum(before.get(t, 0.0) - after.get(t, 0.0) for t in targets)
-    load_drop = sum(before.values()) - sum(after.values())
+    # Side effects count only when they make another degradation worse: a tool gets no credit
+    # for other types that merely look weaker next to its own (noise masks rain, say).
+    side_rise = sum(
+        max(0.0, after.get(t, 0.0) - before.get(t, 0.0)) for t in after if t not in targets
+    )
     dq = quality_after - quality_before
-    gain = load_drop + ctx.quality_weight * dq
-    detail = f"severity {sum(before.values()):.2f}->{sum(after.values()):.2f}, quality {dq:+.2f}"
+    gain = target_drop - side_rise + ctx.quality_weight * dq
+    detail = (
+        f"{'/'.join(targets)} severity {sum(before.get(t, 0.0) for t in targets):.2f}->"
+        f"{sum(after.get(t, 0.0) for t in targets):.2f}, side effects +{side_rise:.2f}, "
+        f"quality {dq:+.3f}"
+    )
     if target_drop < -0.25:
         return False, f"made its own degradation worse ({detail})"
     if gain > ctx.accept_threshold:
