@@ -142,6 +142,12 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return (np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.exists() and b.exists() and os.path.samefile(a, b)
@@ -197,6 +203,7 @@ def save_image(
     try:
         with os.fdopen(fd, "wb") as fh:
             pil.save(fh, format=fmt, **kwargs)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, out)
     except BaseException:
         if os.path.exists(tmp):

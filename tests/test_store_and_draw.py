@@ -55,3 +55,14 @@ def test_graph_command_writes_png_and_mermaid(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["graph", "-o", str(tmp_path / "g.png")])
     assert exc.value.code == 3  # refuses to overwrite
+
+
+def test_saved_files_get_normal_permissions(tmp_path: Path) -> None:
+    import os
+
+    from restoregraph.imageio import save_image
+
+    out = save_image(np.zeros((8, 8, 3), np.float32), tmp_path / "x.png")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask
