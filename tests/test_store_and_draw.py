@@ -66,3 +66,17 @@ def test_saved_files_get_normal_permissions(tmp_path: Path) -> None:
     mask = os.umask(0)
     os.umask(mask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_exif_orientation_applied(tmp_path: Path) -> None:
+    from restoregraph.imageio import load_image
+
+    arr = np.zeros((20, 40, 3), np.uint8)
+    arr[:, :20] = 255  # left half white
+    img = Image.fromarray(arr)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise for display
+    img.save(tmp_path / "r.jpg", exif=exif.tobytes(), quality=95)
+    out = load_image(tmp_path / "r.jpg")
+    assert out.shape == (40, 20, 3)  # displayed upright: portrait
+    assert out[:20].mean() > 0.9 and out[20:].mean() < 0.1  # white half now on top
