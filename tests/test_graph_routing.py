@@ -128,3 +128,14 @@ def test_drawn_edges_match_routes() -> None:
     # every target `route` can return is a drawn edge out of rescheduling
     targets = {t for s, t, _ in edges if s == "rescheduling"}
     assert {"execution", "planning", END} <= targets
+
+
+def test_cli_objectives_match_metrics_and_context() -> None:
+    import typing
+
+    from restoregraph.cli.options import OBJECTIVE_NAMES
+    from restoregraph.metrics import OBJECTIVES
+
+    assert set(OBJECTIVE_NAMES) == set(OBJECTIVES)
+    hints = typing.get_type_hints(RunContext)
+    assert set(typing.get_args(hints["objective"])) == set(OBJECTIVES)

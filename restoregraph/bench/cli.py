@@ -15,6 +15,7 @@ import click
 
 from restoregraph.bench.common import DEFAULT_DATA
 from restoregraph.bench.report import DEFAULT_DOC
+from restoregraph.cli.options import OBJECTIVE
 
 DATA = click.option(
     "--data",
@@ -131,12 +132,7 @@ def tools_cmd(ctx: click.Context, **kw: Any) -> None:
 @click.option(
     "--planners", default="fixed,random,explore", show_default=True, help="Planners to compare."
 )
-@click.option(
-    "--objective",
-    type=click.Choice(["balanced", "psnr", "ssim", "perceptual"]),
-    default="balanced",
-    show_default=True,
-)
+@OBJECTIVE
 @click.option(
     "--level",
     type=click.Choice(["1", "2", "3", "sample"]),

@@ -15,6 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from restoregraph.cli.options import OBJECTIVE
 from restoregraph.errors import InputError
 
 console = Console(stderr=True)
@@ -284,12 +285,7 @@ def _summary(result: Any) -> None:
     show_default=True,
     help="One plan executed in full, or replan after every step.",
 )
-@click.option(
-    "--objective",
-    type=click.Choice(["balanced", "psnr", "ssim", "perceptual"]),
-    default="balanced",
-    show_default=True,
-)
+@OBJECTIVE
 @click.option(
     "--max-steps",
     type=click.IntRange(1, 100),

@@ -1,0 +1,17 @@
+"""Click options shared by several commands (one definition each)."""
+
+from __future__ import annotations
+
+import click
+
+# The names of metrics.OBJECTIVES (a test keeps the two in step; importing metrics here would
+# slow every command's start).
+OBJECTIVE_NAMES = ("balanced", "psnr", "ssim", "perceptual")
+
+OBJECTIVE = click.option(
+    "--objective",
+    type=click.Choice(OBJECTIVE_NAMES),
+    default="balanced",
+    show_default=True,
+    help="What the plan optimises.",
+)
