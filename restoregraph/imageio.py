@@ -138,6 +138,24 @@ def as_float_image(image: np.ndarray) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
+def resize_bicubic(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Float-precise bicubic resize of (H, W, C) float32, one channel at a time (Pillow mode F).
+
+    Pillow widens its kernel when shrinking (like MATLAB imresize), so it low-passes before
+    subsampling instead of aliasing. Values are not clipped.
+    """
+    channels = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(image[..., c])).resize(
+                (width, height), Image.Resampling.BICUBIC
+            ),
+            dtype=np.float32,
+        )
+        for c in range(image.shape[2])
+    ]
+    return np.stack(channels, axis=2)
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     return (np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
 from restoregraph.degrade._spec import Degradation, Number, Param
+from restoregraph.imageio import resize_bicubic
 
 
 def downscaled_size(height: int, width: int, scale: int) -> tuple[int, int]:
@@ -21,18 +21,7 @@ def _low_resolution(
     out_h, out_w = downscaled_size(h, w, scale)
     if (out_h, out_w) == (h, w):
         return image.copy()
-    # Pillow's bicubic widens its kernel when shrinking (like MATLAB imresize), so it low-passes
-    # before subsampling instead of aliasing. Mode "F" keeps float precision, one channel at a time.
-    channels = [
-        np.asarray(
-            Image.fromarray(np.ascontiguousarray(image[..., c])).resize(
-                (out_w, out_h), Image.Resampling.BICUBIC
-            ),
-            dtype=np.float32,
-        )
-        for c in range(image.shape[2])
-    ]
-    return np.stack(channels, axis=2)
+    return resize_bicubic(image, out_h, out_w)
 
 
 LOW_RESOLUTION = Degradation(

@@ -35,9 +35,9 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from restoregraph.errors import InputError
+from restoregraph.imageio import resize_bicubic
 from restoregraph.metrics._common import to_image, to_pair
 
 PSNR_CAP = 100.0
@@ -305,13 +305,4 @@ def match_size(img: np.ndarray, ref: np.ndarray) -> np.ndarray:
         raise InputError(f"reference: empty image of shape {ref_arr.shape}")
     if a.shape[:2] == (height, width):
         return a.copy()
-    channels = [
-        np.asarray(
-            Image.fromarray(np.ascontiguousarray(a[..., k])).resize(
-                (width, height), Image.Resampling.BICUBIC
-            ),
-            dtype=np.float32,
-        )
-        for k in range(a.shape[2])
-    ]
-    return np.clip(np.stack(channels, axis=2), 0.0, 1.0)
+    return np.clip(resize_bicubic(a, height, width), 0.0, 1.0)
