@@ -203,13 +203,14 @@ class ProgressDisplay:
         self.done = 0
 
     def __enter__(self) -> ProgressDisplay:
-        self.progress.start()
-        return self
+        return self  # the bar starts with the first event, after the run has validated its input
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
     def __call__(self, ev: dict[str, Any]) -> None:
+        if not self.progress.live.is_started:
+            self.progress.start()
         kind = ev.get("event")
         log = self.progress.console.print
         if kind == "perception":
@@ -340,10 +341,6 @@ def restore(
         reference=reference,
         planner_options=parse_options(planner_option),
     )
-    from restoregraph.imageio import check_output_path, load_image
-
-    load_image(image)  # validate before anything starts: a one-line error, nothing written
-    check_output_path(output, protect=(image,), overwrite=overwrite)
     runner = _make_runner(home)
     with ProgressDisplay() as show:
         result = runner.start(
