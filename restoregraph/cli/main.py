@@ -446,7 +446,24 @@ def _add_bench() -> None:
     app.add_command(bench)
 
 
+def _add_command_modules() -> None:
+    """Commands defined in ``restoregraph/cli/cmd_*.py``: each module has ``register(app)``.
+
+    One module per command family keeps this file small and lets features add commands
+    without editing it.
+    """
+    import importlib
+    import pkgutil
+
+    import restoregraph.cli as pkg
+
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("cmd_"):
+            importlib.import_module(f"restoregraph.cli.{info.name}").register(app)
+
+
 _add_bench()
+_add_command_modules()
 
 
 @app.command("graph")
