@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from restoregraph.errors import RestoreGraphError
+from restoregraph.tasks import TASKS
 
 
 def home_dir() -> Path:
@@ -34,6 +35,10 @@ class RunContext:
     store_dir: str = ""  # "" -> $RESTOREGRAPH_HOME/store
     reference: str = ""  # clean reference image path (oracle planner / evaluation only)
     planner_options: dict[str, Any] = field(default_factory=dict)
+    # Plan constraints (what a user asked for in words; restoregraph.chat fills them):
+    forbidden_tasks: tuple[str, ...] = ()  # never planned ("don't denoise", "keep the grain")
+    required_tasks: tuple[str, ...] = ()  # planned even when perception misses them
+    strength: dict[str, int] = field(default_factory=dict)  # task -> 1 mild, 2 normal, 3 strong
     # Objects for library use (not serialised): a custom registry, planner or perceiver.
     registry: Any = None
     planner_obj: Any = None
@@ -46,6 +51,20 @@ class RunContext:
             raise RestoreGraphError(f"mode must be 'plan' or 'stepwise', got {self.mode!r}")
         if self.objective not in ("balanced", "psnr", "ssim", "perceptual"):
             raise RestoreGraphError(f"unknown objective {self.objective!r}")
+        self.forbidden_tasks = tuple(self.forbidden_tasks)
+        self.required_tasks = tuple(self.required_tasks)
+        self.strength = dict(self.strength)
+        for task in (*self.forbidden_tasks, *self.required_tasks, *self.strength):
+            if task not in TASKS:
+                raise RestoreGraphError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+        both = set(self.forbidden_tasks) & set(self.required_tasks)
+        if both:
+            raise RestoreGraphError(
+                f"task(s) both forbidden and required: {', '.join(sorted(both))}"
+            )
+        for task, level in self.strength.items():
+            if level not in (1, 2, 3):
+                raise RestoreGraphError(f"strength of {task!r} must be 1, 2 or 3, got {level!r}")
 
     def settings(self) -> dict[str, Any]:
         """The serialisable settings (what a run's metadata records for resume)."""
@@ -64,10 +83,16 @@ class RunContext:
             "store_dir",
             "reference",
             "planner_options",
+            "forbidden_tasks",
+            "required_tasks",
+            "strength",
         ]
         out = {k: getattr(self, k) for k in keep}
         if out["toolbox"] is not None:
             out["toolbox"] = list(out["toolbox"])
+        out["forbidden_tasks"] = list(self.forbidden_tasks)
+        out["required_tasks"] = list(self.required_tasks)
+        out["strength"] = dict(self.strength)
         return out
 
     @classmethod

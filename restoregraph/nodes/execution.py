@@ -1,7 +1,8 @@
 """Execution: run the next plan step's tool on the current image, isolated.
 
 An exception, a time-out, NaN/inf output or a wrong shape is a failed step (reflection rolls it
-back), never a crashed run.
+back), never a crashed run. A task the user asked for mildly (``RunContext.strength``) keeps
+half of the tool's change (``apply_strength``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import concurrent.futures
 import time
 from typing import Any
 
+import numpy as np
 from langgraph.runtime import Runtime
 
 from restoregraph.errors import ToolError
@@ -18,6 +20,18 @@ from restoregraph.graph.resources import get_registry, get_store
 from restoregraph.graph.state import RestoreState
 from restoregraph.nodes.common import emit
 from restoregraph.tools.run import run_tool
+
+MILD_MIX = 0.5  # a mild step keeps this share of the tool's change
+
+
+def apply_strength(image: np.ndarray, out: np.ndarray, strength: int) -> np.ndarray:
+    """A mild (strength 1) step moves only ``MILD_MIX`` of the way from the input to the tool's
+    output ("brighten, but keep the mood"); normal and strong steps keep the output as it is.
+    Tools that change the size (super-resolution) are never blended."""
+    if strength != 1 or out.shape != image.shape:
+        return out
+    return (image + MILD_MIX * (out - image)).astype(np.float32)
+
 
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="rg-tool")
 
@@ -40,7 +54,7 @@ def execution(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, An
             out = future.result(timeout=ctx.tool_timeout)
         except concurrent.futures.TimeoutError:
             raise ToolError(f"{spec.id}: timed out after {ctx.tool_timeout:g} s") from None
-        candidate = store.put(out)
+        candidate = store.put(apply_strength(image, out, ctx.strength.get(step["task"], 2)))
     except Exception as exc:  # isolated: any failure is a failed step
         error = str(exc) or type(exc).__name__
     seconds = time.perf_counter() - started

@@ -1,4 +1,5 @@
-"""Planning: ask the configured planner for a plan; validate every tool id against the toolbox."""
+"""Planning: ask the configured planner for a plan; validate every tool id against the toolbox;
+enforce the user's constraints (forbidden / required tasks) whatever the planner said."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from langgraph.types import Command
 from restoregraph.errors import PlanError
 from restoregraph.graph.context import RunContext
 from restoregraph.graph.resources import get_planner, get_registry, get_store
-from restoregraph.graph.state import RestoreState
+from restoregraph.graph.state import PlanStep, RestoreState
 from restoregraph.nodes.common import emit
+from restoregraph.planners._common import needed_tasks
 from restoregraph.planners.base import Plan, PlanRequest, validate_steps
 
 log = logging.getLogger(__name__)
@@ -36,14 +38,40 @@ def build_request(state: RestoreState, ctx: RunContext) -> PlanRequest:
         instruction=state.get("instruction", ""),
         load_image=lambda: store.get(current),
         reference=reference,
+        forbidden_tasks=tuple(ctx.forbidden_tasks),
+        required_tasks=tuple(ctx.required_tasks),
+        strength=dict(ctx.strength),
     )
+
+
+def apply_constraints(steps: list[PlanStep], request: PlanRequest) -> list[PlanStep]:
+    """Enforce the user's constraints on any planner's steps: drop forbidden tasks, and add a
+    required task the plan left out (the fixed rule's tool, at its place in the fixed order)."""
+    from restoregraph.planners.fixed import FIXED_ORDER, choose_tool
+
+    steps = [s for s in steps if s["task"] not in request.forbidden_tasks]
+    planned = {s["task"] for s in steps}
+    needed = needed_tasks(request)
+    rank = {t: i for i, t in enumerate(FIXED_ORDER)}
+    for task in request.required_tasks:
+        if task in planned or task not in needed:
+            continue
+        spec = choose_tool(request, task, needed[task])
+        if spec is None:
+            continue
+        at = next(
+            (i for i, s in enumerate(steps) if rank.get(s["task"], 99) > rank.get(task, 99)),
+            len(steps),
+        )
+        steps.insert(at, PlanStep(task=task, tool=spec.id))
+    return steps
 
 
 def _ask(planner: Any, request: PlanRequest) -> Plan:
     plan = planner.plan(request)
     steps = validate_steps(plan.steps, request.toolbox)
     done = request.done_tasks()
-    steps = [s for s in steps if s["task"] not in done]
+    steps = apply_constraints([s for s in steps if s["task"] not in done], request)
     while steps and request.is_forbidden(steps[0]["tool"]):
         steps.pop(0)
     return Plan(steps=steps, note=plan.note)

@@ -14,13 +14,18 @@ def needed_tasks(request: PlanRequest) -> dict[str, int]:
     accepted already in this run, and the toolbox has at least one tool for it. When two types
     map onto one task (``blur`` and ``motion_blur`` -> ``deblur``) the worst level counts.
     Unknown perception types are ignored.
+
+    User constraints: a forbidden task is never needed; a required task is needed even when
+    perception misses it (at level 2 when not perceived); a task with a ``strength`` gets that
+    level instead of the perceived one (so the tool choice follows the asked strength).
     """
     done = request.done_tasks()
     available = set(request.toolbox.tasks())
+    forbidden = set(request.forbidden_tasks)
     out: dict[str, int] = {}
     for ptype, level in request.perception.items():
         task = TASK_FOR_PERCEPTION_TYPE.get(ptype)
-        if task is None or task in done or task not in available:
+        if task is None or task in done or task not in available or task in forbidden:
             continue
         try:
             lvl = int(level)
@@ -29,9 +34,18 @@ def needed_tasks(request: PlanRequest) -> dict[str, int]:
         if lvl < 1:
             continue
         out[task] = max(out.get(task, 0), min(lvl, 3))
+    for task in request.required_tasks:
+        if task not in done and task in available and task not in forbidden:
+            out.setdefault(task, 2)
+    for task, level in request.strength.items():
+        if task in out:
+            out[task] = level
     return out
 
 
 def allowed_tools(request: PlanRequest, task: str) -> list[ToolSpec]:
-    """The task's tools in registry order, without those rolled back at this position."""
+    """The task's tools in registry order, without those rolled back at this position
+    (none at all for a forbidden task)."""
+    if task in request.forbidden_tasks:
+        return []
     return [s for s in request.toolbox.for_task(task) if not request.is_forbidden(s.id)]

@@ -31,6 +31,10 @@ class PlanRequest:
     instruction: str = ""
     load_image: Callable[[], np.ndarray] | None = None  # current image, loaded on demand
     reference: np.ndarray | None = None  # only the oracle planner may use it
+    # User constraints (RunContext): tasks never planned, tasks always planned, task strength.
+    forbidden_tasks: tuple[str, ...] = ()
+    required_tasks: tuple[str, ...] = ()
+    strength: dict[str, int] = field(default_factory=dict)  # task -> 1 mild, 2 normal, 3 strong
 
     @property
     def position(self) -> int:

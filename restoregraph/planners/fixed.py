@@ -128,8 +128,17 @@ def rank_tools(tools: Sequence[ToolSpec], task: str, level: int) -> list[ToolSpe
 
 
 def choose_tool(request: PlanRequest, task: str, level: int) -> ToolSpec | None:
-    """The fixed rule's tool for ``task`` at ``level``, minus forbidden ones (None: none)."""
+    """The fixed rule's tool for ``task`` at ``level``, minus forbidden ones (None: none).
+
+    A user strength for the task (``request.strength``) reorders the ranking: mild (1) puts
+    tools whose ``severity`` stops below 3 first, strong (3) tools meant for level 3 first.
+    """
     ranked = rank_tools(allowed_tools(request, task), task, level)
+    strength = request.strength.get(task)
+    if strength == 1:  # mild: tools not meant for high severity first (stable sort)
+        ranked.sort(key=lambda s: max(s.severity, default=1) >= 3)
+    elif strength == 3:  # strong: tools meant for high severity first
+        ranked.sort(key=lambda s: 3 not in s.severity)
     return ranked[0] if ranked else None
 
 
