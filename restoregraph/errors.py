@@ -42,3 +42,9 @@ class PlanError(RestoreGraphError):
     """A plan could not be parsed or names tools that do not exist."""
 
     exit_code = 5
+
+
+class BatchError(RestoreGraphError):
+    """A batch finished with failed images, or could not go on (run it again to resume)."""
+
+    exit_code = 5

@@ -309,6 +309,25 @@ def _summary(result: Any) -> None:
 )
 @OVERWRITE
 @HOME
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Folder: images restored at once, one process each.",
+)
+@click.option(
+    "--ray",
+    "ray_address",
+    default=None,
+    metavar="ADDRESS",
+    help="Folder: spread the images over a Ray cluster (ADDRESS, 'auto' or 'local').",
+)
+@click.option(
+    "--batch-id",
+    default=None,
+    help="Folder: name the batch (default: derived from IMAGE and -o, so rerunning resumes).",
+)
 def restore(
     image: Path,
     output: Path,
@@ -323,15 +342,24 @@ def restore(
     planner_option: tuple[str, ...],
     overwrite: bool,
     home: Path | None,
+    workers: int,
+    ray_address: str | None,
+    batch_id: str | None,
 ) -> None:
-    """Restore IMAGE with the agent; writes the result and an HTML report."""
+    """Restore IMAGE with the agent; writes the result and an HTML report.
+
+    IMAGE may be a folder: every image in it is restored into the folder -o (see docs/batch.md);
+    the same command run again resumes an interrupted batch.
+    """
     from restoregraph.graph.context import RunContext
     from restoregraph.planners import PLANNERS
 
     if planner not in PLANNERS:
         raise InputError(f"unknown planner {planner!r}; choose from {', '.join(sorted(PLANNERS))}")
-    if image.is_dir():
-        raise InputError(f"{image}: is a directory (batch restore is not available yet)")
+    if not image.is_dir() and (workers > 1 or ray_address or batch_id):
+        raise InputError("--workers, --ray and --batch-id apply to a folder of images")
+    if image.is_dir() and run_id:
+        raise InputError("--run-id names one run; for a folder use --batch-id")
     ctx = RunContext(
         planner=planner,
         mode=mode,  # type: ignore[arg-type]  # click.Choice validated it
@@ -341,6 +369,23 @@ def restore(
         reference=reference,
         planner_options=parse_options(planner_option),
     )
+    if image.is_dir():
+        from restoregraph.batch import restore_folder
+
+        restore_folder(
+            image,
+            output,
+            ctx,
+            home=home,
+            batch_id=batch_id,
+            instruction=instruction,
+            overwrite=overwrite,
+            workers=workers,
+            ray_address=ray_address,
+            console=console,
+            out_console=out_console,
+        )
+        return
     runner = _make_runner(home)
     with ProgressDisplay() as show:
         result = runner.start(
