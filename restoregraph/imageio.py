@@ -84,6 +84,9 @@ def load_image(path: str | os.PathLike[str], max_pixels: int | None = None) -> n
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow warns (e.g. "Corrupt EXIF data") on files it still decodes: a CLI user
+            # would get a second stderr line. What matters is whether the decode succeeds.
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
             old = Image.MAX_IMAGE_PIXELS
             Image.MAX_IMAGE_PIXELS = None  # we check the size ourselves, before decoding
             try:
@@ -173,6 +176,14 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def _resolved(p: Path) -> Path:
+    """``p.resolve()``, or ``p`` made absolute when it cannot be resolved (a symlink loop)."""
+    try:
+        return p.resolve()
+    except (OSError, RuntimeError):
+        return p.absolute()
+
+
 def check_output_path(
     path: str | os.PathLike[str],
     *,
@@ -188,7 +199,7 @@ def check_output_path(
             f"use one of {', '.join(sorted(SAVE_FORMATS))}"
         )
     for src in protect:
-        if _same_file(out, Path(src)) or out.resolve() == Path(src).resolve():
+        if _same_file(out, Path(src)) or _resolved(out) == _resolved(Path(src)):
             raise OutputError(f"{out}: refusing to overwrite the input file")
     if out.exists() and not overwrite:
         raise OutputError(f"{out}: already exists (pass --overwrite to replace it)")

@@ -140,7 +140,7 @@ class Runner:
         on_event: EventFn | None = None,
     ) -> RunResult:
         src = Path(input_path)
-        load_image(src)  # validate before any work: a clear error, nothing written
+        load_image(src, max_pixels=ctx.max_pixels)  # validate first: a clear error, nothing written
         out = None
         if output_path is not None:
             out = check_output_path(output_path, protect=(src,), overwrite=overwrite)

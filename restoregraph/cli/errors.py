@@ -12,6 +12,11 @@ import click
 from restoregraph.errors import RestoreGraphError
 
 
+def one_line(text: object) -> str:
+    """``text`` on one line: a newline in a file name must not split the error message."""
+    return str(text).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def run_cli(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
     debug = bool(os.environ.get("RESTOREGRAPH_DEBUG"))
     try:
@@ -20,7 +25,7 @@ def run_cli(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
     except RestoreGraphError as exc:
         if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except click.exceptions.Abort:
         print("error: aborted", file=sys.stderr)
@@ -35,7 +40,7 @@ def run_cli(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
         return int(exc.exit_code)
     except click.ClickException as exc:
         first = exc.format_message().strip().splitlines()
-        print(f"error: {first[0] if first else exc}", file=sys.stderr)
+        print(f"error: {one_line(first[0] if first else exc)}", file=sys.stderr)
         return 2
     except MemoryError:
         print("error: out of memory (try a smaller image or --max-pixels)", file=sys.stderr)
@@ -43,7 +48,7 @@ def run_cli(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
     except Exception as exc:  # last resort: still one line
         if debug:
             raise
-        msg = str(exc).splitlines()[0] if str(exc) else ""
+        msg = one_line(str(exc).splitlines()[0]) if str(exc) else ""
         print(
             f"error: internal error: {type(exc).__name__}: {msg} "
             "(set RESTOREGRAPH_DEBUG=1 for details)",

@@ -31,6 +31,7 @@ class RunContext:
     quality_weight: float = 1.0  # weight of no-reference quality in the reflection gain
     presence_threshold: int = 1  # minimum perceived level that counts as present
     tool_timeout: float = 600.0  # seconds before a tool call counts as failed
+    max_pixels: int | None = None  # refuse larger inputs (None: $RESTOREGRAPH_MAX_PIXELS or 50 MP)
     seed: int = 0
     store_dir: str = ""  # "" -> $RESTOREGRAPH_HOME/store
     reference: str = ""  # clean reference image path (oracle planner / evaluation only)
@@ -79,6 +80,7 @@ class RunContext:
             "quality_weight",
             "presence_threshold",
             "tool_timeout",
+            "max_pixels",
             "seed",
             "store_dir",
             "reference",

@@ -21,7 +21,7 @@ def perception(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, A
         image = store.get(ref)
         update: dict[str, Any] = {}
     else:
-        image = load_image(state["image"])
+        image = load_image(state["image"], max_pixels=ctx.max_pixels)
         ref = store.put(image)
         update = {"original": ref, "current": ref}
     result, quality = assess(ctx, image)

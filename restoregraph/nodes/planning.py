@@ -27,7 +27,7 @@ def build_request(state: RestoreState, ctx: RunContext) -> PlanRequest:
     if ctx.reference:
         from restoregraph.imageio import load_image
 
-        reference = load_image(ctx.reference)
+        reference = load_image(ctx.reference, max_pixels=ctx.max_pixels)
     return PlanRequest(
         perception=dict(state.get("perception", {})),
         toolbox=get_registry(ctx),
