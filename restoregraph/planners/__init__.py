@@ -49,6 +49,8 @@ def _random(mode: str) -> PlannerFactory:
 def _explore(**options: Any) -> Planner:
     from restoregraph.planners.explore import ExplorePlanner
 
+    # the statistics distilled from the search data (restoregraph/prompts/experience.json)
+    options.setdefault("experience", "default")
     return ExplorePlanner(**options)
 
 

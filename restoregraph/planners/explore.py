@@ -17,6 +17,13 @@ At most ``max_trials`` tool calls per planning round: candidates are tried round
 rank (every task's preferred model first, then every task's second...), tasks ordered by the
 experience prior and then the fixed order. What won, for which task and level, is appended to
 ``self.experience_log``.
+
+``experience="default"`` (what ``get_planner("explore")`` passes) loads the statistics distilled
+from the pipeline-search data (``restoregraph/prompts/experience.json``,
+:mod:`restoregraph.planners.experience`) for the run's objective: they give the order prior,
+rank each task's models (so the statistically best model is tried first), and order and equip
+the rest of the plan (tasks by pairwise wins, each with its best model). An
+:class:`~restoregraph.planners.experience.Experience` object works the same way.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from restoregraph.errors import PlanError, RestoreGraphError
 from restoregraph.graph.state import PlanStep
 from restoregraph.planners._common import allowed_tools, needed_tasks
 from restoregraph.planners.base import Plan, PlanRequest
+from restoregraph.planners.experience import Experience, load_experience
 from restoregraph.planners.fixed import fixed_steps, rank_tools, task_order
 from restoregraph.tasks import TASKS
 from restoregraph.tools.registry import ToolSpec
@@ -166,7 +174,7 @@ class ExplorePlanner:
     def __init__(
         self,
         max_trials: int = 12,
-        experience: str | Mapping[str, Any] | None = None,
+        experience: str | Mapping[str, Any] | Experience | None = None,
         experience_weight: float = 0.5,
         crop: int | None = 512,
         quality_fn: QualityFn | None = None,
@@ -176,7 +184,14 @@ class ExplorePlanner:
             raise PlanError(f"max_trials must be >= 1, got {max_trials}")
         self.max_trials = int(max_trials)
         self.experience = experience
-        self.before = parse_experience(experience)
+        self.stats: Experience | None = None
+        if isinstance(experience, Experience):
+            self.stats = experience
+        elif isinstance(experience, str) and experience.strip() == "default":
+            self.stats = load_experience()
+        self.before = (
+            {} if isinstance(experience, Experience) or self.stats else parse_experience(experience)
+        )
         self.experience_weight = float(experience_weight)
         self.crop = crop
         self._quality_fn = quality_fn
@@ -202,7 +217,7 @@ class ExplorePlanner:
         """Candidates round-robin by rank, tasks by prior then fixed order; cut at max_trials."""
         fixed_rank = {t: i for i, t in enumerate(task_order(needed))}
         tasks = sorted(needed, key=lambda t: (-priors[t], fixed_rank[t]))
-        ranked = {t: rank_tools(allowed_tools(request, t), t, needed[t]) for t in tasks}
+        ranked = {t: self._ranked(request, t, needed[t]) for t in tasks}
         out: list[tuple[str, ToolSpec]] = []
         depth = max((len(v) for v in ranked.values()), default=0)
         for k in range(depth):
@@ -211,7 +226,31 @@ class ExplorePlanner:
                     out.append((t, ranked[t][k]))
         return out[: self.max_trials]
 
+    def _ranked(self, request: PlanRequest, task: str, level: int) -> list[ToolSpec]:
+        """The task's allowed tools, best first: by the experience when there is one."""
+        ranked = rank_tools(allowed_tools(request, task), task, level)
+        if self.stats is None or self.stats.empty:
+            return ranked
+        by_id = {s.id: s for s in ranked}
+        order = self.stats.rank_models(task, level, [s.id for s in ranked], request.objective)
+        return [by_id[i] for i in order]
+
+    def _rest(self, request: PlanRequest, needed: dict[str, int], first: str) -> list[PlanStep]:
+        """The plan after the explored first step: fixed rules, or the experience's order and
+        models when there is one."""
+        if self.stats is None or self.stats.empty:
+            return fixed_steps(request, needed, exclude=[first])
+        tasks = self.stats.order([t for t in task_order(needed) if t != first], request.objective)
+        steps = []
+        for task in tasks:
+            ranked = self._ranked(request, task, needed[task])
+            if ranked:
+                steps.append(PlanStep(task=task, tool=ranked[0].id))
+        return steps
+
     def plan(self, request: PlanRequest) -> Plan:
+        if self.stats is not None and not self.stats.empty:
+            self.before = parse_experience(self.stats.before(request.objective))
         needed = needed_tasks(request)
         if not needed:
             return Plan(steps=[], note="explore: nothing left to restore")
@@ -284,7 +323,7 @@ class ExplorePlanner:
                 ],
             }
         )
-        rest = fixed_steps(request, needed, exclude=[best.task])
+        rest = self._rest(request, needed, best.task)
         steps = [PlanStep(task=best.task, tool=best.tool), *rest]
         note = (
             f"explore: {len(trials)} trials; best next step {best.tool} "

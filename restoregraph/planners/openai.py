@@ -7,7 +7,9 @@ The request carries a system prompt and a user prompt (``restoregraph.prompts.pl
 current image as a PNG data URL (downscaled to at most ``image_max_side`` px) when
 ``send_image`` is true, and ``response_format`` = a JSON schema whose ``tool`` field is an enum
 of the toolbox ids. A plain-text template answer (``1. <task> <model>. ...`` or ``Stop``) is
-accepted too, for servers that ignore the schema.
+accepted too, for servers that ignore the schema. With ``experience`` (default on) the user
+prompt quotes the order and model statistics distilled from the pipeline-search data for the
+needed tasks and the run's objective (``restoregraph/prompts/experience.json``).
 
 Safety: the reply is data, never code. Only ``{task, tool}`` pairs that validate against the
 toolbox survive (``validate_steps`` / ``parse_plan``); everything else in the reply is dropped
@@ -204,6 +206,7 @@ class OpenAIPlanner:
         max_tokens: int = 512,
         fallback: str | Planner | None = None,
         trust_env: bool = True,
+        experience: bool = True,
     ) -> None:
         if timeout <= 0:
             raise PlanError(f"timeout must be positive, got {timeout}")
@@ -223,6 +226,7 @@ class OpenAIPlanner:
         self.temperature = float(temperature)
         self.max_tokens = int(max_tokens)
         self.trust_env = trust_env
+        self.experience = experience  # quote the distilled order/model statistics in the prompt
         self._fallback_spec = fallback
         self._fallback: Planner | None = None
         self.last_request: dict[str, Any] | None = None  # the last payload sent (debugging)
@@ -269,6 +273,7 @@ class OpenAIPlanner:
             request.history,
             request.failed,
             request.instruction,
+            experience=self.advice(request),
         )
         user: Any = text
         if self.send_image and request.load_image is not None:
@@ -285,6 +290,20 @@ class OpenAIPlanner:
             {"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": user},
         ]
+
+    def advice(self, request: PlanRequest) -> str:
+        """Experience lines for the needed tasks and the run's objective ("" when off/none)."""
+        if not self.experience:
+            return ""
+        from restoregraph.errors import RestoreGraphError
+        from restoregraph.planners._common import needed_tasks
+        from restoregraph.planners.experience import load_experience
+
+        try:
+            stats = load_experience()
+        except RestoreGraphError:
+            return ""
+        return stats.advice(needed_tasks(request), request.objective)
 
     def build_payload(
         self, request: PlanRequest, messages: Sequence[dict[str, Any]], structured: bool

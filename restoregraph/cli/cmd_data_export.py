@@ -1,0 +1,100 @@
+"""``restoregraph data export`` and ``restoregraph data experience``: what is made FROM search data.
+
+``data build`` (the search itself) lives in ``cmd_data.py``; this module adds its commands to
+the same ``data`` group, creating the group when ``cmd_data`` is not installed. Modules are
+registered in sorted name order (``cmd_data`` first), and the group is looked up on the app
+at registration time, so the order does not matter either way.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+
+def data_group(app: click.Group) -> click.Group:
+    """The app's ``data`` group (created when no other module defined it)."""
+    group = app.commands.get("data")
+    if isinstance(group, click.Group):
+        return group
+
+    @click.group("data")
+    def data() -> None:
+        """Pipeline-search data: build it, export instruction data, distil experience."""
+
+    app.add_command(data)
+    return data
+
+
+def _command_line() -> str:
+    return shlex.join(["restoregraph", *sys.argv[1:]])
+
+
+@click.command("export")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option(
+    "-o", "--output", "out", required=True, type=click.Path(path_type=Path), help="Output folder."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["trl", "llava"]),
+    default="trl",
+    show_default=True,
+    help="trl: OUT/train.jsonl (SFTTrainer rows); llava: OUT/llava.json (LLaVA/xtuner).",
+)
+@click.option(
+    "--text-only",
+    is_flag=True,
+    help="No image: the degradation types and levels are written into the prompt.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+def export_cmd(data: Path, out: Path, fmt: str, text_only: bool, overwrite: bool) -> None:
+    """Instruction data (five scenarios: fresh, partial, rollback, avoid, stop) from DATA."""
+    from restoregraph.search.export import export
+
+    res = export(data, out, fmt, text_only, overwrite, command=_command_line(), progress=True)
+    counts = ", ".join(f"{k} {v}" for k, v in res.per_scenario.items())
+    click.echo(f"wrote {res.path}: {res.rows} rows from {res.samples} samples ({counts})", err=True)
+    if res.skipped:
+        click.echo(f"skipped: {sum(res.skipped.values())} (see export.json)", err=True)
+
+
+@click.command("experience")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(path_type=Path),
+    default=Path("docs/experience.md"),
+    show_default=True,
+    help="The readable document.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The statistics planners read (default: restoregraph/prompts/experience.json).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace existing files.")
+def experience_cmd(data: Path, out: Path, json_path: Path | None, overwrite: bool) -> None:
+    """Distil order and model statistics from DATA into a document and a JSON (AgenticIR)."""
+    from restoregraph.planners.experience import DEFAULT_PATH, distil_to_files
+
+    exp = distil_to_files(
+        data, out, json_path or DEFAULT_PATH, overwrite=overwrite, command=_command_line()
+    )
+    click.echo(
+        f"wrote {out} and {json_path or DEFAULT_PATH} from {exp['samples']} samples", err=True
+    )
+
+
+def register(app: click.Group) -> None:
+    group = data_group(app)
+    group.add_command(export_cmd)
+    group.add_command(experience_cmd)
