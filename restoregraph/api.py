@@ -31,7 +31,13 @@ def summarise(result: RunResult) -> str:
     text = f"Restored with {len(steps)} step(s): " + (", ".join(h["tool"] for h in steps) or "none")
     if undone:
         text += f"; {len(undone)} step(s) rolled back: " + ", ".join(h["tool"] for h in undone)
-    return text + f". Stop: {result.state.get('stop_reason', '')}."
+    text += f". Stop: {result.state.get('stop_reason', '')}."
+    from restoregraph.report import is_fallback, planner_notes
+
+    fallbacks = [n for n in planner_notes(result.state, result.events) if is_fallback(n)]
+    if fallbacks:
+        text += f" Planner fallback ({len(fallbacks)}x): {fallbacks[-1]}."
+    return text
 
 
 def as_tool(home: str | os.PathLike[str] | None = None, **settings: Any) -> Any:

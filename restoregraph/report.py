@@ -45,7 +45,26 @@ padding:4px 8px;font-size:.9em;vertical-align:top} figure{display:inline-block;m
 text-align:center} img{max-width:256px;border:1px solid #999} .accepted{background:#e6ffe6}
 .rolled_back{background:#fff0e0} .failed{background:#ffe6e6} code{background:#f4f4f4;padding:2px}
 .missing{width:128px;height:96px;background:#eee;line-height:96px}
+.fallback{background:#fff3cd;border-left:4px solid #e0a800;padding:4px 8px}
 """
+
+
+def is_fallback(note: str) -> bool:
+    """A planner note that says its plan did not come from the configured planner."""
+    return "fell back" in note or "failed" in note
+
+
+def planner_notes(state: dict[str, Any], events: list[dict[str, Any]] | None = None) -> list[str]:
+    """Every planning round's note: kept in the state (so they survive a resume), or, for runs
+    from before the state kept them, the notes of this process's plan events."""
+    notes = [str(n) for n in state.get("planner_notes", [])]
+    if notes:
+        return notes
+    return [
+        f"round {e.get('round', '?')}: {e['note']}"
+        for e in (events or [])
+        if e.get("event") == "plan" and e.get("note")
+    ]
 
 
 def write_report(
@@ -76,6 +95,24 @@ def write_report(
         or f"<li><code>{esc(state.get('plan_text', ''))}</code></li>"
     )
     perception = ", ".join(f"{k} (level {v})" for k, v in state.get("perception", {}).items())
+    notes = planner_notes(state, events)
+    notes_html = "".join(
+        f"<li class='{'fallback' if is_fallback(n) else 'note'}'>{esc(n)}</li>" for n in notes
+    )
+    fallback = [n for n in notes if is_fallback(n)]
+    warning = (
+        f"<p class='fallback'><b>The planner {esc(str(meta.get('settings', {}).get('planner')))} "
+        f"failed {len(fallback)} time(s); those plans came from the fallback planner</b> "
+        "(see Planner notes).</p>"
+        if fallback
+        else ""
+    )
+    failed_steps = [h for h in history if h["status"] == "failed"]
+    if failed_steps:
+        warning += (
+            f"<p class='fallback'><b>{len(failed_steps)} tool call(s) failed</b> and were rolled "
+            "back: " + esc("; ".join(f"{h['tool']}: {h['reason']}" for h in failed_steps)) + "</p>"
+        )
     abandoned = "".join(f"<li>{esc(a)}</li>" for a in state.get("abandoned", []))
     settings = meta.get("settings", {})
     doc = f"""<!doctype html><html><head><meta charset="utf-8">
@@ -86,7 +123,9 @@ def write_report(
  · Objective: {esc(str(settings.get("objective")))}</p>
 <p>Stop reason: {esc(state.get("stop_reason", "not finished"))}</p>
 <div>{_img(store, state.get("original"), "input")}{_img(store, state.get("current"), "result")}</div>
+{warning}
 <h2>Plans</h2><ol>{plan_items}</ol>
+{"<h2>Planner notes</h2><ul>" + notes_html + "</ul>" if notes else ""}
 <h2>Remaining perceived degradations</h2><p>{esc(perception) or "none"}</p>
 {"<h2>Undone branches</h2><ul>" + abandoned + "</ul>" if abandoned else ""}
 <h2>Steps</h2><table><tr><th>#</th><th>tool</th><th>decision</th><th>reason</th>

@@ -80,6 +80,7 @@ class RestoreState(TypedDict):
     plan: NotRequired[list[PlanStep]]  # remaining steps
     plan_text: NotRequired[str]
     planner_note: NotRequired[str]
+    planner_notes: Annotated[list[str], operator.add]  # every round's note (fallbacks...), kept
     candidate: NotRequired[ImageRef | None]  # execution output awaiting reflection
     pending: NotRequired[PlanStep | None]  # the step being executed
     pending_error: NotRequired[str]

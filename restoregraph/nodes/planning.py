@@ -89,6 +89,7 @@ def planning(
         from restoregraph.planners import get_planner as make
 
         reason = str(exc) if isinstance(exc, PlanError) else f"{type(exc).__name__}: {exc}"
+        reason = " ".join(reason.split())[:200]  # one short line, whatever the planner raised
         log.warning("planner %r failed (%s); falling back to 'fixed'", ctx.planner, reason)
         plan = _ask(make("fixed"), request)
         plan.note = f"planner {ctx.planner!r} failed ({reason}); fell back to fixed"
@@ -99,6 +100,7 @@ def planning(
         "plan": plan.steps,
         "plan_text": plan.text,
         "planner_note": plan.note,
+        "planner_notes": [f"round {rounds}: {plan.note}"] if plan.note else [],
         "rounds": rounds,
     }
     if plan.stop:

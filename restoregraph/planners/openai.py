@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 MAX_REPLY_CHARS = 50_000  # the model's answer (a plan is a few hundred characters)
 MAX_RESPONSE_BYTES = 4_000_000  # the whole HTTP body read from the server
+TOTAL_TIMEOUT_FACTOR = 2.0  # the whole reply must arrive within this many ``timeout``s
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 DEFAULT_MODEL = "restoreagent"
 
@@ -329,6 +330,9 @@ class OpenAIPlanner:
         import httpx
 
         url = f"{self.base_url}/chat/completions"
+        # httpx's timeout bounds each read; a server that trickles a byte at a time would never
+        # trip it, so the whole reply also gets a deadline.
+        deadline = time.monotonic() + TOTAL_TIMEOUT_FACTOR * self.timeout
         try:
             with client.stream("POST", url, json=payload) as resp:
                 if resp.status_code != 200:
@@ -338,6 +342,10 @@ class OpenAIPlanner:
                     body += chunk
                     if len(body) > MAX_RESPONSE_BYTES:
                         raise EndpointError(f"reply larger than {MAX_RESPONSE_BYTES} bytes")
+                    if time.monotonic() > deadline:
+                        raise EndpointError(
+                            f"reply not complete within {TOTAL_TIMEOUT_FACTOR * self.timeout:g} s"
+                        )
         except httpx.TimeoutException:
             raise EndpointError(f"no reply within {self.timeout:g} s") from None
         except httpx.HTTPError as exc:

@@ -8,10 +8,14 @@ from restoregraph.errors import ToolError
 from restoregraph.imageio import as_float_image
 from restoregraph.tools.registry import ToolSpec
 
+OUT_OF_RANGE = 1.0  # overshoot beyond [0, 1] that is clipped; more is a broken tool
+
 
 def validate_output(spec: ToolSpec, image: np.ndarray, out: object) -> np.ndarray:
     if not isinstance(out, np.ndarray):
         raise ToolError(f"{spec.id}: returned {type(out).__name__}, not an image array")
+    if not np.issubdtype(out.dtype, np.floating):
+        raise ToolError(f"{spec.id}: returned {out.dtype} pixels, expected float32 in [0, 1]")
     if out.ndim != 3 or out.shape[2] != 3:
         raise ToolError(f"{spec.id}: returned shape {out.shape}, expected (H, W, 3)")
     h, w = image.shape[:2]
@@ -20,6 +24,9 @@ def validate_output(spec: ToolSpec, image: np.ndarray, out: object) -> np.ndarra
         raise ToolError(f"{spec.id}: returned size {out.shape[:2]}, expected {expected}")
     if not np.isfinite(out).all():
         raise ToolError(f"{spec.id}: returned NaN or infinite values")
+    lo, hi = float(out.min(initial=0.0)), float(out.max(initial=0.0))
+    if lo < -OUT_OF_RANGE or hi > 1.0 + OUT_OF_RANGE:  # e.g. 0..255: clipping would whiten it
+        raise ToolError(f"{spec.id}: returned values in [{lo:.3g}, {hi:.3g}], expected [0, 1]")
     return np.clip(out.astype(np.float32, copy=False), 0.0, 1.0)
 
 
