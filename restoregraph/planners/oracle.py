@@ -15,8 +15,7 @@ chosen pipeline (0 for the best).
 from __future__ import annotations
 
 import math
-import random as _random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,10 +25,16 @@ from restoregraph.graph.state import PlanStep
 from restoregraph.planners._common import allowed_tools, needed_tasks
 from restoregraph.planners.base import Plan, PlanRequest
 from restoregraph.planners.fixed import rank_tools, task_order
+from restoregraph.search.tree import (
+    Pipeline,
+    TreeStats,
+    count_prefixes,
+    enumerate_pipelines,
+    rank_scores,
+    walk_tree,
+)
 from restoregraph.tools.registry import ToolRegistry
-from restoregraph.tools.run import run_tool
 
-Pipeline = tuple[str, ...]
 # measure(final_image, reference) -> metric dict; combine(metric dicts, objective) -> scores
 MeasureFn = Callable[[np.ndarray, np.ndarray, str], dict[str, float]]
 CombineFn = Callable[[list[dict[str, float]], str], list[float]]
@@ -46,71 +51,6 @@ class ScoredPipeline:
     @property
     def ok(self) -> bool:
         return not self.error and math.isfinite(self.score)
-
-
-@dataclass
-class TreeStats:
-    pipelines: int = 0
-    tool_calls: int = 0  # tools actually run
-    distinct_prefixes: int = 0  # nodes of the prefix tree (= tool calls when nothing failed)
-    failed_prefixes: list[Pipeline] = field(default_factory=list)
-
-
-# -- enumeration ------------------------------------------------------------------------------
-def _unrank_permutation(index: int, items: Sequence[str]) -> list[str]:
-    """The ``index``-th permutation of ``items`` in itertools.permutations order."""
-    pool = list(items)
-    out: list[str] = []
-    for k in range(len(pool), 0, -1):
-        f = math.factorial(k - 1)
-        i, index = divmod(index, f)
-        out.append(pool.pop(i))
-    return out
-
-
-def enumerate_pipelines(
-    models: Mapping[str, Sequence[str]],
-    max_pipelines: int = 500,
-    seed: int = 0,
-) -> list[Pipeline]:
-    """Every order of the tasks in ``models`` x every model per task, as tool-id tuples.
-
-    ``models`` maps task -> candidate tool ids, best first; the first pipeline is the tasks in
-    ``models``' order with each task's first model. Tasks without models are left out. When
-    there are more than ``max_pipelines`` pipelines, the first one plus a seeded uniform sample
-    of the rest is returned (in enumeration order).
-    """
-    if max_pipelines < 1:
-        raise PlanError(f"max_pipelines must be >= 1, got {max_pipelines}")
-    tasks = [t for t in models if models[t]]
-    if not tasks:
-        return [()]
-    radix = [len(models[t]) for t in tasks]
-    n_models = math.prod(radix)
-    total = math.factorial(len(tasks)) * n_models
-    if total <= max_pipelines:
-        indices: Sequence[int] = range(total)
-    else:
-        rng = _random.Random(seed)
-        indices = [0, *sorted(rng.sample(range(1, total), max_pipelines - 1))]
-    pos = {t: i for i, t in enumerate(tasks)}
-    out: list[Pipeline] = []
-    for index in indices:
-        perm_index, combo = divmod(index, n_models)
-        order = _unrank_permutation(perm_index, tasks)
-        # mixed-radix digits over the tasks in this order, the last task varying fastest
-        digits = []
-        for t in reversed(order):
-            combo, d = divmod(combo, radix[pos[t]])
-            digits.append(d)
-        digits.reverse()
-        out.append(tuple(models[t][d] for t, d in zip(order, digits, strict=True)))
-    return out
-
-
-def count_prefixes(pipelines: Sequence[Pipeline]) -> int:
-    """The number of distinct non-empty prefixes (= nodes of the prefix tree)."""
-    return len({p[:i] for p in pipelines for i in range(1, len(p) + 1)})
 
 
 def candidate_models(request: PlanRequest) -> dict[str, list[str]]:
@@ -132,40 +72,12 @@ def run_pipelines(
     on_final: Callable[[Pipeline, np.ndarray | None, str], None],
     stats: TreeStats | None = None,
 ) -> TreeStats:
-    """Run every pipeline, computing each distinct prefix once.
+    """Run every pipeline, computing each distinct prefix once (:func:`walk_tree`).
 
-    The pipelines are visited in sorted order, so the ones sharing a prefix are contiguous and
-    only the current path's intermediates are held (the cache is keyed by prefix tuple and a
-    prefix is evicted once no later pipeline extends it). ``on_final(pipeline, image, error)``
-    gets each final image (``None`` and the error when a tool on its path failed).
+    ``on_final(pipeline, image, error)`` gets each final image (``None`` and the error when a
+    tool on its path failed).
     """
-    stats = stats or TreeStats()
-    stats.pipelines += len(pipelines)
-    cache: dict[Pipeline, np.ndarray | str] = {(): image}
-    path: list[Pipeline] = [()]  # the cached prefixes of the current path
-    for pipeline in sorted(set(pipelines)):
-        while path and pipeline[: len(path[-1])] != path[-1]:
-            cache.pop(path.pop(), None)
-        for i in range(len(path[-1]) + 1, len(pipeline) + 1):
-            prefix = pipeline[:i]
-            parent = cache[pipeline[: i - 1]]
-            stats.distinct_prefixes += 1
-            if isinstance(parent, str):
-                cache[prefix] = parent  # an earlier tool failed: propagate, run nothing
-            else:
-                stats.tool_calls += 1
-                try:
-                    cache[prefix] = run_tool(toolbox.get(prefix[-1]), parent)
-                except RestoreGraphError as exc:
-                    cache[prefix] = str(exc) or type(exc).__name__
-                    stats.failed_prefixes.append(prefix)
-            path.append(prefix)
-        final = cache[pipeline]
-        if isinstance(final, str):
-            on_final(pipeline, None, final)
-        else:
-            on_final(pipeline, final, "")
-    return stats
+    return walk_tree(image, pipelines, toolbox, on_final=on_final, stats=stats)
 
 
 # -- scoring ----------------------------------------------------------------------------------
@@ -186,14 +98,7 @@ def default_combine(measured: list[dict[str, float]], objective: str) -> list[fl
     return [float(s) for s in metrics.objective_scores(measured, objective)]
 
 
-def _rank(scores: Sequence[float]) -> list[int]:
-    """Competition ranks (1 = best, ties share), NaN last."""
-    valid = sorted((s for s in scores if math.isfinite(s)), reverse=True)
-    first: dict[float, int] = {}
-    for i, s in enumerate(valid, 1):
-        first.setdefault(s, i)
-    worst = len(valid) + 1
-    return [first[s] if math.isfinite(s) else worst for s in scores]
+_rank = rank_scores
 
 
 def score_pipelines(

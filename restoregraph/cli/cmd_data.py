@@ -1,0 +1,118 @@
+"""``restoregraph data build``: the pipeline-search data (every pipeline run and scored).
+
+Other ``data`` subcommands (``export``, ``experience``) live in their own modules and add
+themselves to the same group.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+
+def _data_group(app: click.Group) -> click.Group:
+    group = app.commands.get("data")
+    if isinstance(group, click.Group):
+        return group
+
+    @click.group("data")
+    def data() -> None:
+        """Pipeline-search data: build it, export instruction data, distil experience."""
+
+    app.add_command(data)
+    return data
+
+
+@click.command("build")
+@click.option(
+    "--data",
+    "source",
+    type=click.Path(path_type=Path),
+    default=Path("../shared/data/train"),
+    show_default=True,
+    help="Folder of clean training images (CBSD432/ and ImageNetSample/ when present).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(path_type=Path),
+    default=Path("data/search"),
+    show_default=True,
+    help="Search-data directory (created; an existing one with the same settings is resumed).",
+)
+@click.option("--n", "n", type=int, default=300, show_default=True, help="Number of samples.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--crop", type=int, default=128, show_default=True, help="Crop side in px.")
+@click.option(
+    "--toolbox",
+    default="default",
+    show_default=True,
+    help="'default' (restoregraph.search.toolbox) or a JSON file {task: [tool ids]}.",
+)
+@click.option(
+    "--objective",
+    type=click.Choice(["balanced", "psnr", "ssim", "perceptual"]),
+    default="balanced",
+    show_default=True,
+    help="Score of the final images (z-scored over each image's pipelines).",
+)
+@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option(
+    "--ray",
+    "ray_address",
+    default=None,
+    help="Run on a Ray cluster at ADDRESS ('auto', 'ray://host:10001'; 'local' starts one).",
+)
+@click.option("--no-features", is_flag=True, help="Skip the embedded planner's node features.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def build_cmd(
+    source: Path,
+    out: Path,
+    n: int,
+    seed: int,
+    crop: int,
+    toolbox: str,
+    objective: str,
+    workers: int,
+    ray_address: str | None,
+    no_features: bool,
+    quiet: bool,
+) -> None:
+    """Run EVERY pipeline (every order x every model of the search toolbox) on degraded crops
+    of clean images, as a prefix tree, and store all pipelines with scores and ranks."""
+    import torch
+
+    from restoregraph.search.build import BuildConfig, run_build
+    from restoregraph.search.toolbox import load_toolbox
+    from restoregraph.tools import default_registry
+
+    torch.set_num_threads(1)
+    tb = load_toolbox(toolbox, default_registry())
+    cfg = BuildConfig(
+        source=str(source),
+        out=str(out),
+        n=n,
+        toolbox=tb,
+        seed=seed,
+        crop=crop,
+        objective=objective,
+        features=not no_features,
+        command=shlex.join(["restoregraph", *sys.argv[1:]]),
+        toolbox_spec=toolbox,
+    )
+    summary = run_build(cfg, workers=workers, ray_address=ray_address, show_progress=not quiet)
+    click.echo(
+        f"{out}: {summary.built} samples built, {summary.skipped} already there; "
+        f"{summary.pipelines} pipelines, {summary.tool_calls} tool calls in "
+        f"{summary.wall_s:.1f} s = {summary.pipelines_per_s:.2f} pipelines/s "
+        f"({summary.pipelines_per_worker_s:.2f} per worker-second)",
+        err=True,
+    )
+
+
+def register(app: click.Group) -> None:
+    _data_group(app).add_command(build_cmd)
