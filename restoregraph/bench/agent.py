@@ -45,6 +45,46 @@ MIXTURES: tuple[str, ...] = (
     "haze+rain+noise+jpeg",
     "motion_blur+rain+noise+jpeg",
 )
+# AgenticIR's test groups (Zhu et al. 2024; the combinations and groups as in the AgenticIR
+# code's dataset/degradations.txt and eval/compare_methods.py), in its order of application,
+# with its names mapped onto ours: dark -> low_light, defocus blur -> defocus,
+# jpeg compression artifact -> jpeg, low resolution -> low_resolution.
+AGENTICIR_GROUPS: dict[str, tuple[str, ...]] = {
+    "A": (
+        "rain+haze",
+        "motion_blur+low_resolution",
+        "low_light+noise",
+        "defocus+jpeg",
+        "noise+jpeg",
+        "rain+low_resolution",
+        "motion_blur+low_light",
+        "defocus+haze",
+    ),
+    "B": ("motion_blur+jpeg", "haze+noise", "defocus+low_resolution", "rain+low_light"),
+    "C": (
+        "haze+motion_blur+low_resolution",
+        "rain+noise+low_resolution",
+        "low_light+defocus+jpeg",
+        "motion_blur+defocus+noise",
+    ),
+}
+SUITES: dict[str, tuple[str, ...]] = {
+    "restoreagent": MIXTURES,
+    "agenticir": tuple(m for g in AGENTICIR_GROUPS.values() for m in g),
+}
+GROUP_RESTOREAGENT = "RestoreAgent 7"
+# The fair benchmark's planners (labels): ``llm`` is resolved at run time (see resolve_planner).
+FAIR_PLANNERS: tuple[str, ...] = (
+    "random",
+    "random-order",
+    "random-model",
+    "fixed",
+    "explore",
+    "embedded",
+    "llm",
+)
+LOCAL_LLM_PLANNERS: tuple[str, ...] = ("smollm2", "smollm", "local-llm", "llm-local")
+PERCEPTUAL = ("ms_ssim", "haarpsi", "gmsd")
 INPUT = "input"
 TRIALS_RE = re.compile(r"explore: (\d+) trials")
 # rough seconds on the 2-core development machine (shared), for the estimate printed at start
@@ -68,6 +108,12 @@ class AgentConfig:
     oracle: bool = True
     oracle_cap: int = 200
     perceiver: Any = None  # tests: a stand-in perceiver; None = the shipped CNN
+    toolbox: str = "all"  # "search": every planner and the oracle use the search toolbox only
+    # The objective switch (RestoreAgent Table 3): the same runs under other objectives.
+    switch_objectives: list[str] = field(default_factory=list)
+    switch_planners: list[str] = field(default_factory=lambda: ["fixed", "explore", "embedded"])
+    switch_mixtures: list[str] = field(default_factory=lambda: list(MIXTURES))
+    switch_n: int = 1
 
 
 @dataclass
@@ -78,6 +124,10 @@ class AgentResult:
     oracle: list[dict[str, Any]]  # one per (mixture, image): pipelines, tool calls, seconds
     warmup_s: float = 0.0
     perception: str = ""  # the perception files in use (sha256), or the stand-in's name
+    skipped: dict[str, str] = field(default_factory=dict)  # planner label -> why it did not run
+    resolved: dict[str, str] = field(default_factory=dict)  # planner label -> what ran
+    toolbox_ids: list[str] = field(default_factory=list)  # the tools every planner could use
+    switch: list[dict[str, Any]] = field(default_factory=list)  # objective-switch records
 
 
 def metric_names(objective: str) -> list[str]:
@@ -85,7 +135,71 @@ def metric_names(objective: str) -> list[str]:
 
     if objective not in OBJECTIVES:
         raise InputError(f"unknown objective {objective!r}; choose from {', '.join(OBJECTIVES)}")
-    return list(dict.fromkeys(["psnr", "ssim", *OBJECTIVES[objective]]))
+    return list(dict.fromkeys(["psnr", "ssim", *PERCEPTUAL, *OBJECTIVES[objective]]))
+
+
+def mixture_group(mixture: str) -> str:
+    """The benchmark group of a mixture: RestoreAgent's seven, AgenticIR A/B/C, or custom."""
+    if mixture in MIXTURES:
+        return GROUP_RESTOREAGENT
+    for name, group in AGENTICIR_GROUPS.items():
+        if mixture in group:
+            return f"AgenticIR {name}"
+    return "custom"
+
+
+def suite_mixtures(suites: Sequence[str]) -> list[str]:
+    """The mixtures of the named suites (restoreagent, agenticir), in order, without repeats."""
+    out: list[str] = []
+    for name in suites:
+        if name not in SUITES:
+            raise InputError(f"unknown suite {name!r}; choose from {', '.join(SUITES)}")
+        out += [m for m in SUITES[name] if m not in out]
+    return out
+
+
+def _endpoint_up(base_url: str, timeout: float = 2.0) -> bool:
+    import httpx
+
+    try:
+        r = httpx.get(base_url.rstrip("/") + "/models", timeout=timeout)
+    except httpx.HTTPError:
+        return False
+    return r.status_code == 200
+
+
+def resolve_planner(label: str) -> tuple[str, dict[str, Any]] | str:
+    """A planner label -> (registered planner name, options), or why it cannot run here.
+
+    ``llm``: the ``openai`` planner when an endpoint is configured (``OPENAI_BASE_URL``) and
+    answers, else a local SmolLM2 planner when one is registered, else not run. Other labels
+    are registered planner names.
+    """
+    from restoregraph.planners import PLANNERS
+
+    if label == "llm":
+        base = os.environ.get("OPENAI_BASE_URL", "")
+        if base and _endpoint_up(base):
+            return "openai", {"base_url": base, "fallback": "fixed"}
+        for name in LOCAL_LLM_PLANNERS:
+            if name in PLANNERS:
+                return name, {}
+        why = f"OPENAI_BASE_URL {base} does not answer" if base else "no OPENAI_BASE_URL set"
+        return f"not run: {why}, and no local LLM planner is registered"
+    if label not in PLANNERS:
+        return f"not run: no planner {label!r} is registered in this install"
+    return label, {}
+
+
+def bench_toolbox(cfg: AgentConfig, registry: Any) -> Any:
+    """The registry every planner and the oracle use: all tools, or the search toolbox."""
+    if cfg.toolbox == "all":
+        return registry
+    if cfg.toolbox != "search":
+        raise InputError(f"--toolbox must be 'search' or 'all', got {cfg.toolbox!r}")
+    from restoregraph.search.toolbox import default_toolbox, toolbox_ids
+
+    return registry.subset(toolbox_ids(default_toolbox(registry)))
 
 
 def measure(out: np.ndarray, clean: np.ndarray, objective: str) -> dict[str, float]:
@@ -113,6 +227,7 @@ def pipeline_count(models: dict[str, list[str]]) -> int:
 
 def estimate_seconds(cfg: AgentConfig, registry: Any) -> tuple[float, int, int]:
     """(seconds, agent runs, oracle pipelines) for the run ``cfg`` describes (rough)."""
+    registry = bench_toolbox(cfg, registry)
     runs = len(cfg.mixtures) * cfg.n * len(cfg.planners)
     agent = (
         cfg.n * len(cfg.mixtures) * sum(EST_RUN_S.get(p, EST_RUN_DEFAULT_S) for p in cfg.planners)
@@ -186,7 +301,7 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
     from restoregraph.degrade import apply_mixture
     from restoregraph.graph.context import RunContext
     from restoregraph.imageio import load_image, save_image
-    from restoregraph.metrics import objective_scores
+    from restoregraph.metrics import OBJECTIVES, objective_scores
     from restoregraph.planners import PLANNERS
     from restoregraph.planners.oracle import (
         enumerate_pipelines,
@@ -200,11 +315,26 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
         from restoregraph.tools import default_registry
 
         registry = default_registry()
-    bad = [p for p in cfg.planners if p not in PLANNERS]
-    if bad:
-        raise InputError(f"unknown planner(s) {', '.join(bad)}; choose from {', '.join(PLANNERS)}")
+    full_registry = registry
+    registry = bench_toolbox(cfg, registry)
+    tool_ids = tuple(registry.ids())
     if INPUT in cfg.planners or "oracle" in cfg.planners:
         raise InputError("--planners: 'input' and 'oracle' are rows of their own, not planners")
+    bad = [p for p in cfg.planners if p not in PLANNERS and p not in FAIR_PLANNERS]
+    if bad:
+        raise InputError(
+            f"unknown planner(s) {', '.join(bad)}; choose from "
+            f"{', '.join(sorted(set(PLANNERS) | set(FAIR_PLANNERS)))}"
+        )
+    skipped: dict[str, str] = {}
+    resolved: dict[str, tuple[str, dict[str, Any]]] = {}
+    for label in cfg.planners:
+        r = resolve_planner(label)
+        if isinstance(r, str):
+            skipped[label] = r
+        else:
+            resolved[label] = r
+    planners = [p for p in cfg.planners if p in resolved]
     if cfg.n < 1:
         raise InputError(f"--n must be >= 1, got {cfg.n}")
     metric_names(cfg.objective)
@@ -224,20 +354,23 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
             work = Path(tmp) / "images"
             work.mkdir()
 
-            def ctx_for(planner: str, seed: int) -> RunContext:
+            def ctx_for(label: str, seed: int) -> RunContext:
+                name, options = resolved[label]
                 return RunContext(
-                    planner=planner,
+                    planner=name,
+                    planner_options=dict(options),
                     objective=cfg.objective,  # type: ignore[arg-type]
                     max_steps=cfg.max_steps,
                     seed=seed,
                     perceiver=cfg.perceiver,
+                    toolbox=None if cfg.toolbox == "all" else tool_ids,
                 )
 
             # Warm-up (not counted): load the perceiver, the metrics, each planner and its tools.
             t0 = time.perf_counter()
             first = quantize8(apply_mixture(cleans[files[0].name], mixtures[0][0], seed=1)[0])
             save_image(first, work / "warmup.png")
-            for planner in progress(cfg.planners, len(cfg.planners), "agent warm-up"):
+            for planner in progress(planners, len(planners), "agent warm-up"):
                 runner.start(work / "warmup.png", None, ctx_for(planner, 1), run_id=f"w-{planner}")
             warmup = time.perf_counter() - t0
 
@@ -252,7 +385,12 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
                 degraded = quantize8(degraded)
                 in_path = work / f"{mi}-{Path(name).stem}.png"
                 save_image(degraded, in_path)
-                base = {"mixture": mixture, "image": name, "seed": seed}
+                base = {
+                    "mixture": mixture,
+                    "group": mixture_group(mixture),
+                    "image": name,
+                    "seed": seed,
+                }
                 cands: list[dict[str, Any]] = [
                     {
                         **base,
@@ -262,7 +400,7 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
                     }
                 ]
                 detected: dict[str, int] = {}
-                for planner in cfg.planners:
+                for planner in planners:
                     out_path = work / f"{mi}-{Path(name).stem}-{planner}.png"
                     res = runner.start(
                         in_path,
@@ -282,6 +420,7 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
                             "seconds": res.seconds,
                             "steps": len(hist),
                             "trials": _trials(res.events),
+                            "calls": len(hist) + _trials(res.events),
                             "rollbacks": sum(1 for h in hist if h["status"] == "rolled_back"),
                             "failed": sum(1 for h in hist if h["status"] == "failed"),
                             "stop": res.state.get("stop_reason", ""),
@@ -323,9 +462,16 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
                         better = sum(1 for s in joint[:-1] if s > joint[-1])
                         c["output_pct"] = 100.0 * better / len(scored)
                     best = ok[0] if ok else None
+                    best_by: dict[str, dict[str, Any]] = {}
+                    for obj in OBJECTIVES:
+                        if ok and all(m in sp.metrics for sp in ok for m in OBJECTIVES[obj]):
+                            sc = objective_scores([sp.metrics for sp in ok], obj)
+                            top = ok[int(np.argmax(sc))]
+                            best_by[obj] = {"tools": top.tools, "metrics": dict(top.metrics)}
                     oracle.append(
                         {
                             **base,
+                            "best_by": best_by,
                             "pipelines": len(pipelines),
                             "total": pipeline_count(models),
                             "best": best.tools if best else (),
@@ -342,7 +488,53 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
                 os.environ["RESTOREGRAPH_HOME"] = old_home
     if cfg.perceiver is None and fingerprint() != used:
         raise InputError("the perception weights or thresholds changed during the run; run again")
-    return AgentResult(cfg, records, detections, oracle, warmup, used)
+    result = AgentResult(cfg, records, detections, oracle, warmup, used)
+    result.skipped = skipped
+    result.resolved = {k: v[0] for k, v in resolved.items()}
+    result.toolbox_ids = list(tool_ids)
+    result.switch = run_objective_switch(cfg, full_registry, result)
+    return result
+
+
+def run_objective_switch(
+    cfg: AgentConfig, registry: Any, main: AgentResult
+) -> list[dict[str, Any]]:
+    """The switch planners under each other objective on the switch mixtures' first images.
+
+    Records of the main run (its objective) on the same images are reused; the other
+    objectives are fresh runs (no oracle: its best pipeline per objective comes from the main
+    run's oracle, which scored every metric). Each record gets ``objective``.
+    """
+    import dataclasses
+
+    if not cfg.switch_objectives:
+        return []
+    planners = [p for p in cfg.switch_planners if p in main.resolved]
+    mixtures = [m for m in cfg.switch_mixtures if m in cfg.mixtures]
+    n = min(cfg.switch_n, cfg.n)
+    if not planners or not mixtures:
+        return []
+    keep_images = {p.name for p in set_images(cfg.data, cfg.set_name, n)}
+    out = [
+        {**r, "objective": cfg.objective}
+        for r in main.records
+        if r["candidate"] in planners and r["mixture"] in mixtures and r["image"] in keep_images
+    ]
+    for obj in cfg.switch_objectives:
+        if obj == cfg.objective:
+            continue
+        sub = dataclasses.replace(
+            cfg,
+            objective=obj,
+            planners=planners,
+            mixtures=mixtures,
+            n=n,
+            oracle=False,
+            switch_objectives=[],
+        )
+        res = run_agent_bench(sub, registry)
+        out += [{**r, "objective": obj} for r in res.records if r["candidate"] != INPUT]
+    return out
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -437,33 +629,255 @@ def agent_markdown(result: AgentResult) -> str:
     recs, orc = result.records, result.oracle
     level = f"level {cfg.level}" if cfg.level is not None else "levels sampled per image (seeded)"
     runs = sum(1 for r in recs if r["candidate"] != INPUT)
+    ran = [p for p in cfg.planners if p not in result.skipped]
+    toolbox = (
+        "every registered tool"
+        if cfg.toolbox == "all"
+        else "the search toolbox (`restoregraph/search/toolbox.py`, what the search data and "
+        "the embedded planner use)"
+    )
     lines = [
         f"- data: first {cfg.n} images of {cfg.set_name}, centre crops of at most "
         f"{cfg.short}×{cfg.long} px (short × long side, orientation kept; for time); every "
         f"type of a mixture at {level}; degradation and run seed = crc32(`set/image/mixture`)",
+        f"- mixtures: {len(cfg.mixtures)} -- " + mixtures_line(cfg.mixtures),
+        f"- toolbox, the same for every planner and the oracle: {toolbox}: "
+        + (", ".join(f"`{t}`" for t in result.toolbox_ids) if cfg.toolbox != "all" else "")
+        + f" ({len(result.toolbox_ids)} tools)",
         f"- agent: `Runner.start` with a temporary home, `RunContext(planner=…, "
         f"objective={cfg.objective!r}, max_steps={cfg.max_steps}, seed=…)`, the shipped "
-        f"perception CNN ({result.perception}), {runs} runs (+{len(cfg.planners)} warm-up runs, "
+        f"perception CNN ({result.perception}), {runs} runs (+{len(ran)} warm-up runs, "
         f"{fmt_seconds(result.warmup_s)} s, not counted)",
+        "- planners: " + planners_line(result),
         oracle_line(result),
         "",
-        AGENT_SETUP.format(objective=cfg.objective),
+        FAIR_SETUP.format(objective=cfg.objective),
         "",
     ]
+    groups = list(dict.fromkeys(mixture_group(m) for m in cfg.mixtures))
+    rows: list[list[str]] = []
+    for g in groups:
+        rows += _fair_rows(
+            [r for r in recs if r["group"] == g], ran, g, [o for o in orc if o["group"] == g]
+        )
+    if len(groups) > 1:
+        rows += _fair_rows(recs, ran, "**all**", orc)
+    lines += [md_table(FAIR_HEADERS, rows, "ll" + "r" * (len(FAIR_HEADERS) - 2)), ""]
+    lines += [summary_text(result), ""]
+    if cfg.oracle:
+        lines += ["### Pipeline rank per mixture", "", MATRIX_NOTE, "", rank_matrix(result), ""]
+    if result.switch:
+        lines += ["### Objective switch", "", switch_text(result), "", switch_table(result), ""]
+    lines += ["### Perception on these inputs", "", perception_table(result), ""]
+    lines += [perception_text(result), ""]
     mix_rows: list[list[str]] = []
     for mixture in cfg.mixtures:
         recs_m = [r for r in recs if r["mixture"] == mixture]
-        mix_rows += _rows_for(
-            recs_m, cfg.planners, mixture, [o for o in orc if o["mixture"] == mixture]
-        )
-    mix_rows += _rows_for(recs, cfg.planners, "**all**", orc)
-    lines += [md_table(HEADERS, mix_rows, "ll" + "r" * (len(HEADERS) - 2)), ""]
-    lines += [summary_text(result), ""]
-    lines += ["### Perception on these inputs", "", perception_table(result), ""]
-    lines += [perception_text(result)]
+        mix_rows += _rows_for(recs_m, ran, mixture, [o for o in orc if o["mixture"] == mixture])
+    mix_rows += _rows_for(recs, ran, "**all**", orc)
+    lines += [
+        "### Every mixture in detail",
+        "",
+        "<details><summary>per mixture and planner (click)</summary>",
+        "",
+        AGENT_SETUP.format(objective=cfg.objective),
+        "",
+        md_table(HEADERS, mix_rows, "ll" + "r" * (len(HEADERS) - 2)),
+        "",
+        "</details>",
+    ]
     if cfg.oracle:
         lines += ["", "### Why a pipeline rank is n/a", "", na_text(result)]
     return "\n".join(lines)
+
+
+FAIR_HEADERS = [
+    "group",
+    "planner",
+    "PSNR",
+    "SSIM",
+    "MS-SSIM",
+    "HaarPSI",
+    "GMSD ↓",
+    "balanced",
+    "pipeline rank % (n)",
+    "output rank %",
+    "s / image",
+    "tool calls / image",
+]
+
+FAIR_SETUP = """\
+Rows: means over the group's images. PSNR (dB), SSIM, MS-SSIM, HaarPSI and GMSD (lower is
+better) against the clean crop. *balanced*: `objective_scores` ({objective}) over each image's
+candidate set {{input, every planner's output}} (higher is better; the set sums to 0).
+*pipeline rank %* (RestoreAgent Table 1, `planners/oracle.py rank_percentile`): the share of
+all enumerated pipelines of the image's TRUE tasks that score strictly better than the
+planner's executed pipeline (0 = it found the best one), averaged over the images where the
+executed pipeline is one of them -- (k/n) says on how many; *output rank %*: the same for the
+planner's output image, scored among the pipelines' final images (defined on every image).
+*s / image*: the agent's wall time per image; *tool calls / image*: every tool execution of
+the run plus the explore planner's trial calls on crops. *oracle best*: the best enumerated
+pipeline per image (it needs the clean image: a ceiling, not a planner)."""
+
+MATRIX_NOTE = (
+    "Cell: mean pipeline rank % (images where it is defined / images) · mean output rank %; "
+    "lower is better; **bold**: the lowest output rank % of the row."
+)
+
+
+def mixtures_line(mixtures: Sequence[str]) -> str:
+    groups: dict[str, list[str]] = defaultdict(list)
+    for m in mixtures:
+        groups[mixture_group(m)].append(m)
+    parts = [f"{g}: " + ", ".join(f"`{m}`" for m in ms) for g, ms in groups.items()]
+    return "; ".join(parts) + (
+        " (AgenticIR's groups as in its code's `eval/compare_methods.py`: A and B are pairs, "
+        "C triples; dark = low_light, defocus blur = defocus)"
+        if any(g.startswith("AgenticIR") for g in groups)
+        else ""
+    )
+
+
+def planners_line(result: AgentResult) -> str:
+    names = {
+        "random": "random order & model",
+        "random-order": "random order + predicted (fixed-rule) model",
+        "random-model": "predicted (fixed) order + random model",
+        "fixed": "fixed expert rules",
+        "explore": "explore (AgenticIR-style trials + experience)",
+        "embedded": "embedded (learned)",
+    }
+    parts = []
+    for label in result.config.planners:
+        what = names.get(label, label)
+        if label in result.skipped:
+            parts.append(f"{label} ({what}): {result.skipped[label]}")
+        else:
+            ran = result.resolved.get(label, label)
+            parts.append(f"{label} ({what}" + (f", planner `{ran}`" if ran != label else "") + ")")
+    return "; ".join(parts)
+
+
+def _fair_rows(
+    recs: list[dict[str, Any]], planners: Sequence[str], label: str, oracle: list[dict[str, Any]]
+) -> list[list[str]]:
+    by = defaultdict(list)
+    for r in recs:
+        by[r["candidate"]].append(r)
+
+    def metric_cells(ms: list[dict[str, float]]) -> list[str]:
+        return [
+            fmt(_mean([m.get("psnr", math.nan) for m in ms])),
+            fmt(_mean([m.get("ssim", math.nan) for m in ms]), 3),
+            fmt(_mean([m.get("ms_ssim", math.nan) for m in ms]), 3),
+            fmt(_mean([m.get("haarpsi", math.nan) for m in ms]), 3),
+            fmt(_mean([m.get("gmsd", math.nan) for m in ms]), 4),
+        ]
+
+    rows = []
+    for cand in [INPUT, *planners]:
+        cs = by.get(cand, [])
+        if not cs:
+            continue
+        cells = [label, cand, *metric_cells([c["metrics"] for c in cs])]
+        cells.append(fmt(_mean([c["balanced"] for c in cs])))
+        if cand == INPUT:
+            rows.append(cells + ["", "", "", ""])
+            continue
+        rows.append(
+            cells
+            + [
+                _pct_cell(cs),
+                fmt(_mean([c.get("output_pct", math.nan) for c in cs]), 1),
+                fmt_seconds(_mean([c["seconds"] for c in cs])),
+                fmt(_mean([c.get("calls", c["steps"] + c["trials"]) for c in cs]), 1),
+            ]
+        )
+    if oracle:
+        rows.append(
+            [label, "*oracle best*", *metric_cells([o["metrics"] for o in oracle]), ""]
+            + ["0.0", "", fmt_seconds(_mean([o["seconds"] for o in oracle])), ""]
+        )
+    return rows
+
+
+def rank_matrix(result: AgentResult) -> str:
+    cfg = result.config
+    planners = [p for p in cfg.planners if p not in result.skipped]
+    rows = []
+    for mixture in cfg.mixtures:
+        cells: list[str] = []
+        outs: list[float] = []
+        for p in planners:
+            cs = [r for r in result.records if r["mixture"] == mixture and r["candidate"] == p]
+            if not cs:
+                cells.append("–")
+                outs.append(math.nan)
+                continue
+            out = _mean([c.get("output_pct", math.nan) for c in cs])
+            outs.append(out)
+            cells.append(f"{_pct_cell(cs)} · {fmt(out, 1)}")
+        finite = [o for o in outs if math.isfinite(o)]
+        if finite:
+            lo = min(finite)
+            cells = [f"**{c}**" if o == lo else c for c, o in zip(cells, outs, strict=True)]
+        rows.append([mixture, mixture_group(mixture), *cells])
+    return md_table(["mixture", "group", *planners], rows, "ll" + "r" * len(planners))
+
+
+def switch_text(result: AgentResult) -> str:
+    cfg = result.config
+    objs = [cfg.objective, *[o for o in cfg.switch_objectives if o != cfg.objective]]
+    n_img = len({(r["mixture"], r["image"]) for r in result.switch})
+    n_mix = len({r["mixture"] for r in result.switch})
+    return (
+        f"RestoreAgent Table 3 effect: the same images ({n_img}: the first "
+        f"{min(cfg.switch_n, cfg.n)} image(s) of each of {n_mix} mixtures) "
+        f"restored with `--objective` set to each of {', '.join(objs)}. The objective reaches "
+        "the planners through `PlanRequest.objective`: `explore` and the `openai` prompt read "
+        "the experience statistics of that objective, the oracle ranks by it, `fixed` ignores it "
+        "(a control). *oracle best*: the best pipeline under each objective, from the main "
+        "run's oracle (every metric was computed for every pipeline). A planner follows the "
+        "switch when its PSNR rises under `psnr` and its MS-SSIM / HaarPSI / GMSD improve "
+        "under `perceptual`."
+    )
+
+
+def switch_table(result: AgentResult) -> str:
+    cfg = result.config
+    objs = [cfg.objective, *[o for o in cfg.switch_objectives if o != cfg.objective]]
+    keys = {(r["mixture"], r["image"]) for r in result.switch}
+    planners = [p for p in cfg.switch_planners if any(r["candidate"] == p for r in result.switch)]
+    rows = []
+    for obj in objs:
+        for p in planners:
+            ms = [
+                r["metrics"] for r in result.switch if r["objective"] == obj and r["candidate"] == p
+            ]
+            if ms:
+                rows.append([obj, p, *_metric_means(ms), str(len(ms))])
+        best = [
+            o["best_by"][obj]["metrics"]
+            for o in result.oracle
+            if (o["mixture"], o["image"]) in keys and obj in o.get("best_by", {})
+        ]
+        if best:
+            rows.append([obj, "*oracle best*", *_metric_means(best), str(len(best))])
+    return md_table(
+        ["objective", "planner", "PSNR", "SSIM", "MS-SSIM", "HaarPSI", "GMSD ↓", "images"],
+        rows,
+        "ll" + "r" * 6,
+    )
+
+
+def _metric_means(ms: list[dict[str, float]]) -> list[str]:
+    return [
+        fmt(_mean([m.get("psnr", math.nan) for m in ms])),
+        fmt(_mean([m.get("ssim", math.nan) for m in ms]), 3),
+        fmt(_mean([m.get("ms_ssim", math.nan) for m in ms]), 3),
+        fmt(_mean([m.get("haarpsi", math.nan) for m in ms]), 3),
+        fmt(_mean([m.get("gmsd", math.nan) for m in ms]), 4),
+    ]
 
 
 def oracle_line(result: AgentResult) -> str:
@@ -506,6 +920,8 @@ def summary_text(result: AgentResult) -> str:
     parts = []
     for planner in result.config.planners:
         cs = [r for r in recs if r["candidate"] == planner]
+        if not cs:
+            continue
         inp = {(r["mixture"], r["image"]): r for r in recs if r["candidate"] == INPUT}
         dp = _mean(
             [c["metrics"]["psnr"] - inp[(c["mixture"], c["image"])]["metrics"]["psnr"] for c in cs]

@@ -128,9 +128,43 @@ def tools_cmd(ctx: click.Context, **kw: Any) -> None:
 @bench.command("agent")
 @DATA
 @click.option("--set", "set_name", default="CBSD68", show_default=True, help="Test set.")
-@click.option("--n", "n", type=int, default=4, show_default=True, help="First N images.")
 @click.option(
-    "--planners", default="fixed,random,explore", show_default=True, help="Planners to compare."
+    "--n", "n", type=int, default=2, show_default=True, help="First N images per mixture."
+)
+@click.option(
+    "--planners",
+    default="random,random-order,random-model,fixed,explore,embedded,llm",
+    show_default=True,
+    help="Planners to compare (llm: the openai planner when OPENAI_BASE_URL answers, else a "
+    "local SmolLM2 planner when registered; one not available here is listed as not run).",
+)
+@click.option(
+    "--suite",
+    default="restoreagent,agenticir",
+    show_default=True,
+    help="Mixture suites: restoreagent (its seven mixtures), agenticir (groups A, B, C).",
+)
+@click.option(
+    "--toolbox",
+    type=click.Choice(["search", "all"]),
+    default="search",
+    show_default=True,
+    help="The tools every planner and the oracle may use: the search toolbox or every tool.",
+)
+@click.option(
+    "--switch-objectives",
+    default="psnr,perceptual",
+    show_default=True,
+    help="Objective switch table: rerun under these objectives ('' = none).",
+)
+@click.option(
+    "--switch-planners",
+    default="fixed,explore,embedded",
+    show_default=True,
+    help="Planners of the objective switch table.",
+)
+@click.option(
+    "--switch-n", type=int, default=1, show_default=True, help="Images per mixture (switch)."
 )
 @OBJECTIVE
 @click.option(
@@ -140,28 +174,30 @@ def tools_cmd(ctx: click.Context, **kw: Any) -> None:
     show_default=True,
     help="Level of every type of a mixture (sample: drawn per image from its seed).",
 )
-@click.option("--short", type=int, default=256, show_default=True, help="Crop: short side (px).")
-@click.option("--long", type=int, default=384, show_default=True, help="Crop: long side (px).")
+@click.option("--short", type=int, default=192, show_default=True, help="Crop: short side (px).")
+@click.option("--long", type=int, default=256, show_default=True, help="Crop: long side (px).")
 @click.option("--max-steps", type=int, default=8, show_default=True, help="Agent step budget.")
 @click.option(
     "--mixtures",
     default=None,
-    help="Only these mixtures (comma-separated, e.g. noise+jpeg; default RestoreAgent's seven).",
+    help="Only these mixtures (comma-separated, e.g. noise+jpeg; default: the --suite ones).",
 )
 @click.option("--oracle/--no-oracle", default=True, show_default=True, help="Rank pipelines.")
 @click.option(
-    "--oracle-cap", type=int, default=200, show_default=True, help="Max pipelines per image."
+    "--oracle-cap", type=int, default=120, show_default=True, help="Max pipelines per image."
 )
 @DOC
 @click.pass_context
 def agent_cmd(ctx: click.Context, **kw: Any) -> None:
-    """The agent on RestoreAgent's seven mixtures, per planner, with the oracle's ranking."""
+    """The fair planner benchmark: RestoreAgent's seven mixtures and AgenticIR's groups A/B/C,
+    one toolbox and one image set for every planner, ranked against every pipeline."""
     from restoregraph.bench.agent import (
         MIXTURES,
         AgentConfig,
         agent_markdown,
         estimate_seconds,
         run_agent_bench,
+        suite_mixtures,
     )
     from restoregraph.bench.common import data_dir, parse_list
 
@@ -176,10 +212,21 @@ def agent_cmd(ctx: click.Context, **kw: Any) -> None:
         short=kw["short"],
         long=kw["long"],
         max_steps=kw["max_steps"],
-        mixtures=parse_list(kw["mixtures"], "--mixtures") if kw["mixtures"] else list(MIXTURES),
+        mixtures=parse_list(kw["mixtures"], "--mixtures")
+        if kw["mixtures"]
+        else suite_mixtures(parse_list(kw["suite"], "--suite")),
         oracle=kw["oracle"],
         oracle_cap=kw["oracle_cap"],
+        toolbox=kw["toolbox"],
+        switch_objectives=[o for o in (t.strip() for t in kw["switch_objectives"].split(",")) if o],
+        switch_planners=parse_list(kw["switch_planners"], "--switch-planners"),
+        switch_mixtures=list(MIXTURES),
+        switch_n=kw["switch_n"],
     )
+    from restoregraph.bench.agent import metric_names
+
+    for o in cfg.switch_objectives:
+        metric_names(o)  # an unknown objective is a one-line error before anything runs
     from restoregraph.tools import default_registry
 
     est, runs, pipes = estimate_seconds(cfg, default_registry())
@@ -190,7 +237,8 @@ def agent_cmd(ctx: click.Context, **kw: Any) -> None:
     )
     result = run_agent_bench(cfg)
     body = agent_markdown(result)
-    _finish(ctx, "agent", "Agent: planners on RestoreAgent's seven mixtures", body, clock)
+    title = "Agent: the fair planner benchmark (RestoreAgent's seven mixtures, AgenticIR A/B/C)"
+    _finish(ctx, "agent", title, body, clock)
 
 
 @bench.command("perception")
