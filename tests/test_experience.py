@@ -27,7 +27,8 @@ def write_data(root: Path) -> Path:
     """Two images needing denoise + dejpeg, scores chosen by hand.
 
     Image 1 (noise 2, jpeg 1): dejpeg first wins (best 30 vs 29); image 2 (noise 2, jpeg 2):
-    denoise first wins (best 31 vs 30). denoise.tv is in both best pipelines.
+    denoise first wins (best 31 vs 30). denoise.tv is in both best pipelines. Image 2 also
+    has a failed pipeline.
     """
     root.mkdir(parents=True)
     (root / "manifest.json").write_text(json.dumps({"version": 1, "command": "hand-made"}))
@@ -49,6 +50,13 @@ def write_data(root: Path) -> Path:
             _pipe(["dejpeg.deblock", "denoise.bilateral"], 29.5),
             _pipe(["denoise.tv", "dejpeg.deblock"], 31.0),
             _pipe(["denoise.bilateral", "dejpeg.deblock"], 22.0),
+            # a failed pipeline (a tool raised): no metrics, left out of every statistic
+            {
+                "steps": ["denoise.oidn", "dejpeg.deblock"],
+                "metrics": {},
+                "score": None,
+                "error": "x",
+            },
         ],
     }
     (root / "samples.jsonl").write_text(json.dumps(s1) + "\n" + json.dumps(s2) + "\n{torn")

@@ -57,19 +57,26 @@ def _level_of(sample: Mapping[str, Any], task: str) -> int:
     return max(levels) if levels else 0
 
 
+def _finite(v: object) -> bool:
+    return isinstance(v, int | float) and math.isfinite(float(v))
+
+
 def rescore(pipelines: Sequence[Mapping[str, Any]], objective: str) -> list[float] | None:
-    """The pipelines' scores under ``objective`` (None: the data lacks all its metrics)."""
+    """The pipelines' scores under ``objective`` over the objective's metrics the data holds
+    (NaN for a failed pipeline: no metrics); None when no metric of it is there."""
     from restoregraph.metrics import balanced_scores
 
     names = _objective_metrics()[objective]
-    ok = []
-    for m in names:
-        vals = [p.get("metrics", {}).get(m) for p in pipelines]
-        if all(isinstance(v, int | float) and math.isfinite(float(v)) for v in vals):
-            ok.append(m)
+    done = [i for i, p in enumerate(pipelines) if not p.get("error") and p.get("metrics")]
+    ok = [m for m in names if done and all(_finite(pipelines[i]["metrics"].get(m)) for i in done)]
     if not ok:
         return None
-    return balanced_scores([p["metrics"] for p in pipelines], tuple(ok))
+    scores = [math.nan] * len(pipelines)
+    for i, s in zip(
+        done, balanced_scores([pipelines[i]["metrics"] for i in done], tuple(ok)), strict=True
+    ):
+        scores[i] = s
+    return scores
 
 
 def _percentiles(scores: Sequence[float]) -> list[float]:
@@ -98,9 +105,13 @@ class _Acc:
         )
         self.model_n: dict[tuple[str, int], int] = defaultdict(int)
 
-    def add(self, sample: Mapping[str, Any], scores: list[float]) -> None:
-        pipes = [tuple(p["steps"]) for p in sample["pipelines"]]
-        metrics = [p.get("metrics", {}) for p in sample["pipelines"]]
+    def add(self, sample: Mapping[str, Any], all_scores: list[float]) -> None:
+        keep = [i for i, s in enumerate(all_scores) if math.isfinite(s)]
+        if not keep:
+            return
+        scores = [all_scores[i] for i in keep]
+        pipes = [tuple(sample["pipelines"][i]["steps"]) for i in keep]
+        metrics = [sample["pipelines"][i].get("metrics", {}) for i in keep]
         pct = _percentiles(scores)
         best_i = max(range(len(pipes)), key=lambda i: (scores[i], pipes[i]))
         tasks_of = [[t.split(".")[0] for t in p] for p in pipes]

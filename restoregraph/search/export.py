@@ -49,39 +49,19 @@ Steps = tuple[str, ...]
 
 # -- reading the search data ------------------------------------------------------------------
 def read_manifest(data: Path) -> dict[str, Any]:
-    path = Path(data) / "manifest.json"
-    if not path.is_file():
-        raise InputError(
-            f"{data}: not a search-data directory (no manifest.json; build one with "
-            "`restoregraph data build`)"
-        )
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: unreadable manifest ({exc})") from None
-    if not isinstance(manifest, dict):
-        raise InputError(f"{path}: the manifest is not a JSON object")
-    return manifest
+    from restoregraph.search.dataset import read_manifest as read
+
+    return read(data)
 
 
 def iter_samples(data: Path) -> Iterator[dict[str, Any]]:
-    """The samples of ``DATA/samples.jsonl`` (a torn or malformed line is skipped)."""
-    path = Path(data) / "samples.jsonl"
-    if not path.is_file():
-        raise InputError(
-            f"{data}: no samples.jsonl (build the data with `restoregraph data build`)"
-        )
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                sample = json.loads(line)
-            except ValueError:
-                continue  # a torn last line (the builder redoes it on resume)
-            if isinstance(sample, dict) and sample.get("pipelines"):
-                yield sample
+    """The complete samples of ``DATA/samples.jsonl`` that hold pipelines (a torn last line is
+    skipped: the builder redoes it on resume)."""
+    from restoregraph.search.dataset import iter_samples as read
+
+    for sample in read(data):
+        if isinstance(sample, dict) and sample.get("pipelines"):
+            yield sample
 
 
 def perception_of(sample: Mapping[str, Any]) -> dict[str, int]:
