@@ -1,0 +1,499 @@
+"""``restoregraph adapt --add-tool ID``: grow the search data and the embedded planner for a new tool.
+
+RestoreAgent adapts to a new tool (its example: a desnowing model, 30 min) by extending its
+pipeline-search data and fine-tuning the planner. Here:
+
+1. **Data.** The tool's task already in the search toolbox: every sample whose tasks include
+   it gets the pipelines that contain the new tool -- only those are run, as one prefix tree
+   per sample (:func:`restoregraph.search.tree.walk_tree`), so a prefix shared by several new
+   pipelines is computed once and the old pipelines are not re-run. New nodes are measured and
+   get planner features; every pipeline of the sample (old and new) is re-scored with the
+   data's objective (scores are z-scores over the image's pipelines, so adding pipelines moves
+   them all) and re-ranked; the images of the new best and worst paths are saved.
+   A tool of a task the toolbox does not have yet: no existing sample needs that task, so
+   ``new_samples`` fresh samples are built with the extended toolbox (the builder's
+   :func:`restoregraph.search.build.build_sample`), until that many need the task.
+   ``samples.jsonl`` is rewritten atomically at the end; the manifest's toolbox gets the tool
+   and an ``adapted`` entry.
+2. **Planner.** The embedded planner's Q-network is fine-tuned from its current weights
+   (:mod:`restoregraph.planners.embedded_train`'s ``build_states`` and ``train``): the output
+   and input units of the new tool are added (its output row starts as the mean of its task's
+   other tools, its input columns at zero), every other weight is copied, and training goes on
+   for ``steps`` steps at a lower learning rate on the extended data.
+
+The wall time of each part is returned (and printed by the command).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import io
+import json
+import math
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from restoregraph.errors import InputError, OutputError
+
+
+@dataclass
+class AdaptSummary:
+    tool: str
+    task: str
+    samples: int = 0  # samples in the data
+    extended: int = 0  # existing samples that got new pipelines
+    new_samples: int = 0  # samples built for a new task
+    new_pipelines: int = 0
+    tool_calls: int = 0
+    data_seconds: float = 0.0
+    train_seconds: float = 0.0
+    weights: str = ""
+    train: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_seconds(self) -> float:
+        return self.data_seconds + self.train_seconds
+
+
+# -- the data ---------------------------------------------------------------------------------
+def _load_lines(data: Path) -> list[dict[str, Any]]:
+    from restoregraph.search.dataset import iter_samples
+
+    return list(iter_samples(data))
+
+
+def extend_sample(
+    data: Path,
+    record: dict[str, Any],
+    tool_id: str,
+    toolbox: Mapping[str, Sequence[str]],
+    registry: Any,
+    objective: str,
+    metric_names: Sequence[str],
+) -> tuple[dict[str, Any], dict[str, bytes], int, int]:
+    """``record`` with the pipelines that contain ``tool_id``: (record, files, new, tool calls)."""
+    from restoregraph.imageio import load_image
+    from restoregraph.metrics import OBJECTIVES, compute, match_size, objective_scores
+    from restoregraph.search.build import _png, _round
+    from restoregraph.search.tree import (
+        enumerate_pipelines,
+        percentile_of_rank,
+        pipeline_total,
+        rank_scores,
+        walk_tree,
+    )
+
+    tasks = list(record["tasks"])
+    models = {t: list(toolbox[t]) for t in tasks if t in toolbox}
+    have = {tuple(p["steps"]) for p in record["pipelines"]}
+    todo = [
+        p
+        for p in enumerate_pipelines(models, max_pipelines=max(1, pipeline_total(models)))
+        if tool_id in p and p not in have
+    ]
+    if not todo:
+        return record, {}, 0, 0
+    clean = load_image(data / record["clean"])
+    degraded = load_image(data / record["degraded"])
+    nodes: list[dict[str, Any]] = [dict(n) for n in record["nodes"]]
+    node_index = {tuple(n["path"]): i for i, n in enumerate(nodes)}
+    feats_old: dict[str, np.ndarray] = {}
+    with_features = bool(record.get("features"))
+    if with_features:
+        with np.load(data / record["features"]) as npz:
+            feats_old = {str(p): f for p, f in zip(npz["paths"], npz["features"], strict=True)}
+        from restoregraph.search.features import image_features
+    images: dict[tuple[str, ...], np.ndarray] = {(): degraded}
+    new_feats: dict[str, np.ndarray] = {}
+    finals: dict[tuple[str, ...], tuple[dict[str, float], str]] = {}
+
+    def on_node(prefix: tuple[str, ...], image: np.ndarray | None, error: str) -> None:
+        if image is not None:
+            images[prefix] = image
+        if prefix in node_index:
+            return
+        node: dict[str, Any] = {"path": list(prefix), "metrics": {}, "image": None}
+        if image is None:
+            node["error"] = error
+        else:
+            node["metrics"] = _round(dict(compute(metric_names, match_size(image, clean), clean)))
+        if with_features:
+            key = "|".join(prefix)
+            if image is None:
+                new_feats[key] = np.zeros_like(next(iter(feats_old.values())))
+            else:
+                new_feats[key] = image_features(image).astype(np.float16)
+        node_index[prefix] = len(nodes)
+        nodes.append(node)
+
+    def on_final(p: tuple[str, ...], image: np.ndarray | None, error: str) -> None:
+        finals[p] = (nodes[node_index[p]]["metrics"], error)
+
+    stats = walk_tree(degraded, todo, registry, on_final=on_final, on_node=on_node)
+
+    # every pipeline, old and new, re-scored and re-ranked
+    entries: dict[tuple[str, ...], dict[str, Any]] = {
+        tuple(p["steps"]): {"metrics": p.get("metrics", {}), "error": p.get("error", "")}
+        for p in record["pipelines"]
+    }
+    for p, (m, err) in finals.items():
+        entries[p] = {"metrics": _round(dict(m)), "error": err}
+    ordered = sorted(entries)
+    obj_metrics = OBJECTIVES[objective]
+    ok = [
+        p
+        for p in ordered
+        if not entries[p]["error"] and all(k in entries[p]["metrics"] for k in obj_metrics)
+    ]
+    scores = {p: math.nan for p in ordered}
+    if ok:
+        measured = [{k: entries[p]["metrics"][k] for k in obj_metrics} for p in ok]
+        for p, s in zip(ok, objective_scores(measured, objective), strict=True):
+            scores[p] = float(s)
+    ranks = dict(zip(ordered, rank_scores([scores[p] for p in ordered]), strict=True))
+    n = len(ordered)
+    by_rank = sorted(ordered, key=lambda p: (ranks[p], p))
+    best = by_rank[0]
+    worst = max(ok, key=lambda p: (ranks[p], p)) if ok else by_rank[-1]
+
+    files: dict[str, bytes] = {}
+    folder = str(Path(record["degraded"]).parent)
+
+    def image_of(prefix: tuple[str, ...]) -> np.ndarray | None:
+        if prefix in images:
+            return images[prefix]
+        parent = image_of(prefix[:-1])
+        if parent is None:
+            return None
+        from restoregraph.errors import RestoreGraphError
+        from restoregraph.tools.run import run_tool
+
+        try:
+            images[prefix] = run_tool(registry.get(prefix[-1]), parent)
+        except RestoreGraphError:
+            return None
+        return images[prefix]
+
+    for p in (best, worst):
+        for i in range(1, len(p) + 1):
+            k = node_index.get(p[:i])
+            if k is None or nodes[k].get("image"):
+                continue
+            img = image_of(p[:i])
+            if img is not None:
+                nodes[k]["image"] = f"{folder}/n{k}.png"
+                files[nodes[k]["image"]] = _png(img)
+    out = dict(record)
+    out["nodes"] = nodes
+    out["pipelines"] = [
+        {
+            "steps": list(p),
+            "metrics": entries[p]["metrics"],
+            "score": None if not math.isfinite(scores[p]) else round(scores[p], 6),
+            "rank": ranks[p],
+            "percentile": round(percentile_of_rank(ranks[p], n), 4),
+            **({"error": entries[p]["error"]} if entries[p]["error"] else {}),
+        }
+        for p in by_rank
+    ]
+    out["tool_calls"] = int(record.get("tool_calls", 0)) + stats.tool_calls
+    out["adapted"] = [*record.get("adapted", []), tool_id]
+    if with_features:
+        paths = ["|".join(nd["path"]) for nd in nodes]
+        rows = [feats_old[p] if p in feats_old else new_feats[p] for p in paths]
+        stacked = np.stack(rows).astype(np.float16)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, paths=np.array(paths), features=stacked)
+        files[str(record["features"])] = buf.getvalue()
+    return out, files, len(todo), stats.tool_calls
+
+
+def _bar(items: Sequence[Any], desc: str, show: bool) -> Iterator[Any]:
+    if not show:
+        yield from items
+        return
+    from restoregraph.bench.common import progress
+
+    yield from progress(items, len(items), desc)
+
+
+def extend_data(
+    data: Path,
+    tool_id: str,
+    new_samples: int = 8,
+    registry: Any = None,
+    show_progress: bool = True,
+    summary: AdaptSummary | None = None,
+) -> AdaptSummary:
+    """Add ``tool_id`` to the search data in ``data`` (see the module docstring)."""
+    from restoregraph.search.build import (
+        MANIFEST,
+        SAMPLES,
+        BuildConfig,
+        _atomic_write,
+        build_sample,
+        list_sources,
+        metric_names,
+    )
+    from restoregraph.search.dataset import read_manifest
+
+    t0 = time.perf_counter()
+    data = Path(data)
+    if registry is None:
+        from restoregraph.tools import default_registry
+
+        registry = default_registry()
+    if tool_id not in registry:
+        raise InputError(
+            f"unknown tool {tool_id!r}: add it first with `restoregraph tools add` "
+            "(see `restoregraph tools list`)"
+        )
+    task = registry.get(tool_id).task
+    manifest = read_manifest(data)
+    toolbox = {t: list(v) for t, v in (manifest.get("toolbox") or {}).items()}
+    if tool_id in toolbox.get(task, []):
+        raise InputError(f"{data} already holds pipelines with {tool_id!r}; nothing to adapt")
+    missing = [i for ids in toolbox.values() for i in ids if i not in registry]
+    if missing:
+        raise InputError(
+            f"the search data was built with tools this install lacks: {', '.join(missing)}"
+        )
+    new_task = task not in toolbox
+    toolbox.setdefault(task, []).append(tool_id)
+    objective = str(manifest.get("objective", "balanced"))
+    names = list(manifest.get("metrics") or metric_names(objective))
+    s = summary or AdaptSummary(tool=tool_id, task=task)
+    records = _load_lines(data)
+    s.samples = len(records)
+    out_records: list[dict[str, Any]] = []
+    files: dict[str, bytes] = {}
+    for rec in _bar(records, f"adapt: pipelines with {tool_id}", show_progress):
+        if task in rec.get("tasks", []):
+            new_rec, f, n_new, calls = extend_sample(
+                data, rec, tool_id, toolbox, registry, objective, names
+            )
+            if n_new:
+                s.extended += 1
+                s.new_pipelines += n_new
+                s.tool_calls += calls
+                files.update(f)
+            out_records.append(new_rec)
+        else:
+            out_records.append(rec)
+    if new_task and new_samples > 0:
+        source = str(manifest.get("source", ""))
+        if not source or not Path(source).is_dir():
+            raise InputError(
+                f"{tool_id!r} serves a task the data has no samples for ({task}); new samples "
+                f"need the data's source folder, which is not here: {source or '(none)'}"
+            )
+        cfg = BuildConfig(
+            source=source,
+            out=str(data),
+            n=int(manifest.get("n_images", len(records))),
+            toolbox=toolbox,
+            seed=int(manifest.get("seed", 0)),
+            crop=int(manifest.get("crop", 128)),
+            objective=objective,
+            features=bool(manifest.get("features")),
+        )
+        sources = list_sources(source)
+        ids = [int(r["id"]) for r in records if str(r.get("id", "")).isdigit()]
+        index = max(ids, default=-1) + 1
+        with_task = 0
+        for _ in _bar(range(new_samples * 6), f"adapt: new {task} samples", show_progress):
+            if with_task >= new_samples:
+                break
+            res = build_sample(cfg, sources, index)
+            index += 1
+            files.update(res.files)
+            out_records.append(res.record)
+            s.new_samples += 1
+            s.new_pipelines += res.pipelines
+            s.tool_calls += res.tool_calls
+            with_task += task in res.record["tasks"]
+        manifest["n_images"] = index
+    for rel, blob in files.items():
+        _atomic_write(data / rel, blob)
+    text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in out_records)
+    _atomic_write(data / SAMPLES, text.encode())
+    s.data_seconds = time.perf_counter() - t0
+    manifest["toolbox"] = toolbox
+    manifest.setdefault("adapted", []).append(
+        {
+            "tool": tool_id,
+            "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "extended_samples": s.extended,
+            "new_samples": s.new_samples,
+            "new_pipelines": s.new_pipelines,
+            "tool_calls": s.tool_calls,
+            "seconds": round(s.data_seconds, 1),
+        }
+    )
+    _atomic_write(data / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
+    return s
+
+
+# -- the planner ------------------------------------------------------------------------------
+def warm_start(old: Mapping[str, Any], new_vocab: Sequence[str], n_feats: int) -> dict[str, Any]:
+    """A state dict for the net over ``new_vocab`` from ``old`` (a weights blob): every weight
+    copied, the new tools' input columns zero, their output rows the mean of their task's."""
+    import torch
+
+    from restoregraph.planners.embedded import encoding_size
+    from restoregraph.tasks import TASKS
+
+    meta = old["meta"]
+    old_vocab = list(meta["vocab"])
+    if n_feats != len(old["feat_mean"]):
+        raise InputError("the search data's features differ from those the planner was trained on")
+    state = {k: v.clone() for k, v in old["state"].items()}
+    keys = sorted(k for k in state if k.endswith(".weight"))
+    first, last = keys[0], keys[-1]
+    w_in, w_out, b_out = state[first], state[last], state[last.replace("weight", "bias")]
+    n_old, n_new = len(old_vocab), len(new_vocab)
+    old_at = {t: i for i, t in enumerate(old_vocab)}
+    cols = torch.zeros(w_in.shape[0], encoding_size(n_feats, n_new), dtype=w_in.dtype)
+    cols[:, :n_feats] = w_in[:, :n_feats]
+    for k in range(3):  # applied / planned / rolled back
+        for j, tool in enumerate(new_vocab):
+            if tool in old_at:
+                cols[:, n_feats + k * n_new + j] = w_in[:, n_feats + k * n_old + old_at[tool]]
+    tail = 3 * len(TASKS) + 2
+    cols[:, -tail:] = w_in[:, -tail:]
+    rows = torch.zeros(n_new, w_out.shape[1], dtype=w_out.dtype)
+    bias = torch.zeros(n_new, dtype=b_out.dtype)
+    for j, tool in enumerate(new_vocab):
+        if tool in old_at:
+            rows[j], bias[j] = w_out[old_at[tool]], b_out[old_at[tool]]
+        else:
+            same = [old_at[t] for t in old_vocab if t.split(".")[0] == tool.split(".")[0]]
+            if same:
+                rows[j], bias[j] = w_out[same].mean(0), b_out[same].mean()
+    state[first], state[last], state[last.replace("weight", "bias")] = cols, rows, bias
+    return state
+
+
+@contextlib.contextmanager
+def _start_from(state: Mapping[str, Any]) -> Iterator[None]:
+    """``embedded_train.train`` builds its net with ``build_net``; start that net from
+    ``state`` instead of a random initialisation."""
+    from restoregraph.planners import embedded_train
+
+    original = embedded_train.build_net
+
+    def build(n_in: int, n_out: int, hidden: int = 256, dropout: float = 0.1) -> Any:
+        net = original(n_in, n_out, hidden, dropout)
+        net.load_state_dict(dict(state))
+        return net
+
+    embedded_train.build_net = build  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        embedded_train.build_net = original  # type: ignore[assignment]
+
+
+def finetune_embedded(
+    data: Path,
+    weights_in: Path,
+    weights_out: Path,
+    steps: int = 600,
+    seed: int = 0,
+    lr: float = 3e-4,
+    command: str = "",
+) -> dict[str, Any]:
+    """Fine-tune the embedded planner at ``weights_in`` on ``data``; write ``weights_out``."""
+    import torch
+
+    from restoregraph.planners.embedded_train import build_states, train
+    from restoregraph.search.dataset import load_samples, read_manifest
+
+    if not Path(weights_in).is_file():
+        raise InputError(
+            f"embedded planner weights not found: {weights_in} (train them first with "
+            "`python -m restoregraph.planners.embedded_train`, or pass --weights)"
+        )
+    t0 = time.perf_counter()
+    old = torch.load(weights_in, map_location="cpu", weights_only=True)
+    manifest = read_manifest(data)
+    toolbox = {t: list(v) for t, v in manifest["toolbox"].items()}
+    vocab = [i for v in toolbox.values() for i in v]
+    samples = load_samples(data, "train")
+    states = build_states(data, samples, vocab, toolbox, seed)
+    hidden = int(old["meta"].get("hidden", 256))
+    with _start_from(warm_start(old, vocab, states.feats.shape[1])):
+        blob = train(states, vocab, steps, seed, hidden=hidden, lr=lr, log_every=0)
+    blob["meta"].update(
+        {
+            "command": command,
+            "data": str(data),
+            "data_command": manifest.get("command", ""),
+            "seed": seed,
+            "steps": steps,
+            "finetuned_from": str(weights_in),
+            "train_samples": len(samples),
+            "states": int(len(states.weight)),
+            "features": manifest.get("features"),
+            "train_seconds": round(time.perf_counter() - t0, 1),
+        }
+    )
+    weights_out = Path(weights_out)
+    weights_out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = weights_out.with_name(f".{weights_out.name}.part")
+    torch.save(blob, tmp)
+    tmp.replace(weights_out)
+    return dict(blob["meta"])
+
+
+def adapt(
+    tool_id: str,
+    data: Path,
+    weights_in: Path | None,
+    weights_out: Path,
+    steps: int = 600,
+    new_samples: int = 8,
+    train: bool = True,
+    overwrite: bool = False,
+    command: str = "",
+    show_progress: bool = True,
+) -> AdaptSummary:
+    """Extend ``data`` for ``tool_id``, then fine-tune the embedded planner (timed)."""
+    import torch
+
+    from restoregraph.planners.embedded import DEFAULT_WEIGHTS
+
+    weights_out = Path(weights_out)
+    if train and weights_out.exists() and not overwrite:
+        raise OutputError(f"{weights_out} exists; pass --overwrite to replace it")
+    weights_in = Path(weights_in) if weights_in is not None else DEFAULT_WEIGHTS
+    if train and not weights_in.is_file():
+        raise InputError(
+            f"embedded planner weights not found: {weights_in} (pass --weights, or --no-train)"
+        )
+    torch.set_num_threads(1)
+    summary = extend_data(data, tool_id, new_samples=new_samples, show_progress=show_progress)
+    if train:
+        t0 = time.perf_counter()
+        summary.train = finetune_embedded(
+            data, weights_in, weights_out, steps=steps, command=command
+        )
+        summary.train_seconds = time.perf_counter() - t0
+        summary.weights = str(weights_out)
+    return summary
+
+
+__all__ = [
+    "AdaptSummary",
+    "adapt",
+    "extend_data",
+    "extend_sample",
+    "finetune_embedded",
+    "warm_start",
+]
