@@ -31,6 +31,7 @@ from restoregraph.graph.store import ImageStore
 from restoregraph.imageio import check_output_path, load_image, save_image
 
 EventFn = Callable[[dict[str, Any]], None]
+GC_GRACE_S = 600.0  # gc keeps unreferenced images younger than this (runs in progress)
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$")
 
 
@@ -107,7 +108,11 @@ class Runner:
         config: RunnableConfig | None = None,
     ) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
+        # Test hooks: die like `kill -9` right after the N-th checkpointed step
+        # (RESTOREGRAPH_CRASH_AFTER_STEPS), or at the N-th progress event, which can be in the
+        # middle of a node, before its checkpoint is written (RESTOREGRAPH_CRASH_AT_EVENT).
         crash_after = int(os.environ.get("RESTOREGRAPH_CRASH_AFTER_STEPS", "0") or 0)
+        crash_at_event = int(os.environ.get("RESTOREGRAPH_CRASH_AT_EVENT", "0") or 0)
         steps_done = 0
         stream: Iterator[Any] = self.graph.stream(
             inp,
@@ -119,6 +124,8 @@ class Runner:
         for chunk in stream:
             if isinstance(chunk, dict):
                 events.append(chunk)
+                if crash_at_event and len(events) >= crash_at_event:
+                    os.kill(os.getpid(), signal.SIGKILL)
                 if on_event is not None:
                     on_event(chunk)
                 if chunk.get("event") == "reflection":
@@ -285,6 +292,9 @@ class Runner:
             walk(tup.checkpoint.get("channel_values", {}))
         return keep
 
-    def collect_garbage(self) -> int:
-        """Delete stored images that no checkpoint references; return how many were removed."""
-        return ImageStore(self.store_dir).collect_garbage(self.referenced_images())
+    def collect_garbage(self, min_age_s: float = GC_GRACE_S) -> int:
+        """Delete stored images that no checkpoint references and that are older than
+        ``min_age_s`` (so a run in progress keeps the image it has just written but not yet
+        checkpointed); return how many were removed."""
+        store = ImageStore(self.store_dir)
+        return store.collect_garbage(self.referenced_images(), min_age_s=min_age_s)

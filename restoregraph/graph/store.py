@@ -6,9 +6,11 @@ pixels the original run produced, and a file an old checkpoint points to is neve
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -43,7 +45,11 @@ class ImageStore:
         q = _quantise(image)
         sha = pixel_hash(q)
         path = self.path_for(sha)
-        if not path.exists():
+        if path.exists():
+            # Touch it: garbage collection keeps young files, and this one is in use again.
+            with contextlib.suppress(OSError):
+                os.utime(path)
+        else:
             path.parent.mkdir(parents=True, exist_ok=True)
             ok, buf = cv2.imencode(".png", cv2.cvtColor(q, cv2.COLOR_RGB2BGR))
             if not ok:
@@ -72,12 +78,26 @@ class ImageStore:
     def all_hashes(self) -> set[str]:
         return {p.stem for p in self.root.glob("??/*.png")}
 
-    def collect_garbage(self, keep: Iterable[str]) -> int:
-        """Delete every stored image whose hash is not in ``keep``; return how many."""
+    def collect_garbage(self, keep: Iterable[str], min_age_s: float = 0.0) -> int:
+        """Delete every stored image whose hash is not in ``keep`` and that is older than
+        ``min_age_s`` seconds (a running process writes an image a moment before a checkpoint
+        refers to it); also delete temporary files a killed writer left. Return how many
+        images were removed."""
         keep_set = set(keep)
+        cutoff = time.time() - min_age_s
         removed = 0
         for p in self.root.glob("??/*.png"):
-            if p.stem not in keep_set:
-                p.unlink(missing_ok=True)
-                removed += 1
+            if p.stem in keep_set:
+                continue
+            try:
+                if p.stat().st_mtime > cutoff:
+                    continue
+            except OSError:
+                continue
+            p.unlink(missing_ok=True)
+            removed += 1
+        for p in self.root.glob("??/*.part"):
+            with contextlib.suppress(OSError):
+                if p.stat().st_mtime <= cutoff:
+                    p.unlink()
         return removed
