@@ -81,8 +81,10 @@ def format_plan(steps: Sequence[PlanStep]) -> str:
     return " ".join(parts)
 
 
+# (?<!\d): a step number starts where a digit run starts, so a long run of digits is scanned
+# once, not once per digit (a hostile 20 000-digit reply took 15 s to refuse).
 _STEP_RE = re.compile(
-    r"(\d+)\s*[.)]\s*([a-z_]+)\s+([a-z0-9_.]+?)\s*(?:\.(?=\s|$)|$|(?=\s+\d+\s*[.)]))"
+    r"(?<!\d)(\d+)\s*[.)]\s*([a-z_]+)\s+([a-z0-9_.]+?)\s*(?:\.(?=\s|$)|$|(?=\s+\d+\s*[.)]))"
 )
 
 
