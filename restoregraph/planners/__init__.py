@@ -66,6 +66,12 @@ def _openai(**options: Any) -> Planner:
     return OpenAIPlanner(**options)
 
 
+def _smollm(**options: Any) -> Planner:
+    from restoregraph.planners.smollm import SmolLMPlanner
+
+    return SmolLMPlanner(**options)
+
+
 PLANNERS: dict[str, PlannerFactory] = {
     "fixed": _fixed,
     "random": _random("random"),
@@ -74,6 +80,7 @@ PLANNERS: dict[str, PlannerFactory] = {
     "explore": _explore,
     "oracle": _oracle,
     "openai": _openai,
+    "smollm": _smollm,
 }
 
 

