@@ -238,10 +238,52 @@ class Runner:
                 seen.append(hist)
         return seen
 
-    def undo(
-        self, run_id: str, to_step: int, on_event: EventFn | None = None, **objects: Any
+    def branch(self, run_id: str) -> list[Any]:
+        """The checkpoints of the current branch, newest first. An undo forks the thread: the
+        old branch's checkpoints stay in it but are not ancestors of the head."""
+        snaps = list(self.graph.get_state_history(self.config(run_id)))
+        by_id = {s.config["configurable"]["checkpoint_id"]: s for s in snaps}
+        chain = []
+        snap = snaps[0] if snaps else None
+        while snap is not None:
+            chain.append(snap)
+            parent = snap.parent_config
+            snap = by_id.get(parent["configurable"]["checkpoint_id"]) if parent else None
+        return chain
+
+    def continue_run(
+        self, run_id: str, instruction: str = "", on_event: EventFn | None = None, **objects: Any
     ) -> RunResult:
-        """Fork from the image after accepted step ``to_step`` (0 = the input) and replan."""
+        """Plan again from a finished run's current image, with settings overridden by
+        ``objects`` (a chat follow-up such as "now remove the grain"); earlier steps stay."""
+        ctx = self.context_for(run_id, **objects)
+        head = self.graph.get_state(self.config(run_id))
+        if not head.values:
+            raise InputError(f"run {run_id!r} has no checkpoint to continue from")
+        if head.next:
+            raise InputError(f"run {run_id!r} is not finished; resume it first")
+        update: dict[str, Any] = {"plan": [], "stop_reason": ""}
+        if instruction:
+            update["instruction"] = instruction
+        new_config = self.graph.update_state(head.config, update, as_node="perception")
+        t0 = time.perf_counter()
+        events = self._stream(None, run_id, ctx, on_event, config=new_config)
+        return self.finish(run_id, ctx, events, time.perf_counter() - t0)
+
+    def undo(
+        self,
+        run_id: str,
+        to_step: int,
+        on_event: EventFn | None = None,
+        *,
+        forbid_undone: bool = True,
+        **objects: Any,
+    ) -> RunResult:
+        """Fork from the image after accepted step ``to_step`` (0 = the input) and replan.
+
+        The first undone tool is not retried at that point unless ``forbid_undone`` is false
+        (a chat "less sharpening" redoes the same tool, milder). ``objects`` override settings.
+        """
         ctx = self.context_for(run_id, **objects)
         current = self.history(run_id)
         accepted = [h for h in current if h["status"] == "accepted"]
@@ -249,7 +291,7 @@ class Runner:
             raise InputError(f"--to must be within 0..{len(accepted)} (accepted steps of {run_id})")
         target_len = accepted[to_step - 1]["index"] if to_step else 0
         fork = None
-        for snap in self.graph.get_state_history(self.config(run_id)):
+        for snap in self.branch(run_id):
             hist = snap.values.get("history", [])
             if len(hist) == target_len and snap.next in (("rescheduling",), ("planning",)):
                 fork = snap
@@ -264,7 +306,7 @@ class Runner:
             "plan": [],
             "abandoned": list(values.get("abandoned", [])) + [summary],
         }
-        if undone:
+        if undone and forbid_undone:
             update["failed"] = [
                 FailedAttempt(tool=undone[0]["tool"], position=to_step, reason="undone by the user")
             ]
