@@ -136,3 +136,25 @@ def test_cli_adapt_unknown_tool_is_one_line(
         main(["adapt", "--add-tool", "denoise.nope", "--data", str(built[0]), "--no-train"])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "unknown tool" in err and err.count("\n") == 1
+
+
+def test_cli_adapt_reports_wall_time(
+    built: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from restoregraph.cli.main import main
+
+    data = tmp_path / "data"
+    shutil.copytree(built[0], data)
+    doc = tmp_path / "BENCH.md"
+    argv = ["adapt", "--add-tool", "denoise.tv", "--data", str(data), "--weights", str(built[1])]
+    argv += ["-o", str(tmp_path / "w.pt"), "--steps", "2", "--doc", str(doc)]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code in (0, None), err
+    assert "adapt wall time:" in err and (tmp_path / "w.pt").is_file()
+    text = doc.read_text()
+    assert "<!-- bench:adapt:start -->" in text and "- command: `restoregraph adapt" in text
+    assert "| **total** |" in text and "new pipelines" in text

@@ -3,8 +3,6 @@ embedded planner from its current weights (``restoregraph/search/adapt.py``); re
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 
 import click
@@ -43,7 +41,16 @@ import click
 )
 @click.option("--no-train", is_flag=True, help="Only extend the data.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing weights file.")
+@click.option(
+    "--doc",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the timings as the 'adapt' section of this markdown file "
+    "(e.g. docs/BENCHMARKS.md).",
+)
+@click.pass_context
 def adapt_cmd(
+    ctx: click.Context,
     tool: str,
     data: Path,
     weights: Path | None,
@@ -52,10 +59,19 @@ def adapt_cmd(
     new_samples: int,
     no_train: bool,
     overwrite: bool,
+    doc: Path | None,
 ) -> None:
     """After `tools add`: re-run the pipelines that contain the new tool, then fine-tune."""
+    import datetime as _dt
+    import time
+
+    from restoregraph.bench.report import machine
     from restoregraph.search.adapt import adapt
 
+    started, t0, where = _dt.datetime.now(_dt.UTC), time.perf_counter(), machine()
+    from restoregraph.bench.cli import command_line
+
+    command = command_line(ctx)
     out = out or data / "embedded_planner.pt"
     s = adapt(
         tool,
@@ -66,7 +82,7 @@ def adapt_cmd(
         new_samples=new_samples,
         train=not no_train,
         overwrite=overwrite,
-        command=shlex.join(["restoregraph", *sys.argv[1:]]),
+        command=command,
     )
     click.echo(
         f"data: {s.extended} of {s.samples} samples extended, {s.new_samples} new, "
@@ -80,6 +96,52 @@ def adapt_cmd(
             err=True,
         )
     click.echo(f"adapt wall time: {s.total_seconds / 60:.1f} min", err=True)
+    if doc is not None:
+        from restoregraph.bench.report import header, write_section
+
+        body = header(
+            f"Adapt: adding {tool} to the search data and the embedded planner",
+            command,
+            started,
+            time.perf_counter() - t0,
+            where,
+        )
+        body += "\n\n" + adapt_markdown(s, steps)
+        click.echo(f"wrote section 'adapt' of {write_section(doc, 'adapt', body)}", err=True)
+
+
+def adapt_markdown(s: object, steps: int) -> str:
+    from restoregraph.bench.report import md_table
+    from restoregraph.search.adapt import AdaptSummary
+
+    assert isinstance(s, AdaptSummary)
+    rows = [
+        [
+            "search data",
+            f"{s.data_seconds / 60:.1f} min",
+            f"{s.extended} of {s.samples} samples extended, {s.new_samples} new samples, "
+            f"{s.new_pipelines} new pipelines, {s.tool_calls} tool calls",
+        ],
+        [
+            "embedded planner",
+            f"{s.train_seconds / 60:.1f} min",
+            f"{steps} fine-tuning steps from the current weights -> `{s.weights}`"
+            if s.weights
+            else "not trained (--no-train)",
+        ],
+        [
+            "**total**",
+            f"**{s.total_seconds / 60:.1f} min**",
+            "RestoreAgent: 30 min for a desnowing tool (their GPU setup); this: one CPU core",
+        ],
+    ]
+    return (
+        f"A new tool `{s.tool}` (task {s.task}): only the pipelines that contain it are run "
+        "(one prefix tree per sample), every pipeline is re-scored and re-ranked, then the "
+        "embedded planner is fine-tuned from its current weights "
+        "(`restoregraph/search/adapt.py`).\n\n"
+        + md_table(["part", "wall time", "what"], rows, "lrl")
+    )
 
 
 def register(app: click.Group) -> None:

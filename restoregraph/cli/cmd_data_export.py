@@ -9,7 +9,6 @@ at registration time, so the order does not matter either way.
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 
 import click
@@ -30,7 +29,12 @@ def data_group(app: click.Group) -> click.Group:
 
 
 def _command_line() -> str:
-    return shlex.join(["restoregraph", *sys.argv[1:]])
+    from restoregraph.bench.cli import command_line
+
+    ctx = click.get_current_context()
+    text = command_line(ctx)
+    args = [str(v) for k, v in ctx.params.items() if k == "data"]
+    return text.replace(ctx.command_path, shlex.join([*ctx.command_path.split(), *args]), 1)
 
 
 @click.command("export")
