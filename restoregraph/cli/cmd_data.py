@@ -104,7 +104,14 @@ def build_cmd(
         command=shlex.join(["restoregraph", *sys.argv[1:]]),
         toolbox_spec=toolbox,
     )
-    summary = run_build(cfg, workers=workers, ray_address=ray_address, show_progress=not quiet)
+    try:
+        summary = run_build(cfg, workers=workers, ray_address=ray_address, show_progress=not quiet)
+    except KeyboardInterrupt:
+        click.echo(
+            f"interrupted: the finished samples are in {out}; run the same command again to resume",
+            err=True,
+        )
+        raise click.exceptions.Exit(130) from None
     click.echo(
         f"{out}: {summary.built} samples built, {summary.skipped} already there; "
         f"{summary.pipelines} pipelines, {summary.tool_calls} tool calls in "
