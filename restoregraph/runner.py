@@ -23,7 +23,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 
 from restoregraph.errors import InputError, RestoreGraphError
-from restoregraph.graph.builder import compile_graph
+from restoregraph.graph.builder import RECURSION_LIMIT, compile_graph
 from restoregraph.graph.checkpointer import make_checkpointer
 from restoregraph.graph.context import RunContext, home_dir
 from restoregraph.graph.state import FailedAttempt, StepRecord
@@ -96,7 +96,7 @@ class Runner:
 
     @staticmethod
     def config(run_id: str) -> RunnableConfig:
-        return {"configurable": {"thread_id": run_id}, "recursion_limit": 400}
+        return {"configurable": {"thread_id": run_id}, "recursion_limit": RECURSION_LIMIT}
 
     # ---- running --------------------------------------------------------------------------
     def _stream(

@@ -38,10 +38,19 @@ def build_graph() -> StateGraph[Any, Any, Any, Any]:
     return builder
 
 
+# Supersteps one run may need: perception, then per step at most planning, execution,
+# reflection and rescheduling, and a last planning round that stops, for the largest step
+# budget RunContext allows (100). LangGraph's default (25) would stop a run of 6 steps.
+MAX_STEPS_LIMIT = 100
+RECURSION_LIMIT = 4 * MAX_STEPS_LIMIT + 50
+
+
 def compile_graph(
     checkpointer: BaseCheckpointSaver[Any] | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
-    return build_graph().compile(checkpointer=checkpointer, name="restoregraph")
+    """The compiled graph, with a recursion limit that fits any allowed step budget."""
+    compiled = build_graph().compile(checkpointer=checkpointer, name="restoregraph")
+    return compiled.with_config(recursion_limit=RECURSION_LIMIT)
 
 
 # For `langgraph dev` (langgraph.json): compiled without its own checkpointer.

@@ -20,6 +20,8 @@ import numpy as np
 from restoregraph.errors import InputError
 from restoregraph.graph.state import ImageRef
 
+TOUCH_AFTER_S = 60.0  # re-putting an image older than this refreshes its mtime (see put)
+
 
 def _quantise(image: np.ndarray) -> np.ndarray:
     arr = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
@@ -46,9 +48,11 @@ class ImageStore:
         sha = pixel_hash(q)
         path = self.path_for(sha)
         if path.exists():
-            # Touch it: garbage collection keeps young files, and this one is in use again.
+            # In use again: make an old file young, so a gc running now (it keeps files younger
+            # than its grace period, minutes) cannot delete it before a checkpoint refers to it.
             with contextlib.suppress(OSError):
-                os.utime(path)
+                if time.time() - path.stat().st_mtime > TOUCH_AFTER_S:
+                    os.utime(path)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             ok, buf = cv2.imencode(".png", cv2.cvtColor(q, cv2.COLOR_RGB2BGR))
