@@ -40,7 +40,8 @@ def build_graph() -> StateGraph[Any, Any, Any, Any]:
 
 # Supersteps one run may need: perception, then per step at most planning, execution,
 # reflection and rescheduling, and a last planning round that stops, for the largest step
-# budget RunContext allows (100). LangGraph's default (25) would stop a run of 6 steps.
+# budget RunContext allows (100). (The runner used 400, which a 100-step run exceeds; the
+# compiled graph gets the same bound, so a library run cannot loop for LangGraph's 10 007.)
 MAX_STEPS_LIMIT = 100
 RECURSION_LIMIT = 4 * MAX_STEPS_LIMIT + 50
 
