@@ -368,3 +368,30 @@ class ChatSession:
         current = result.state.get("current")
         image = Path(current["uri"]) if current else self.image_path
         return ChatReply(" ".join(lines), image, result.run_id, steps, events=result.events)
+
+
+def route_instruction(ctx: RunContext, instruction: str, router: Any = None) -> Route:
+    """Route a one-shot instruction (``restoregraph restore --instruction``) and write its
+    constraints into ``ctx``: fast -> the toolbox restricted to the named tasks, which are
+    required; agent -> required / forbidden tasks; a strength for either. A follow-up (undo,
+    adjust without a previous result) or help has no run to act on: adjust counts as fast,
+    the others leave ``ctx`` as it is (the full agent)."""
+    route = (router if router is not None else make_router()).route(instruction)
+    if route.action in ("fast", "adjust", "agent"):
+        registry = ctx.registry
+        if registry is None:
+            from restoregraph.tools import default_registry
+
+            registry = default_registry()
+        if route.action in ("fast", "adjust"):
+            ids = [s.id for s in registry if s.task in route.tasks]
+            if ctx.toolbox is not None:
+                ids = [i for i in ids if i in ctx.toolbox]
+            ctx.toolbox = tuple(ids)
+        tasks = set(route.tasks)
+        ctx.required_tasks = tuple(dict.fromkeys([*ctx.required_tasks, *route.tasks]))
+        ctx.forbidden_tasks = tuple(
+            t for t in dict.fromkeys([*ctx.forbidden_tasks, *route.forbidden]) if t not in tasks
+        )
+        ctx.strength = {**ctx.strength, **route.strength}
+    return route

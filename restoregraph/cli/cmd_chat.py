@@ -1,0 +1,121 @@
+"""``restoregraph chat IMAGE``: talk to the agent about one image (reads lines from stdin)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from restoregraph.cli.options import OBJECTIVE
+
+
+def register(app: click.Group) -> None:
+    app.add_command(chat_cmd)
+
+
+@click.command("chat")
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the final result here when the conversation ends.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("--planner", default="fixed", show_default=True, help="Planner of the full agent.")
+@OBJECTIVE
+@click.option(
+    "--max-steps",
+    type=click.IntRange(1, 100),
+    default=8,
+    show_default=True,
+    help="Step budget of each message.",
+)
+@click.option(
+    "--llm-url",
+    default=None,
+    help="Route with an OpenAI-compatible endpoint (e.g. http://127.0.0.1:8000/v1); "
+    "the offline router takes over on any failure.",
+)
+@click.option("--llm-model", default=None, help="Model name at --llm-url.")
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Runs directory (default $RESTOREGRAPH_HOME or ~/.restoregraph).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per reply on stdout.")
+def chat_cmd(
+    image: Path,
+    output: Path | None,
+    overwrite: bool,
+    planner: str,
+    objective: str,
+    max_steps: int,
+    llm_url: str | None,
+    llm_model: str | None,
+    home: Path | None,
+    as_json: bool,
+) -> None:
+    """Chat about IMAGE: "remove the grain", "fix this image", "undo the last step", "less
+    sharpening"... One message per line; an empty line, `quit` or end of input stops.
+
+    Works with piped input: `printf 'brighten it\\nundo\\n' | restoregraph chat photo.png`.
+    """
+    import json
+
+    from restoregraph.chat.session import ChatSession
+    from restoregraph.errors import InputError
+    from restoregraph.imageio import check_output_path, save_image
+    from restoregraph.planners import PLANNERS
+    from restoregraph.runner import Runner
+
+    if planner not in PLANNERS:
+        raise InputError(f"unknown planner {planner!r}; choose from {', '.join(sorted(PLANNERS))}")
+    if output is not None:
+        check_output_path(output, protect=(image,), overwrite=overwrite)
+    llm = {"base_url": llm_url, "model": llm_model} if llm_url else None
+    session = ChatSession(
+        Runner(home), image, planner=planner, objective=objective, max_steps=max_steps, llm=llm
+    )
+    interactive = sys.stdin.isatty()
+    if interactive:
+        click.echo("Say what to do with the photo (empty line or 'quit' to stop).", err=True)
+    while True:
+        if interactive:
+            click.echo("> ", nl=False, err=True)
+        line = sys.stdin.readline()
+        message = line.strip()
+        if not line or not message or message.lower() in ("quit", "exit", "bye", "q"):
+            break
+        reply = session.send(message)
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "message": message,
+                        "route": reply.route.to_dict() if reply.route else None,
+                        "reply": reply.text,
+                        "image": str(reply.image),
+                        "run_id": reply.run_id,
+                        "steps": [s["tool"] for s in reply.accepted],
+                        "route_seconds": round(reply.route_seconds, 4),
+                        "seconds": round(reply.seconds, 3),
+                    }
+                )
+            )
+        else:
+            route = reply.route.describe() if reply.route else ""
+            click.echo(f"[{route}; {reply.seconds:.2f} s] {reply.text}")
+            click.echo(f"  image: {reply.image}")
+    if output is not None:
+        from restoregraph.imageio import load_image
+
+        out = save_image(
+            load_image(session.current_image), output, protect=(image,), overwrite=overwrite
+        )
+        click.echo(f"wrote {out}", err=True)
+    if session.run_id:
+        click.echo(f"run id: {session.run_id} (restoregraph history {session.run_id})", err=True)
