@@ -129,7 +129,7 @@ def tools_cmd(ctx: click.Context, **kw: Any) -> None:
 @DATA
 @click.option("--set", "set_name", default="CBSD68", show_default=True, help="Test set.")
 @click.option(
-    "--n", "n", type=int, default=2, show_default=True, help="First N images per mixture."
+    "--n", "n", type=int, default=1, show_default=True, help="First N images per mixture."
 )
 @click.option(
     "--planners",
@@ -268,3 +268,56 @@ def perception_cmd(ctx: click.Context, **kw: Any) -> None:
     )
     body = perception_markdown(run_perception_bench(cfg))
     _finish(ctx, "perception", "Perception: held-out detection and severity", body, clock)
+
+
+@bench.command("reliability")
+@click.option(
+    "--crashes", type=int, default=6, show_default=True, help="Seeded kill -9 points per run."
+)
+@click.option(
+    "--fuzz-examples", type=int, default=500, show_default=True, help="Examples per fuzz test."
+)
+@click.option(
+    "--slow/--no-slow",
+    default=True,
+    show_default=True,
+    help="Include the slow tests (kill -9 at random times).",
+)
+@click.option("--workers", type=int, default=1, show_default=True, help="pytest -n workers.")
+@click.option(
+    "--features/--no-features",
+    default=True,
+    show_default=True,
+    help="Also run other features' reliability tests (batch, loading, tiling, web) if present.",
+)
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Source checkout holding tests/ (default: the current directory).",
+)
+@DOC
+@click.pass_context
+def reliability_cmd(ctx: click.Context, **kw: Any) -> None:
+    """Run the reliability tests (bad input, failing parts, kill -9 + resume, bounds, fuzz)
+    and report what they counted."""
+    from restoregraph.bench.reliability import reliability_markdown, run_reliability, source_root
+    from restoregraph.errors import RestoreGraphError
+
+    clock = Clock()
+    root = source_root(kw["root"])
+    result = run_reliability(
+        root,
+        crashes=kw["crashes"],
+        fuzz_examples=kw["fuzz_examples"],
+        slow=kw["slow"],
+        workers=kw["workers"],
+        features=kw["features"],
+    )
+    body = reliability_markdown(result, kw["crashes"], kw["fuzz_examples"])
+    title = "Reliability: bad input, failing parts, crashes, bounds, fuzz"
+    _finish(ctx, "reliability", title, body, clock)
+    if result.failures:
+        raise RestoreGraphError(
+            f"{len(result.failures)} reliability test(s) failed (listed in {kw['doc']})"
+        )
