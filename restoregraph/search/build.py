@@ -211,6 +211,7 @@ def build_sample(cfg: BuildConfig, sources: Sequence[str], index: int) -> Sample
     nodes: list[dict[str, Any]] = []
     images: dict[Pipeline, np.ndarray] = {}
     feats: list[np.ndarray] = []
+    feat_paths: list[str] = []
     finals: dict[Pipeline, tuple[dict[str, float], str]] = {}
     if cfg.features:
         from restoregraph.search.features import image_features
@@ -220,12 +221,11 @@ def build_sample(cfg: BuildConfig, sources: Sequence[str], index: int) -> Sample
         node: dict[str, Any] = {"path": list(prefix), "metrics": {}, "image": None}
         if image is None:
             node["error"] = error
-            if cfg.features:
-                feats.append(np.zeros_like(feats[0]))
         else:
             node["metrics"] = dict(compute(names, match_size(image, clean), clean))
             images[prefix] = np.round(np.clip(image, 0, 1) * 65535).astype(np.uint16)
-            if cfg.features:
+            if cfg.features and len(prefix) < len(tasks):  # a leaf is never a decision point
+                feat_paths.append("|".join(prefix))
                 feats.append(image_features(image))
         nodes.append(node)
 
@@ -291,8 +291,8 @@ def build_sample(cfg: BuildConfig, sources: Sequence[str], index: int) -> Sample
         buf = io.BytesIO()
         np.savez_compressed(
             buf,
-            paths=np.array(["|".join(nd["path"]) for nd in nodes]),
-            features=np.stack(feats).astype(np.float16),
+            paths=np.array(feat_paths, dtype=str),
+            features=(np.stack(feats) if feats else np.zeros((0, 0))).astype(np.float16),
         )
         files[f"{folder}/features.npz"] = buf.getvalue()
     return SampleResult(

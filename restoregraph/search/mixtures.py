@@ -29,7 +29,7 @@ BENCH_MIXTURES: tuple[tuple[str, ...], ...] = (
     ("motion_blur", "rain", "noise", "jpeg"),
 )
 P_BENCH = 0.5
-COUNT_PROBS: dict[int, float] = {1: 0.2, 2: 0.35, 3: 0.3, 4: 0.15}
+COUNT_PROBS: dict[int, float] = {1: 0.2, 2: 0.35, 3: 0.35, 4: 0.1}
 P_SHUFFLED = 1 / 3
 P_JPEG_LAST = 0.85
 

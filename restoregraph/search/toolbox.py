@@ -1,9 +1,10 @@
 """The *search toolbox*: the few models per task the pipeline search enumerates (one place).
 
 Running every pipeline costs (#tasks)! x prod(#models per task) finals, so the search keeps at
-most 2-3 models per task, chosen to span severities (a low / mid / high denoiser, a mild and a
-severe JPEG model, a motion and a defocus deblurrer, an x2 and an x4 upscaler), learned tools
-first where their weights are installed, classical ones filling in otherwise.
+most 3 models per task, chosen to span severities where the best model depends on them (a low /
+mid / high denoiser, a mild and a severe JPEG model, a motion and a defocus deblurrer, an x2 and
+an x4 upscaler) and one model elsewhere (derain, dehaze, low light, desnow), learned tools first
+where their weights are installed, classical ones filling in otherwise.
 
 ``SEARCH_PREFERENCES[task]`` lists candidate ids in order of preference; the toolbox takes the
 first ``MAX_MODELS[task]`` of them that the registry has. A JSON file ``{"task": [ids...]}``
@@ -39,8 +40,11 @@ SEARCH_PREFERENCES: dict[str, tuple[str, ...]] = {
     "desnow": ("desnow.nafnet", "desnow.median"),
     "sr": ("sr.compact.x2", "sr.bicubic.x4", "sr.lanczos.x2"),
 }
-MAX_MODELS: dict[str, int] = {"denoise": 3}
-DEFAULT_MAX_MODELS = 2
+# Where the best model depends on the severity or the kind of degradation: several models (noise
+# level; JPEG quality; motion vs defocus blur; x2 vs x4). Elsewhere one model trained over every
+# level: a second one would double the tree for little to learn.
+MAX_MODELS: dict[str, int] = {"denoise": 3, "dejpeg": 2, "deblur": 2, "sr": 2}
+DEFAULT_MAX_MODELS = 1
 
 # Tasks the search can need: those a perceived degradation type maps onto.
 SEARCH_TASKS: tuple[str, ...] = tuple(dict.fromkeys(TASK_FOR_PERCEPTION_TYPE.values()))
