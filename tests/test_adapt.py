@@ -92,7 +92,9 @@ def test_adapt_extends_data_and_finetunes(built: tuple[Path, Path], tmp_path: Pa
         assert ranks[0] == 1 and all(0 <= p["percentile"] <= 100 for p in x["pipelines"])
         scores = [p["score"] for p in x["pipelines"]]
         assert scores == sorted(scores, reverse=True)  # best first
-        assert len(node_features(data, x)) == len(x["nodes"])
+        n_tasks = len(x["tasks"])
+        decisions = {tuple(n["path"]) for n in x["nodes"] if len(n["path"]) < n_tasks}
+        assert set(node_features(data, x)) == decisions  # features of every decision point
         best = x["pipelines"][0]["steps"]
         paths = {tuple(n["path"]): n for n in x["nodes"]}
         assert all(paths[tuple(best[:k])]["image"] for k in range(len(best) + 1))

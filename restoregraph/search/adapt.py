@@ -123,12 +123,9 @@ def extend_sample(
             node["error"] = error
         else:
             node["metrics"] = _round(dict(compute(metric_names, match_size(image, clean), clean)))
-        if with_features:
-            key = "|".join(prefix)
-            if image is None:
-                new_feats[key] = np.zeros_like(next(iter(feats_old.values())))
-            else:
-                new_feats[key] = image_features(image).astype(np.float16)
+        if with_features and image is not None and len(prefix) < len(tasks):
+            # as the builder: features of decision points only (a leaf is never one)
+            new_feats["|".join(prefix)] = image_features(image).astype(np.float16)
         node_index[prefix] = len(nodes)
         nodes.append(node)
 
@@ -204,8 +201,8 @@ def extend_sample(
     ]
     out["tool_calls"] = int(record.get("tool_calls", 0)) + stats.tool_calls
     out["adapted"] = [*record.get("adapted", []), tool_id]
-    if with_features:
-        paths = ["|".join(nd["path"]) for nd in nodes]
+    if with_features and new_feats:
+        paths = [*feats_old, *(p for p in new_feats if p not in feats_old)]
         rows = [feats_old[p] if p in feats_old else new_feats[p] for p in paths]
         stacked = np.stack(rows).astype(np.float16)
         buf = io.BytesIO()
