@@ -12,6 +12,9 @@ from restoregraph.cli.options import OBJECTIVE
 
 def register(app: click.Group) -> None:
     app.add_command(chat_cmd)
+    bench = app.commands.get("bench")  # ``restoregraph bench chat`` joins the bench group
+    if isinstance(bench, click.Group):
+        bench.add_command(bench_chat_cmd)
 
 
 @click.command("chat")
@@ -119,3 +122,60 @@ def chat_cmd(
         click.echo(f"wrote {out}", err=True)
     if session.run_id:
         click.echo(f"run id: {session.run_id} (restoregraph history {session.run_id})", err=True)
+
+
+@click.command("chat")
+@click.option(
+    "--data",
+    default="../shared/data/test",
+    show_default=True,
+    help="Folder of test sets (relative to the current directory).",
+)
+@click.option("--set", "set_name", default="Kodak24", show_default=True, help="Test set.")
+@click.option("-n", "n", type=click.IntRange(1, 100), default=4, show_default=True, help="Images.")
+@click.option(
+    "--size", type=click.IntRange(64, 2048), default=512, show_default=True, help="Crop (px)."
+)
+@click.option(
+    "--phrasings",
+    type=click.Path(path_type=Path),
+    default=Path("tests/data/chat_phrasings.jsonl"),
+    show_default=True,
+    help="Labelled phrasings (JSON lines).",
+)
+@click.option("--planner", default="fixed", show_default=True, help="Planner of the full agent.")
+@click.option("--max-steps", type=click.IntRange(1, 100), default=8, show_default=True)
+@click.option(
+    "--doc",
+    default=Path("docs/BENCHMARKS.md"),
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Markdown file whose bench section is replaced (or appended).",
+)
+@click.pass_context
+def bench_chat_cmd(
+    ctx: click.Context,
+    data: str,
+    set_name: str,
+    n: int,
+    size: int,
+    phrasings: Path,
+    planner: str,
+    max_steps: int,
+    doc: Path,
+) -> None:
+    """Chat routing accuracy per category on the phrasing set, and fast-path latency (router +
+    the named task only) beside the full agent on 512 px images."""
+    import torch
+
+    from restoregraph.bench.chat import run_bench
+    from restoregraph.bench.cli import Clock, _finish
+    from restoregraph.bench.common import data_dir
+
+    torch.set_num_threads(1)
+    clock = Clock()
+    root = data_dir(data)
+    body = run_bench(
+        root, set_name, n, size, phrasings, {"planner": planner, "max_steps": max_steps}
+    )
+    _finish(ctx, "chat", "Chat: routing accuracy and fast-path latency", body, clock)
