@@ -96,7 +96,21 @@ def test_fair_bench_tiny(tiny_data: Path, home: Path, monkeypatch: pytest.Monkey
     # objective switch: the main run's records (balanced) plus a fresh psnr run
     objs = {(r["objective"], r["candidate"]) for r in result.switch}
     assert objs == {(o, p) for o in ("balanced", "psnr") for p in ("fixed", "random-model")}
+    # planning only: every planner once per image from the true degradations, ranked
+    main = [r for r in result.plans if r["objective"] == "balanced"]
+    assert {(r["mixture"], r["candidate"]) for r in main} == {
+        (m, p) for m in cfg.mixtures for p in ("fixed", "random-model", *result.resolved)
+    } - {(m, "llm") for m in cfg.mixtures if "llm" in result.skipped}
+    for r in main:
+        assert np.isfinite(r["pct"]) and 0 <= r["pct"] <= 100, r
+        assert {t.split(".")[0] for t in r["pipeline"]} == (
+            {"denoise", "dejpeg"} if r["mixture"] == "noise+jpeg" else {"dehaze", "denoise"}
+        )
+    psnr_plans = [r for r in result.plans if r["objective"] == "psnr"]
+    assert {r["candidate"] for r in psnr_plans} == {"fixed", "random-model"}
     text = agent_markdown(result)
+    assert "### Planning only: the true degradations given" in text
+    assert "| AgenticIR B | fixed |" in text.split("### Planning only")[1]
     assert "| " + " | ".join(FAIR_HEADERS) + " |" in text
     assert "| RestoreAgent 7 | fixed |" in text and "| AgenticIR B | random-model |" in text
     assert "| **all** | *oracle best* |" in text

@@ -114,6 +114,9 @@ class AgentConfig:
     switch_planners: list[str] = field(default_factory=lambda: ["fixed", "explore", "embedded"])
     switch_mixtures: list[str] = field(default_factory=lambda: list(MIXTURES))
     switch_n: int = 1
+    # Planning only: every planner plans once from the TRUE degradations (no perception, no
+    # execution, no reflection); its pipeline is ranked among the oracle's.
+    plan_only: bool = True
 
 
 @dataclass
@@ -128,6 +131,7 @@ class AgentResult:
     resolved: dict[str, str] = field(default_factory=dict)  # planner label -> what ran
     toolbox_ids: list[str] = field(default_factory=list)  # the tools every planner could use
     switch: list[dict[str, Any]] = field(default_factory=list)  # objective-switch records
+    plans: list[dict[str, Any]] = field(default_factory=list)  # planning-only records
 
 
 def metric_names(objective: str) -> list[str]:
@@ -303,6 +307,7 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
     from restoregraph.imageio import load_image, save_image
     from restoregraph.metrics import OBJECTIVES, objective_scores
     from restoregraph.planners import PLANNERS
+    from restoregraph.planners import get_planner as make_planner
     from restoregraph.planners.oracle import (
         enumerate_pipelines,
         rank_percentile,
@@ -346,6 +351,9 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
     records: list[dict[str, Any]] = []
     detections: list[dict[str, Any]] = []
     oracle: list[dict[str, Any]] = []
+    plans: list[dict[str, Any]] = []
+    plan_objectives = [cfg.objective, *[o for o in cfg.switch_objectives if o != cfg.objective]]
+    built: dict[str, Any] = {}
     old_home = os.environ.get("RESTOREGRAPH_HOME")
     with tempfile.TemporaryDirectory(prefix="restoregraph-bench-") as tmp:
         os.environ["RESTOREGRAPH_HOME"] = tmp
@@ -461,6 +469,35 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
                         )
                         better = sum(1 for s in joint[:-1] if s > joint[-1])
                         c["output_pct"] = 100.0 * better / len(scored)
+                    if cfg.plan_only:
+                        for label in planners:
+                            if label not in built:
+                                name, options = resolved[label]
+                                built[label] = make_planner(name, **options)
+                            objs = [
+                                o
+                                for o in plan_objectives
+                                if o == cfg.objective or label in cfg.switch_planners
+                            ]
+                            for obj in objs:
+                                plans.append(
+                                    {
+                                        **base,
+                                        "candidate": label,
+                                        "objective": obj,
+                                        **plan_once(
+                                            built[label],
+                                            infos,
+                                            degraded,
+                                            clean,
+                                            registry,
+                                            ok,
+                                            enumerated,
+                                            obj,
+                                            seed,
+                                        ),
+                                    }
+                                )
                     best = ok[0] if ok else None
                     best_by: dict[str, dict[str, Any]] = {}
                     for obj in OBJECTIVES:
@@ -492,8 +529,94 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
     result.skipped = skipped
     result.resolved = {k: v[0] for k, v in resolved.items()}
     result.toolbox_ids = list(tool_ids)
+    result.plans = plans
     result.switch = run_objective_switch(cfg, full_registry, result)
     return result
+
+
+def true_perception(infos: Sequence[Any]) -> dict[str, int]:
+    """The degradations actually applied, as perception would report them (type -> level)."""
+    from restoregraph.tasks import PERCEPTION_TYPE_FOR_DEGRADATION
+
+    out: dict[str, int] = {}
+    for i in infos:
+        p = PERCEPTION_TYPE_FOR_DEGRADATION[i.type]
+        out[p] = max(out.get(p, 0), int(i.level))
+    return out
+
+
+def plan_once(
+    planner: Any,
+    infos: Sequence[Any],
+    degraded: np.ndarray,
+    clean: np.ndarray,
+    registry: Any,
+    ok: Sequence[Any],
+    enumerated: AbstractSet[tuple[str, ...]],
+    objective: str,
+    seed: int,
+) -> dict[str, Any]:
+    """One plan from the true degradations, ranked among the oracle's scored pipelines under
+    ``objective`` (``pct``: share of them scoring strictly better; NaN with ``why`` when the
+    plan does not run each needed task once). A plan outside a sampled enumeration is run and
+    scored together with them."""
+    from restoregraph.errors import RestoreGraphError
+    from restoregraph.metrics import objective_scores
+    from restoregraph.planners.base import PlanRequest
+    from restoregraph.tools.run import run_tool
+
+    req = PlanRequest(
+        perception=true_perception(infos),
+        toolbox=registry,
+        objective=objective,
+        seed=seed,
+        load_image=lambda: degraded,
+    )
+    t0 = time.perf_counter()
+    try:
+        plan = planner.plan(req)
+        steps = tuple(s["tool"] for s in plan.steps)
+        note, error = plan.note, ""
+    except RestoreGraphError as exc:
+        steps, note, error = (), "", str(exc)
+    seconds = time.perf_counter() - t0
+    out: dict[str, Any] = {
+        "pipeline": steps,
+        "seconds": seconds,
+        "trials": _trials([{"event": "plan", "note": note}]),
+        "note": note[:160],
+        "metrics": {},
+        "pct": math.nan,
+        "why": error,
+    }
+    if error or not ok:
+        out["why"] = out["why"] or "no scored pipeline"
+        return out
+    tasks = [t.split(".", 1)[0] for t in steps]
+    needed = {t.split(".", 1)[0] for t in ok[0].tools}
+    if len(set(tasks)) != len(tasks) or set(tasks) != needed:
+        out["why"] = "the plan does not run each needed task once"
+        return out
+    by_tools = {sp.tools: sp for sp in ok}
+    if steps in by_tools:
+        metrics = dict(by_tools[steps].metrics)
+    elif steps in enumerated:
+        out["why"] = "the planned pipeline failed"
+        return out
+    else:  # outside a sampled enumeration: run it and score it with them
+        image = degraded
+        try:
+            for tool in steps:
+                image = run_tool(registry.get(tool), image)
+        except RestoreGraphError as exc:
+            out["why"] = f"the planned pipeline failed ({exc})"
+            return out
+        metrics = measure(image, clean, objective)
+    pool = [dict(sp.metrics) for sp in ok if sp.tools != steps] + [metrics]
+    scores = objective_scores(pool, objective)
+    out["metrics"] = metrics
+    out["pct"] = 100.0 * sum(1 for x in scores[:-1] if x > scores[-1]) / len(pool)
+    return out
 
 
 def run_objective_switch(
@@ -664,10 +787,18 @@ def agent_markdown(result: AgentResult) -> str:
         rows += _fair_rows(recs, ran, "**all**", orc)
     lines += [md_table(FAIR_HEADERS, rows, "ll" + "r" * (len(FAIR_HEADERS) - 2)), ""]
     lines += [summary_text(result), ""]
+    if result.plans:
+        lines += ["### Planning only: the true degradations given", "", PLAN_NOTE, ""]
+        lines += [plans_table(result), "", plans_summary(result), ""]
     if cfg.oracle:
-        lines += ["### Pipeline rank per mixture", "", MATRIX_NOTE, "", rank_matrix(result), ""]
+        lines += ["### Pipeline rank per mixture", "", matrix_note(result), ""]
+        lines += [rank_matrix(result), ""]
+    if len({r["objective"] for r in result.plans}) > 1 or result.switch:
+        lines += ["### Objective switch", ""]
+    if len({r["objective"] for r in result.plans}) > 1:
+        lines += [SWITCH_PLAN_NOTE, "", plan_switch_table(result), ""]
     if result.switch:
-        lines += ["### Objective switch", "", switch_text(result), "", switch_table(result), ""]
+        lines += [switch_text(result), "", switch_table(result), ""]
     lines += ["### Perception on these inputs", "", perception_table(result), ""]
     lines += [perception_text(result), ""]
     mix_rows: list[list[str]] = []
@@ -723,6 +854,114 @@ MATRIX_NOTE = (
     "Cell: mean pipeline rank % (images where it is defined / images) · mean output rank %; "
     "lower is better; **bold**: the lowest output rank % of the row."
 )
+
+
+PLAN_NOTE = """\
+Each planner plans once per image from the TRUE degradation types and levels (no perception,
+no execution, no reflection: `planner.plan(PlanRequest(perception=truth, toolbox=the bench
+toolbox, load_image=the degraded image))`), and its pipeline is ranked among the oracle's
+(*pipeline rank %*: share of the enumerated pipelines scoring strictly better; 0 = the best;
+lower is better). This isolates the planner's decision (RestoreAgent Table 1); the table
+above measures the whole agent, where perception misses and rollbacks change the pipeline.
+Metrics: of the planned pipeline's final image. *plan s*: planning time per image; *trials*:
+tool calls made while planning (explore). *n/a*: plans that skip or repeat a needed task."""
+
+SWITCH_PLAN_NOTE = """\
+Planning only (as above), the switch planners asked with `PlanRequest.objective` set to each
+objective, on every image; *rank %* is under that objective. *oracle best*: the best
+enumerated pipeline under each objective (every metric was computed for every pipeline). An
+objective that works moves PSNR up under `psnr` and MS-SSIM / HaarPSI up and GMSD down under
+`perceptual`; `fixed` ignores the objective (a control)."""
+
+
+def _plan_rows(recs: list[dict[str, Any]], planners: Sequence[str], label: str) -> list[list[str]]:
+    rows = []
+    for p in planners:
+        cs = [r for r in recs if r["candidate"] == p]
+        if not cs:
+            continue
+        ranked = [r["pct"] for r in cs if math.isfinite(r["pct"])]
+        ms = [r["metrics"] for r in cs if r["metrics"]]
+        pct = (
+            f"{fmt(_mean(ranked), 1)} ({len(ranked)}/{len(cs)})" if ranked else f"n/a (0/{len(cs)})"
+        )
+        rows.append(
+            [label, p, pct, *_metric_means(ms)]
+            + [
+                fmt_seconds(_mean([r["seconds"] for r in cs])),
+                fmt(_mean([r["trials"] for r in cs]), 1),
+            ]
+        )
+    return rows
+
+
+def plans_table(result: AgentResult) -> str:
+    cfg = result.config
+    recs = [r for r in result.plans if r["objective"] == cfg.objective]
+    planners = [p for p in cfg.planners if p not in result.skipped]
+    groups = list(dict.fromkeys(mixture_group(m) for m in cfg.mixtures))
+    rows: list[list[str]] = []
+    for g in groups:
+        rows += _plan_rows([r for r in recs if r["group"] == g], planners, g)
+    if len(groups) > 1:
+        rows += _plan_rows(recs, planners, "**all**")
+    headers = ["group", "planner", "pipeline rank % (n)", "PSNR", "SSIM", "MS-SSIM", "HaarPSI"]
+    headers += ["GMSD ↓", "plan s", "trials"]
+    return md_table(headers, rows, "ll" + "r" * (len(headers) - 2))
+
+
+def plans_summary(result: AgentResult) -> str:
+    """Per planner: mean rank, and on how many mixtures it beats the fixed rules."""
+    cfg = result.config
+    recs = [r for r in result.plans if r["objective"] == cfg.objective]
+
+    def mix_mean(p: str, m: str) -> float:
+        return _mean([r["pct"] for r in recs if r["candidate"] == p and r["mixture"] == m])
+
+    parts = []
+    for p in cfg.planners:
+        if p in result.skipped or p == "fixed" or not any(r["candidate"] == p for r in recs):
+            continue
+        pairs = [(mix_mean(p, m), mix_mean("fixed", m)) for m in cfg.mixtures]
+        pairs = [(a, b) for a, b in pairs if math.isfinite(a) and math.isfinite(b)]
+        better = sum(1 for a, b in pairs if a < b)
+        ties = sum(1 for a, b in pairs if a == b)
+        parts.append(f"{p} better than fixed on {better}, tied on {ties}, of {len(pairs)} mixtures")
+    text = f"Per mixture (mean planned-pipeline rank %): {'; '.join(parts)}." if parts else ""
+    notes = []
+    for p in cfg.planners:
+        ns = Counter(r["note"] for r in recs if r["candidate"] == p and r["note"])
+        errs = Counter(r["why"] for r in recs if r["candidate"] == p and r["why"])
+        if ns:
+            note, k = ns.most_common(1)[0]
+            notes.append(
+                f'- {p}: {k} of {sum(1 for r in recs if r["candidate"] == p)} plans say "{note}"'
+            )
+        for why, k in errs.most_common(2):
+            notes.append(f"- {p}: n/a on {k}: {why}")
+    if notes:
+        text += "\n\nPlanner notes (most common; a fallback shows here):\n\n" + "\n".join(notes)
+    return text
+
+
+def plan_switch_table(result: AgentResult) -> str:
+    cfg = result.config
+    objs = list(dict.fromkeys(r["objective"] for r in result.plans))
+    planners = [p for p in cfg.switch_planners if any(r["candidate"] == p for r in result.plans)]
+    rows = []
+    for obj in objs:
+        for p in planners:
+            cs = [r for r in result.plans if r["objective"] == obj and r["candidate"] == p]
+            if not cs:
+                continue
+            ranked = [r["pct"] for r in cs if math.isfinite(r["pct"])]
+            ms = [r["metrics"] for r in cs if r["metrics"]]
+            rows.append([obj, p, fmt(_mean(ranked), 1), *_metric_means(ms), str(len(ms))])
+        best = [o["best_by"][obj]["metrics"] for o in result.oracle if obj in o.get("best_by", {})]
+        if best:
+            rows.append([obj, "*oracle best*", "0.0", *_metric_means(best), str(len(best))])
+    headers = ["objective", "planner", "rank %", "PSNR", "SSIM", "MS-SSIM", "HaarPSI", "GMSD ↓"]
+    return md_table([*headers, "images"], rows, "ll" + "r" * 7)
 
 
 def mixtures_line(mixtures: Sequence[str]) -> str:
@@ -804,25 +1043,40 @@ def _fair_rows(
 def rank_matrix(result: AgentResult) -> str:
     cfg = result.config
     planners = [p for p in cfg.planners if p not in result.skipped]
+    plans = [r for r in result.plans if r["objective"] == cfg.objective]
     rows = []
     for mixture in cfg.mixtures:
         cells: list[str] = []
-        outs: list[float] = []
+        keys: list[float] = []
         for p in planners:
             cs = [r for r in result.records if r["mixture"] == mixture and r["candidate"] == p]
+            ps = [r["pct"] for r in plans if r["mixture"] == mixture and r["candidate"] == p]
             if not cs:
                 cells.append("–")
-                outs.append(math.nan)
+                keys.append(math.nan)
                 continue
             out = _mean([c.get("output_pct", math.nan) for c in cs])
-            outs.append(out)
-            cells.append(f"{_pct_cell(cs)} · {fmt(out, 1)}")
-        finite = [o for o in outs if math.isfinite(o)]
+            plan = _mean(ps)
+            keys.append(plan if plans else out)
+            cells.append(
+                f"{fmt(plan, 1)} · {fmt(out, 1)}" if plans else f"{_pct_cell(cs)} · {fmt(out, 1)}"
+            )
+        finite = [k for k in keys if math.isfinite(k)]
         if finite:
             lo = min(finite)
-            cells = [f"**{c}**" if o == lo else c for c, o in zip(cells, outs, strict=True)]
+            cells = [f"**{c}**" if k == lo else c for c, k in zip(cells, keys, strict=True)]
         rows.append([mixture, mixture_group(mixture), *cells])
     return md_table(["mixture", "group", *planners], rows, "ll" + "r" * len(planners))
+
+
+def matrix_note(result: AgentResult) -> str:
+    if result.plans:
+        return (
+            "Cell: planned-pipeline rank % (planning only, true degradations) · the whole "
+            "agent's output rank %; lower is better; **bold**: the lowest planned-pipeline "
+            "rank of the row."
+        )
+    return MATRIX_NOTE
 
 
 def switch_text(result: AgentResult) -> str:
