@@ -183,13 +183,15 @@ class SampleTree:
         p = self.best_with(prefix)
         return self.scores[p] if p is not None else -math.inf
 
+    # Ties are broken as the builder breaks them when it saves the best and worst paths'
+    # images: the best is the first of the top score in sorted order, the worst the last.
     @property
     def best(self) -> Steps:
-        return max(self.scores, key=lambda p: (self.scores[p], p))
+        return min(self.scores, key=lambda p: (-self.scores[p], p))
 
     @property
     def worst(self) -> Steps:
-        return min(self.scores, key=lambda p: (self.scores[p], p))
+        return max(self.scores, key=lambda p: (-self.scores[p], p))
 
 
 def sample_rows(data: Path, sample: Mapping[str, Any]) -> tuple[list[Row], Counter[str]]:
