@@ -4,8 +4,8 @@ router's fallback, and conversations on a real image through the Runner's checkp
 from __future__ import annotations
 
 import contextlib
+import io
 import json
-import subprocess
 import sys
 import threading
 from collections import Counter
@@ -20,6 +20,7 @@ import pytest
 from restoregraph.chat.classifier import encoder_available, read_phrases
 from restoregraph.chat.router import LLMRouter, Route, RuleRouter, normalise, parse_route
 from restoregraph.chat.session import ChatSession, route_instruction
+from restoregraph.cli.main import main
 from restoregraph.degrade import apply_mixture
 from restoregraph.graph.context import RunContext
 from restoregraph.imageio import load_image, save_image
@@ -253,26 +254,49 @@ def test_route_instruction_sets_plan_constraints(offline: RuleRouter) -> None:
     assert ctx.toolbox is None and ctx.forbidden_tasks == ("lowlight",)
 
 
-def test_cli_chat_with_piped_input(tmp_path: Path, home: Path, noisy_dark: Path) -> None:
+def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    captured = capsys.readouterr()
+    return int(exc.value.code or 0), captured.out, captured.err
+
+
+def test_cli_chat_with_piped_input(
+    tmp_path: Path,
+    home: Path,
+    noisy_dark: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     out = tmp_path / "out.png"
-    proc = subprocess.run(
-        [sys.executable, "-m", "restoregraph", "chat", str(noisy_dark), "-o", str(out), "--json"],
-        input="remove the grain\nundo\n",
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**__import__("os").environ, "RESTOREGRAPH_HOME": str(home)},
-    )
-    assert proc.returncode == 0, proc.stderr
-    replies = [json.loads(line) for line in proc.stdout.splitlines()]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("remove the grain\nundo\n"))
+    rc, stdout, err = cli(["chat", str(noisy_dark), "-o", str(out), "--json"], capsys)
+    assert rc == 0, err
+    replies = [json.loads(line) for line in stdout.splitlines()]
     assert [r["route"]["action"] for r in replies] == ["fast", "undo"]
     assert replies[0]["steps"] and replies[1]["steps"] == []
     np.testing.assert_array_equal(load_image(out), load_image(noisy_dark))
-    bad = subprocess.run(
-        [sys.executable, "-m", "restoregraph", "chat", str(tmp_path / "missing.png")],
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    rc, _, err = cli(["chat", str(tmp_path / "missing.png")], capsys)
+    assert rc == 2 and err.count("\n") == 1
+
+
+def test_restore_instruction_routes_through_the_router(
+    tmp_path: Path, home: Path, noisy_dark: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.png"
+    argv = [
+        "restore",
+        str(noisy_dark),
+        "-o",
+        str(out),
+        "--instruction",
+        "brighten it, no denoising",
+    ]
+    rc, _, err = cli([*argv, "--max-steps", "3"], capsys)
+    assert rc == 0, err
+    assert "instruction routed: fast; tasks lowlight; never denoise" in err
+    runner = Runner(home)
+    (run,) = runner.list_runs()
+    assert {h["task"] for h in runner.history(run)} == {"lowlight"}
+    assert runner.meta(run)["settings"]["forbidden_tasks"] == ["denoise"]

@@ -369,6 +369,11 @@ def restore(
         reference=reference,
         planner_options=parse_options(planner_option),
     )
+    if instruction.strip():  # words -> plan constraints (restoregraph.chat.router)
+        from restoregraph.chat.session import route_instruction
+
+        route = route_instruction(ctx, instruction)
+        console.print(f"[dim]instruction routed: {route.describe()}[/dim]")
     if image.is_dir():
         from restoregraph.batch import restore_folder
 
