@@ -23,22 +23,30 @@ from restoregraph.tools.registry import ToolRegistry
 
 SearchToolbox = dict[str, list[str]]
 
+# Classical tools that fill in, in order of preference, where learned ones are missing.
+CLASSICAL_PREFERENCES: dict[str, tuple[str, ...]] = {
+    "denoise": ("denoise.nlmeans", "denoise.bilateral", "denoise.oidn"),
+    "dejpeg": ("dejpeg.deblock",),
+    "deblur": ("deblur.wiener", "deblur.unsharp"),
+    "derain": ("derain.median",),
+    "dehaze": ("dehaze.dcp",),
+    "lowlight": ("lowlight.gamma", "lowlight.clahe"),
+    "desnow": ("desnow.median",),
+    "sr": ("sr.bicubic.x4", "sr.lanczos.x2"),
+}
+
+
+def _learned_ids(task: str) -> tuple[str, ...]:
+    """The built-in learned tools of ``task`` in catalog order (severities low -> high)."""
+    try:
+        from restoregraph.tools.learned.catalog import VARIANTS
+    except ImportError:  # pragma: no cover - learned tools not installed
+        return ()
+    return tuple(v.id for v in VARIANTS if v.task == task)
+
+
 SEARCH_PREFERENCES: dict[str, tuple[str, ...]] = {
-    "denoise": (
-        "denoise.dncnn.low",
-        "denoise.dncnn.mid",
-        "denoise.dncnn.high",
-        "denoise.nlmeans",
-        "denoise.bilateral",
-        "denoise.oidn",
-    ),
-    "dejpeg": ("dejpeg.dncnn.mild", "dejpeg.dncnn.severe", "dejpeg.deblock"),
-    "deblur": ("deblur.nafnet.motion", "deblur.nafnet.defocus", "deblur.wiener", "deblur.unsharp"),
-    "derain": ("derain.nafnet", "derain.median"),
-    "dehaze": ("dehaze.nafnet", "dehaze.dcp"),
-    "lowlight": ("lowlight.nafnet", "lowlight.gamma", "lowlight.clahe"),
-    "desnow": ("desnow.nafnet", "desnow.median"),
-    "sr": ("sr.compact.x2", "sr.bicubic.x4", "sr.lanczos.x2"),
+    task: (*_learned_ids(task), *classical) for task, classical in CLASSICAL_PREFERENCES.items()
 }
 # Where the best model depends on the severity or the kind of degradation: several models (noise
 # level; JPEG quality; motion vs defocus blur; x2 vs x4). Elsewhere one model trained over every
