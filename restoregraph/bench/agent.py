@@ -630,7 +630,7 @@ def run_objective_switch(
     """
     import dataclasses
 
-    if not cfg.switch_objectives:
+    if not cfg.switch_objectives or cfg.switch_n < 1:
         return []
     planners = [p for p in cfg.switch_planners if p in main.resolved]
     mixtures = [m for m in cfg.switch_mixtures if m in cfg.mixtures]

@@ -164,7 +164,12 @@ def tools_cmd(ctx: click.Context, **kw: Any) -> None:
     help="Planners of the objective switch table.",
 )
 @click.option(
-    "--switch-n", type=int, default=1, show_default=True, help="Images per mixture (switch)."
+    "--switch-n",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Also re-run the whole agent under each switch objective on this many images per "
+    "RestoreAgent mixture (0: the switch is measured on the plans only).",
 )
 @OBJECTIVE
 @click.option(
