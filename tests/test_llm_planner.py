@@ -35,15 +35,22 @@ def rows(toolbox):
 
 
 def test_fixed_rows_have_the_export_layout(rows, toolbox, tmp_path):
-    from restoregraph.llm.textdata import read_rows, split_row, write_rows
+    from restoregraph.llm.textdata import (
+        perception_from_prompt,
+        read_rows,
+        split_by_sample,
+        split_row,
+        write_rows,
+    )
 
     assert {r["scenario"] for r in rows} <= {"fresh", "partial", "avoid", "stop"}
     assert {"fresh", "avoid"} <= {r["scenario"] for r in rows}
     for r in rows:
-        user, answer = r["messages"]
-        assert user["role"] == "user" and user["content"][0]["type"] == "text"
-        assert "Perception (detected degradations" in user["content"][0]["text"]
-        plan = parse_plan(answer["content"][0]["text"], toolbox)
+        user, answer = r["messages"]  # data export --text-only: one user turn, plain strings
+        assert user["role"] == "user" and user["content"].startswith(SYSTEM_PROMPT)
+        assert "Perception (detected degradations" in user["content"]
+        assert perception_from_prompt(user["content"])
+        plan = parse_plan(answer["content"], toolbox)
         if r["scenario"] in ("stop", "partial"):  # partial: something is left to do
             assert plan.stop == (r["scenario"] == "stop")
     path = tmp_path / "rows" / "train.jsonl"
@@ -51,8 +58,15 @@ def test_fixed_rows_have_the_export_layout(rows, toolbox, tmp_path):
     back = read_rows(path.parent)  # a folder means its train.jsonl
     assert back == rows
     messages, answer = split_row(back[0])
-    assert messages[0] == {"role": "system", "content": SYSTEM_PROMPT}
-    assert answer == back[0]["messages"][-1]["content"][0]["text"]
+    assert messages == [back[0]["messages"][0]] and answer == back[0]["messages"][-1]["content"]
+    # content given as parts (the vision layout) reads the same; image parts are dropped
+    parts = {**back[0], "messages": [
+        {"role": m["role"], "content": [{"type": "image"}, {"type": "text", "text": m["content"]}]}
+        for m in back[0]["messages"]
+    ]}
+    assert split_row(parts) == (messages, answer)
+    train, held = split_by_sample(back, 0.25, seed=0)
+    assert held and train and not {r["sample"] for r in train} & {r["sample"] for r in held}
     # rollback rows are the reflection node's business: filtered out by default
     rb = {**rows[0], "scenario": "rollback"}
     write_rows(path, [rb, rows[1]])
@@ -67,10 +81,8 @@ def _tiny_llama(rows):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from restoregraph.llm.mllm import build_tiny_tokenizer
-    from restoregraph.llm.textdata import split_row
 
-    texts = [SYSTEM_PROMPT] + [m["content"] for r in rows for m in split_row(r)[0][1:]]
-    texts += [split_row(r)[1] for r in rows]
+    texts = [m["content"] for r in rows for m in r["messages"]]
     tok = build_tiny_tokenizer(texts, vocab_size=500)
     torch.manual_seed(0)
     cfg = LlamaConfig(
@@ -145,8 +157,9 @@ def test_planner_parses_the_model_answer_and_drops_forbidden_steps(toolbox, monk
     plan = planner.plan(_request(toolbox, failed=failed))
     assert [s["tool"] for s in plan.steps] == ["denoise.oidn"]
     assert "dropped dejpeg.deblock (rolled back here)" in plan.note
-    msgs = planner.messages(_request(toolbox))
-    assert msgs[0]["content"] == SYSTEM_PROMPT and "noise: 2 (mid)" in msgs[1]["content"]
+    (msg,) = planner.messages(_request(toolbox))  # the training rows' single user turn
+    assert msg["role"] == "user" and msg["content"].startswith(SYSTEM_PROMPT)
+    assert "noise: 2 (mid)" in msg["content"]
 
 
 @pytest.mark.parametrize(

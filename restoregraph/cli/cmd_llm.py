@@ -26,7 +26,7 @@ def _rows(data: Path | None, fixture: int, seed: int) -> tuple[list[dict[str, An
     return rows, f"{fixture} rows from the fixed planner (fixed_planner_rows, seed {seed})"
 
 
-def _holdout(train: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
+def _fixed_holdout(train: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
     """Fixed-planner rows whose prompts are not in ``train`` (held out)."""
     from restoregraph.llm.textdata import fixed_planner_rows, split_row
     from restoregraph.tools import builtin_registry
@@ -34,6 +34,22 @@ def _holdout(train: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, A
     seen = {split_row(r)[0][-1]["content"] for r in train}
     rows = fixed_planner_rows(4 * n + 20, builtin_registry(), seed=seed + 1000)
     return [r for r in rows if split_row(r)[0][-1]["content"] not in seen][:n]
+
+
+def _eval_rows(held: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """Up to ``n`` held-out rows: every ``fresh`` row first, then the other scenarios in turn."""
+    fresh = [r for r in held if r.get("scenario") == "fresh"]
+    others: dict[str, list[dict[str, Any]]] = {}
+    for r in held:
+        if r.get("scenario") != "fresh":
+            others.setdefault(str(r.get("scenario")), []).append(r)
+    out = fresh[:n]
+    queues = list(others.values())
+    while len(out) < n and any(queues):
+        for q in queues:
+            if q and len(out) < n:
+                out.append(q.pop(0))
+    return out
 
 
 def register(app: click.Group) -> None:
@@ -55,8 +71,10 @@ def register(app: click.Group) -> None:
     @click.option("--layers", default=10, show_default=True,
                   help="LoRA on the top N decoder layers (0 = all).")
     @click.option("--threads", default=1, show_default=True, help="torch threads.")
+    @click.option("--holdout", default=0.2, show_default=True,
+                  help="With --data: fraction of samples held out of training, for evaluation.")
     @click.option("--eval-rows", default=40, show_default=True,
-                  help="Held-out fixed-planner rows to evaluate on afterwards (0 = skip).")
+                  help="Held-out rows to evaluate on afterwards (0 = skip): fresh rows first.")
     @click.option("--ship", is_flag=True,
                   help="Also pack the adapter into restoregraph/weights and update MANIFEST.json.")
     @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
@@ -70,6 +88,7 @@ def register(app: click.Group) -> None:
         lora_r: int,
         layers: int,
         threads: int,
+        holdout: float,
         eval_rows: int,
         ship: bool,
         overwrite: bool,
@@ -85,7 +104,16 @@ def register(app: click.Group) -> None:
         if steps < 1:
             raise InputError(f"--steps must be >= 1, got {steps}")
         command = "restoregraph " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        from restoregraph.llm.textdata import split_by_sample
+
         rows, data_desc = _rows(data, fixture_rows, seed)
+        held: list[dict[str, Any]] = []
+        if data is not None and holdout > 0:
+            rows, held = split_by_sample(rows, holdout, seed)
+            data_desc += f" minus {len({r.get('sample') for r in held})} held-out samples"
+            data_desc += f" (split_by_sample, fraction {holdout}, seed {seed})"
+        if not rows:
+            raise InputError("no training rows left after the hold-out split; lower --holdout")
         click.echo(f"{len(rows)} training rows from {data_desc}", err=True)
         model, tok = load_base()
         bar = tqdm(total=steps, desc="train", file=sys.stderr, mininterval=2.0, ncols=100)
@@ -115,17 +143,29 @@ def register(app: click.Group) -> None:
             err=True,
         )
         if eval_rows > 0:
+            from restoregraph.llm.lora_text import fixed_baseline
             from restoregraph.tools import builtin_registry
 
-            held = _holdout(rows, eval_rows, seed)
+            toolbox = builtin_registry()
+            if held:
+                ev_rows = _eval_rows(held, eval_rows)
+                origin = f"held-out samples of {data}"
+            else:
+                ev_rows = _fixed_holdout(rows, eval_rows, seed)
+                origin = f"fixed_planner_rows seed {seed + 1000}, prompts unseen in training"
             model.eval()
-            res = evaluate_rows(model, tok, held, builtin_registry())
+            res = evaluate_rows(model, tok, ev_rows, toolbox)
+            res["rows_from"] = origin
+            res["fixed_baseline_on_fresh"] = fixed_baseline(ev_rows, toolbox)
             summary["eval"] = {k: v for k, v in res.items() if k != "details"}
-            summary["eval"]["rows_from"] = f"fixed_planner_rows seed {seed + 1000}, unseen prompts"
             (out / "eval.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+            fresh = res["per_scenario"].get("fresh", {"rows": 0, "exact": 0, "order": 0})
+            base = res["fixed_baseline_on_fresh"]
             click.echo(
                 f"held-out: {res['parsed']}/{res['rows']} parse, {res['exact']} exact, "
-                f"{res['task_order']} same task order (details in {out / 'eval.json'})",
+                f"{res['task_order']} same task order; fresh rows: adapter {fresh['exact']}/"
+                f"{fresh['rows']} exact ({fresh['order']} order), fixed planner {base['exact']}/"
+                f"{base['rows']} ({base['task_order']} order); details in {out / 'eval.json'}",
                 err=True,
             )
         summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
@@ -157,7 +197,7 @@ def register(app: click.Group) -> None:
 
             rows = read_rows(data)[:n_rows]
         else:
-            rows = _holdout(_rows(None, 600, seed)[0], n_rows, seed)
+            rows = _fixed_holdout(_rows(None, 600, seed)[0], n_rows, seed)
         res = evaluate_rows(model, tok, rows, builtin_registry())
         click.echo(json.dumps({k: v for k, v in res.items() if k != "details"}))
 
@@ -197,9 +237,13 @@ def _ship(out: Path, summary: dict[str, Any]) -> None:
     }
     if "eval" in summary:
         ev = summary["eval"]
+        base = ev["fixed_baseline_on_fresh"]
+        fresh = ev["per_scenario"].get("fresh", {"rows": 0, "exact": 0, "order": 0})
         entry["evaluation"] = (
             f"{ev['rows']} held-out rows ({ev['rows_from']}): parse {ev['parse_rate']}, "
-            f"exact plan {ev['exact_rate']}, task order {ev['order_rate']}"
+            f"exact plan {ev['exact_rate']}, task order {ev['order_rate']}; fresh rows: "
+            f"{fresh['exact']}/{fresh['rows']} exact, {fresh['order']} same order (fixed planner: "
+            f"{base['exact']}/{base['rows']} exact, {base['task_order']} same order)"
         )
     update_manifest(pt.parent / "MANIFEST.json", entry)
     click.echo(f"shipped {pt} ({len(blob)} bytes) and updated MANIFEST.json", err=True)

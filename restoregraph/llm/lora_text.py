@@ -280,34 +280,49 @@ def generate_text(
     return str(tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)).strip()
 
 
+def plan_agreement(answer: str, reference: str, toolbox: Any) -> tuple[bool, bool, bool]:
+    """``(parses, same tools in the same order, same tasks in the same order)``."""
+    from restoregraph.planners.base import parse_plan
+
+    try:
+        got = parse_plan(answer, toolbox).steps
+    except PlanError:
+        return False, False, False
+    try:
+        ref = parse_plan(reference, toolbox).steps
+    except PlanError:
+        return True, False, False
+    return (
+        True,
+        [s["tool"] for s in got] == [s["tool"] for s in ref],
+        [s["task"] for s in got] == [s["task"] for s in ref],
+    )
+
+
 def evaluate_rows(
     model: Any, tok: Any, rows: Sequence[Row], toolbox: Any, max_new_tokens: int = 64
 ) -> dict[str, Any]:
     """Generate for each row; count answers that parse, match the reference plan exactly, and
-    match its task order. Returns the counts and each row's (scenario, reference, answer)."""
-    from restoregraph.planners.base import parse_plan
-
+    match its task order (overall and per scenario). Also returns each row's answer."""
     parsed = exact = order = 0
+    per: dict[str, dict[str, int]] = {}
     details = []
+    t0 = time.perf_counter()
     for row in rows:
         messages, reference = split_row(row)
         answer = generate_text(model, tok, messages, max_new_tokens)
-        ok = False
-        try:
-            got = parse_plan(answer, toolbox).steps
-            ok = True
-        except PlanError:
-            got = []
-        try:
-            ref = parse_plan(reference, toolbox).steps
-        except PlanError:
-            ref = None
+        ok, same, same_order = plan_agreement(answer, reference, toolbox)
         parsed += ok
-        if ok and ref is not None:
-            exact += [s["tool"] for s in got] == [s["tool"] for s in ref]
-            order += [s["task"] for s in got] == [s["task"] for s in ref]
+        exact += same
+        order += same_order
+        sc = per.setdefault(str(row.get("scenario")), {"rows": 0, "parsed": 0, "exact": 0, "order": 0})
+        sc["rows"] += 1
+        sc["parsed"] += ok
+        sc["exact"] += same
+        sc["order"] += same_order
         details.append(
-            {"scenario": row.get("scenario"), "reference": reference, "answer": answer, "parsed": ok}
+            {"scenario": row.get("scenario"), "sample": row.get("sample"), "reference": reference,
+             "answer": answer, "parsed": ok, "exact": same}
         )
     n = max(1, len(rows))
     return {
@@ -318,8 +333,29 @@ def evaluate_rows(
         "parse_rate": round(parsed / n, 3),
         "exact_rate": round(exact / n, 3),
         "order_rate": round(order / n, 3),
+        "per_scenario": per,
+        "seconds_per_row": round((time.perf_counter() - t0) / n, 2),
         "details": details,
     }
+
+
+def fixed_baseline(rows: Sequence[Row], toolbox: Any) -> dict[str, Any]:
+    """How often the fixed planner's plan equals the reference, on the ``fresh`` rows (their
+    perception is read back from the prompt text)."""
+    from restoregraph.llm.textdata import perception_from_prompt
+    from restoregraph.planners.base import PlanRequest, format_plan
+    from restoregraph.planners.fixed import FixedPlanner
+
+    fresh = [r for r in rows if r.get("scenario") == "fresh"]
+    exact = order = 0
+    for row in fresh:
+        messages, reference = split_row(row)
+        perception = perception_from_prompt(messages[-1]["content"])
+        steps = FixedPlanner().plan(PlanRequest(perception=perception, toolbox=toolbox)).steps
+        _, same, same_order = plan_agreement(format_plan(steps), reference, toolbox)
+        exact += same
+        order += same_order
+    return {"rows": len(fresh), "exact": exact, "task_order": order}
 
 
 __all__ = [
@@ -328,10 +364,12 @@ __all__ = [
     "encode_prompt",
     "encode_row",
     "evaluate_rows",
+    "fixed_baseline",
     "generate_text",
     "load_adapter",
     "lora_config",
     "pack_adapter",
+    "plan_agreement",
     "train_lora_text",
     "unpack_adapter",
 ]

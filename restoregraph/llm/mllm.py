@@ -456,7 +456,7 @@ def make_vision_rows(out_dir: str | Path, n: int = 3, seed: int = 0, size: int =
     from restoregraph.llm.textdata import make_row
     from restoregraph.planners.base import PlanRequest, format_plan
     from restoregraph.planners.fixed import FixedPlanner
-    from restoregraph.prompts.plan import render_user_prompt
+    from restoregraph.prompts.plan import render_training_prompt
     from restoregraph.tasks import PERCEPTION_TYPE_FOR_DEGRADATION
     from restoregraph.tools import builtin_registry
 
@@ -485,7 +485,13 @@ def make_vision_rows(out_dir: str | Path, n: int = 3, seed: int = 0, size: int =
             ptype = PERCEPTION_TYPE_FOR_DEGRADATION[dtype]
             perception[ptype] = max(perception.get(ptype, 0), lvl)
         steps = FixedPlanner().plan(PlanRequest(perception=perception, toolbox=toolbox)).steps
-        row = make_row(render_user_prompt(perception, toolbox), format_plan(steps), "fresh", f"{i:06d}")
+        row = make_row(
+            render_training_prompt(perception, toolbox), format_plan(steps), "fresh", f"{i:06d}"
+        )
+        row["messages"] = [  # the vision layout: an image part before the text part
+            {"role": m["role"], "content": [{"type": "text", "text": m["content"]}]}
+            for m in row["messages"]
+        ]
         row["messages"][0]["content"].insert(0, {"type": "image"})
         row["images"] = [f"images/{i:06d}.png"]
         rows.append(row)

