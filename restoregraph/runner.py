@@ -49,6 +49,16 @@ class RunResult:
         return list(self.state.get("history", []))
 
 
+def reached_end(snapshot: Any) -> bool:
+    """Whether a thread's latest checkpoint is the end of the graph.
+
+    ``snapshot.next`` alone is not enough: a process killed after a node saved its writes but
+    before the next checkpoint leaves a task whose writes are pending, and ``next`` is then
+    empty although the run is not finished (``stream(None)`` applies the writes and goes on).
+    """
+    return not snapshot.next and not snapshot.tasks
+
+
 def new_run_id(input_path: str | os.PathLike[str]) -> str:
     stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(input_path).stem)[:40].strip("-") or "image"
     return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S-%f')}-{stem}"
@@ -193,7 +203,8 @@ class Runner:
         meta = self.meta(run_id)
         store = ImageStore(ctx.store_dir or self.store_dir)
         out = None
-        if meta.get("output") and state.get("current") and not snapshot.next:
+        done = reached_end(snapshot)
+        if meta.get("output") and state.get("current") and done:
             image = store.get(state["current"])
             out = save_image(image, meta["output"], protect=(meta["input"],), overwrite=True)
         from restoregraph.report import write_report
@@ -201,7 +212,7 @@ class Runner:
         report = write_report(
             self.run_dir(run_id) / "report.html", run_id, meta, state, store, events=events
         )
-        meta["finished"] = not snapshot.next
+        meta["finished"] = done
         self._write_meta(run_id, meta)
         return RunResult(run_id, state, out, report, seconds, events)
 
@@ -214,7 +225,7 @@ class Runner:
             if meta.get("instruction"):
                 inp["instruction"] = meta["instruction"]
             return self._run(run_id, inp, ctx, on_event)
-        if not snapshot.next:
+        if reached_end(snapshot):
             return self.finish(run_id, ctx, [], 0.0)
         return self._run(run_id, None, ctx, on_event)
 
@@ -260,7 +271,7 @@ class Runner:
         head = self.graph.get_state(self.config(run_id))
         if not head.values:
             raise InputError(f"run {run_id!r} has no checkpoint to continue from")
-        if head.next:
+        if not reached_end(head):
             raise InputError(f"run {run_id!r} is not finished; resume it first")
         update: dict[str, Any] = {"plan": [], "stop_reason": ""}
         if instruction:
