@@ -256,7 +256,8 @@ def extend_data(
     toolbox = {t: list(v) for t, v in (manifest.get("toolbox") or {}).items()}
     if tool_id in toolbox.get(task, []):
         raise InputError(f"{data} already holds pipelines with {tool_id!r}; nothing to adapt")
-    missing = [i for ids in toolbox.values() for i in ids if i not in registry]
+    # the new pipelines hold the new tool and tools of the OTHER tasks: those must be here
+    missing = [i for t, ids in toolbox.items() if t != task for i in ids if i not in registry]
     if missing:
         raise InputError(
             f"the search data was built with tools this install lacks: {', '.join(missing)}"
