@@ -27,6 +27,9 @@ TASKS: tuple[str, ...] = (
     "lowlight",
     "desnow",
     "sr",
+    # All-in-one tools (one model for several degradations, e.g. ``hybrid.nafnet``). No
+    # degradation maps onto it: planners may pick it for any of them.
+    "hybrid",
 )
 
 # Which task undoes which degradation.

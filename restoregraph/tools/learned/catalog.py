@@ -1,0 +1,278 @@
+"""What each built-in learned tool is trained on: its architecture, and its degradation sampler.
+
+One :class:`Variant` per tool id. ``restoregraph train-tool TASK --variant V`` trains the variant
+whose task is ``TASK`` and whose variant name is ``V``; the trained weights are then listed in
+``restoregraph/weights/MANIFEST.json`` and :func:`restoregraph.tools.learned.register_learned`
+registers them. Tool ids are a stable public API: do not rename them.
+
+The all-in-one model is registered under its own task ``hybrid`` (``hybrid.nafnet``): it is
+trained on mixtures of the degradations every other task undoes, so it belongs to no single one.
+
+Architectures: every scale-1 tool is a small NAFNet (width 16, one block per level; about
+0.3 M parameters, 1.2 MB). On this CPU budget (a few minutes of one core per model) NAFNet
+learned far faster than DnCNN: after 250 steps on sigma-25 noise a 10-layer DnCNN gained
++1.6 dB over its input, NAFNet +6.4 dB. ``sr.compact.x2`` is spandrel's SRVGGNetCompact.
+DnCNN stays available here (``ARCHS["dncnn"]``) for variants that want it.
+
+Severity: the denoisers are trained on narrow noise ranges (the levels of
+``restoregraph.degrade``: sigma 5-15 / 15-35 / 35-50) so that the best model depends on the
+noise level, as in RestoreAgent; the JPEG models split at quality 30.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+MixtureStep = dict[str, Any]
+Sampler = Callable[[np.random.Generator], list[MixtureStep]]
+
+# Architectures: spandrel class name and its constructor arguments (small versions).
+ARCHS: dict[str, tuple[str, dict[str, Any]]] = {
+    "dncnn": ("DnCNN", {"in_nc": 3, "out_nc": 3, "nc": 32, "nb": 10, "act_mode": "R"}),
+    "nafnet": (
+        "NAFNet",
+        {
+            "img_channel": 3,
+            "width": 16,
+            "middle_blk_num": 1,
+            "enc_blk_nums": [1, 1, 1],
+            "dec_blk_nums": [1, 1, 1],
+        },
+    ),
+    "compact": (
+        "Compact",
+        {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 32, "num_conv": 8, "upscale": 2},
+    ),
+}
+
+
+def _noise(lo: float, hi: float) -> Sampler:
+    """Gaussian noise with sigma drawn uniformly from [lo, hi] (0-255 scale)."""
+
+    def sample(rng: np.random.Generator) -> list[MixtureStep]:
+        return [{"type": "noise", "sigma": round(float(rng.uniform(lo, hi)), 3)}]
+
+    return sample
+
+
+def _jpeg(lo: int, hi: int) -> Sampler:
+    def sample(rng: np.random.Generator) -> list[MixtureStep]:
+        return [{"type": "jpeg", "quality": int(rng.integers(lo, hi + 1))}]
+
+    return sample
+
+
+def _levels(*types: str) -> Sampler:
+    """One of ``types`` at a uniformly drawn level 1..3."""
+
+    def sample(rng: np.random.Generator) -> list[MixtureStep]:
+        t = types[int(rng.integers(len(types)))]
+        return [{"type": t, "level": int(rng.integers(1, 4))}]
+
+    return sample
+
+
+# Order in which a mixture's degradations are applied (scene -> optics -> sensor -> codec).
+HYBRID_ORDER = ("haze", "rain", "snow", "low_light", "defocus", "motion_blur", "noise", "jpeg")
+
+
+def _hybrid(rng: np.random.Generator) -> list[MixtureStep]:
+    """One or two distinct degradations (of those the task tools undo) at random levels."""
+    n = 1 + int(rng.random() < 0.5)
+    picked = rng.choice(len(HYBRID_ORDER), size=n, replace=False)
+    return [
+        {"type": HYBRID_ORDER[i], "level": int(rng.integers(1, 4))} for i in sorted(picked.tolist())
+    ]
+
+
+@dataclass(frozen=True)
+class Variant:
+    id: str  # the tool id
+    task: str
+    variant: str  # name for --variant ('' when the task has one model)
+    arch: str  # key of ARCHS
+    description: str
+    sampler: Sampler = field(repr=False, compare=False)
+    severity: tuple[int, ...] = (1, 2, 3)
+    scale: int = 1
+    steps: int = 1200
+    batch_size: int = 8
+    crop: int = 48  # training patch side (output resolution)
+    lr: float = 1e-3
+    cost: float = 2.0  # seconds per megapixel on the 2-core CPU (rough hint)
+
+    @property
+    def arch_name(self) -> str:
+        return ARCHS[self.arch][0]
+
+    @property
+    def arch_kwargs(self) -> dict[str, Any]:
+        return dict(ARCHS[self.arch][1])
+
+    @property
+    def file(self) -> str:
+        return self.id.replace(".", "_") + ".safetensors"
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant(
+        "denoise.nafnet.low",
+        "denoise",
+        "low",
+        "nafnet",
+        "small NAFNet (width 16) trained on Gaussian noise sigma 5-15",
+        _noise(5.0, 15.0),
+        severity=(1,),
+        steps=800,
+        cost=1.5,
+    ),
+    Variant(
+        "denoise.nafnet.mid",
+        "denoise",
+        "mid",
+        "nafnet",
+        "small NAFNet (width 16) trained on Gaussian noise sigma 15-35",
+        _noise(15.0, 35.0),
+        severity=(2,),
+        steps=800,
+        cost=1.5,
+    ),
+    Variant(
+        "denoise.nafnet.high",
+        "denoise",
+        "high",
+        "nafnet",
+        "small NAFNet (width 16) trained on Gaussian noise sigma 35-50",
+        _noise(35.0, 50.0),
+        severity=(3,),
+        steps=800,
+        cost=1.5,
+    ),
+    Variant(
+        "dejpeg.nafnet.mild",
+        "dejpeg",
+        "mild",
+        "nafnet",
+        "small NAFNet (width 16) trained on JPEG quality 30-80",
+        _jpeg(30, 80),
+        severity=(1,),
+        steps=500,
+        cost=1.5,
+    ),
+    Variant(
+        "dejpeg.nafnet.severe",
+        "dejpeg",
+        "severe",
+        "nafnet",
+        "small NAFNet (width 16) trained on JPEG quality 10-29",
+        _jpeg(10, 29),
+        severity=(2, 3),
+        steps=500,
+        cost=1.5,
+    ),
+    Variant(
+        "deblur.nafnet.motion",
+        "deblur",
+        "motion",
+        "nafnet",
+        "small NAFNet (width 16) trained on linear motion blur, length 10-25 px",
+        _levels("motion_blur"),
+        steps=400,
+        cost=1.5,
+    ),
+    Variant(
+        "deblur.nafnet.defocus",
+        "deblur",
+        "defocus",
+        "nafnet",
+        "small NAFNet (width 16) trained on defocus (disc) and Gaussian blur",
+        _levels("defocus", "blur"),
+        steps=400,
+        cost=1.5,
+    ),
+    Variant(
+        "derain.nafnet",
+        "derain",
+        "",
+        "nafnet",
+        "small NAFNet (width 16) trained on synthetic rain streaks",
+        _levels("rain"),
+        steps=400,
+        cost=1.5,
+    ),
+    Variant(
+        "dehaze.nafnet",
+        "dehaze",
+        "",
+        "nafnet",
+        "small NAFNet (width 16) trained on synthetic haze (scattering model)",
+        _levels("haze"),
+        steps=400,
+        cost=1.5,
+    ),
+    Variant(
+        "lowlight.nafnet",
+        "lowlight",
+        "",
+        "nafnet",
+        "small NAFNet (width 16) trained on synthetic low light (gamma, gain, noise)",
+        _levels("low_light"),
+        steps=400,
+        cost=1.5,
+    ),
+    Variant(
+        "desnow.nafnet",
+        "desnow",
+        "",
+        "nafnet",
+        "small NAFNet (width 16) trained on synthetic snow flakes and streaks",
+        _levels("snow"),
+        steps=400,
+        cost=1.5,
+    ),
+    Variant(
+        "sr.compact.x2",
+        "sr",
+        "x2",
+        "compact",
+        "SRVGGNetCompact (32 features, 8 convs) x2 super-resolution of bicubic downscales",
+        lambda rng: [{"type": "low_resolution", "scale": 2}],
+        severity=(1,),
+        scale=2,
+        steps=1000,
+        batch_size=16,
+        crop=64,
+        cost=0.8,
+    ),
+    Variant(
+        "hybrid.nafnet",
+        "hybrid",
+        "",
+        "nafnet",
+        "all-in-one small NAFNet (width 16) trained on mixtures of 1-2 degradations "
+        "(haze, rain, snow, low light, defocus, motion blur, noise, JPEG)",
+        _hybrid,
+        steps=600,
+        cost=1.5,
+    ),
+)
+
+VARIANT_BY_ID: dict[str, Variant] = {v.id: v for v in VARIANTS}
+
+
+def find_variant(task: str, variant: str | None) -> Variant:
+    """The variant for ``task`` and ``--variant``; ValueError listing the choices otherwise."""
+    matches = [v for v in VARIANTS if v.task == task]
+    if not matches:
+        known = sorted({v.task for v in VARIANTS})
+        raise ValueError(f"no learned tool is defined for task {task!r}; tasks: {', '.join(known)}")
+    name = variant or ""
+    for v in matches:
+        if name in (v.variant, v.id, v.id.split(".", 1)[1]):
+            return v
+    choices = ", ".join(v.variant or "(none)" for v in matches)
+    raise ValueError(f"task {task!r} has no variant {name or '(none)'!r}; choices: {choices}")
