@@ -205,7 +205,12 @@ def test_undo_goes_back_through_the_checkpointer(
     assert [h["tool"] for h in chat.steps() if h["status"] == "accepted"] == [
         s["tool"] for s in redo.accepted
     ]
-    assert len(chat.history()) == 5
+    # a fork after forks: step 1 is now the brightening, not the first branch's denoising
+    assert len(chat.send("remove the noise").accepted) == 2
+    again = chat.send("go back to step 1")
+    assert [s["task"] for s in again.accepted] == ["lowlight"]
+    np.testing.assert_array_equal(load_image(chat.current_image), load_image(redo.image))
+    assert len(chat.history()) == 7
 
 
 def test_forbidden_task_is_never_executed(
