@@ -19,10 +19,18 @@ def restore(
     overwrite: bool = False,
     **settings: Any,
 ) -> RunResult:
-    """Restore ``image`` into ``output``; ``settings`` are RunContext fields (planner, mode...)."""
-    return Runner(home).start(
-        image, output, RunContext(**settings), instruction=instruction, overwrite=overwrite
-    )
+    """Restore ``image`` into ``output``; ``settings`` are RunContext fields (planner, mode...).
+
+    An ``instruction`` ("remove the grain", "fix it but keep the grain") is routed by the chat
+    router (``restoregraph.chat``) into plan constraints: the named tasks only, forbidden or
+    required tasks, strength.
+    """
+    ctx = RunContext(**settings)
+    if instruction.strip():
+        from restoregraph.chat.session import route_instruction
+
+        route_instruction(ctx, instruction)
+    return Runner(home).start(image, output, ctx, instruction=instruction, overwrite=overwrite)
 
 
 def summarise(result: RunResult) -> str:

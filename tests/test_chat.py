@@ -305,3 +305,14 @@ def test_restore_instruction_routes_through_the_router(
     (run,) = runner.list_runs()
     assert {h["task"] for h in runner.history(run)} == {"lowlight"}
     assert runner.meta(run)["settings"]["forbidden_tasks"] == ["denoise"]
+
+
+def test_as_tool_instruction_is_routed(home: Path, noisy_dark: Path) -> None:
+    from restoregraph.api import as_tool
+
+    res = as_tool(home=home, max_steps=3).invoke(
+        {"image_path": str(noisy_dark), "instruction": "brighten it please"}
+    )
+    runner = Runner(home)
+    assert {h["task"] for h in runner.history(res["run_id"])} == {"lowlight"}
+    assert runner.meta(res["run_id"])["settings"]["required_tasks"] == ["lowlight"]
