@@ -349,3 +349,13 @@ def test_cli_errors(sources: Path, tmp_path: Path, capsys: pytest.CaptureFixture
     rc, err = run("--data", str(sources), "-o", str(tmp_path / "busy"), "--n", "1")
     assert rc == 3 and "not empty" in err
     assert (tmp_path / "busy" / "mine.txt").read_text() == "keep"
+
+
+def test_search_report_section(full_build: Path, tmp_path: Path) -> None:
+    from restoregraph.search import report
+
+    doc = tmp_path / "BENCH.md"
+    assert report.main(["--data", str(full_build), "--doc", str(doc)]) == 0
+    text = doc.read_text()
+    assert "<!-- bench:search:start -->" in text and "pipelines/s" in text
+    assert "3 samples" in text

@@ -60,6 +60,12 @@ def _oracle(**options: Any) -> Planner:
     return OraclePlanner(**options)
 
 
+def _embedded(**options: Any) -> Planner:
+    from restoregraph.planners.embedded import EmbeddedPlanner
+
+    return EmbeddedPlanner(**options)
+
+
 def _openai(**options: Any) -> Planner:
     from restoregraph.planners.openai import OpenAIPlanner
 
@@ -79,6 +85,7 @@ PLANNERS: dict[str, PlannerFactory] = {
     "random-model": _random("random-model"),
     "explore": _explore,
     "oracle": _oracle,
+    "embedded": _embedded,
     "openai": _openai,
     "smollm": _smollm,
 }

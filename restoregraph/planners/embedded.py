@@ -1,0 +1,309 @@
+"""The embedded planner (the default): a small plan scorer trained on the pipeline-search data.
+
+The network scores a *completion* -- the ordered tools that would finish the restoration --
+given the current image and the history:
+
+    score(c | x, applied) = sum_i  u(c_i | x)                      (model choice)
+                          + sum_{i<j} v(c_i before c_j | x)          (order)
+                          + sum_{a in applied, i} v(a before c_i | x)
+
+``x`` is the current image's feature vector (:func:`restoregraph.search.features.image_features`:
+the perception CNN's pooled features, image statistics and per-type level probabilities), projected
+to a few dimensions; ``u`` and ``v`` are linear in that projection. ``applied`` are the tools
+already accepted in this run (the history). The pairwise form shares what it learns about an
+order ("remove JPEG artefacts before denoising") across every mixture where both tasks occur,
+which a per-state Q-network cannot do with a few hundred training images.
+
+Decisions: every completion of the still-needed tasks
+(:func:`restoregraph.planners._common.needed_tasks`: perception's types, the user's forbidden and
+required tasks) over the allowed tools (never a tool rolled back at that position, a tool outside
+the request's toolbox or a forbidden task) is scored -- at most 4! x 3 x 2^3 = 576 candidates,
+one batched pass -- and the best one is the plan. Stop (an empty plan) when no task is left.
+In ``stepwise`` mode the graph keeps the first step and asks again on the new image, so the
+later steps are re-decided on the intermediate image's features. Tasks whose allowed tools are
+all outside the network's vocabulary get the fixed rule's tool, after the network's steps; a task
+with a user ``strength`` gets the fixed rule's model for that strength, ordered by the network.
+
+When the weights are missing or fail to load, the planner plans with the fixed expert rules and
+says so in the plan's note.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from restoregraph.errors import PlanError, RestoreGraphError
+from restoregraph.graph.state import PlanStep
+from restoregraph.planners._common import allowed_tools, needed_tasks
+from restoregraph.planners.base import Plan, PlanRequest
+from restoregraph.planners.fixed import FixedPlanner, choose_tool, task_order
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "embedded_planner.pt"
+ARCH = "embedded-pairwise-v1"
+MAX_CANDIDATES = 20_000  # completions scored per decision (4 tasks x 3 models each: 1,944)
+
+
+def build_net(n_feats: int, n_tools: int, hidden: int = 8) -> Any:
+    """The scorer: image features -> (unary (V,), pairwise (V, V)) tool values."""
+    import torch
+    from torch import nn
+
+    class PairwiseScorer(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.n_tools = n_tools
+            self.proj = nn.Linear(n_feats, hidden)
+            self.unary = nn.Linear(hidden, n_tools)
+            self.pair = nn.Linear(hidden, n_tools * n_tools)
+
+        def tables(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            h = torch.tanh(self.proj(x))
+            return self.unary(h), self.pair(h)
+
+        def forward(
+            self, x: torch.Tensor, unary: torch.Tensor, pairs: torch.Tensor
+        ) -> torch.Tensor:
+            """x (B, D); unary (B, C, V) tool counts; pairs (B, C, V*V) before-indicators ->
+            (B, C) scores of C candidate completions per state."""
+            u, v = self.tables(x)
+            return (unary * u[:, None, :]).sum(-1) + (pairs * v[:, None, :]).sum(-1)
+
+    return PairwiseScorer()
+
+
+def encode_completion(
+    vocab_index: Mapping[str, int], applied: Sequence[str], completion: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(unary (V,), pairs (V*V,)) of a completion: which tools it runs, and which tool runs
+    before which (applied tools count as before every step of the completion)."""
+    n = len(vocab_index)
+    unary = np.zeros(n, np.float32)
+    pairs = np.zeros(n * n, np.float32)
+    comp = [vocab_index[t] for t in completion if t in vocab_index]
+    before = [vocab_index[t] for t in applied if t in vocab_index]
+    for j in comp:
+        unary[j] += 1.0
+        for i in before:
+            pairs[i * n + j] = 1.0
+        before.append(j)
+    return unary, pairs
+
+
+class Scorer:
+    """The trained scorer with its vocabulary and feature normalisation (CPU, eval mode)."""
+
+    def __init__(self, blob: Mapping[str, Any]) -> None:
+        import torch
+
+        meta = blob["meta"]
+        if meta.get("arch") != ARCH:
+            raise PlanError(f"embedded planner weights: unknown architecture {meta.get('arch')!r}")
+        self.meta = dict(meta)
+        self.vocab: list[str] = list(meta["vocab"])
+        self.vocab_index = {t: i for i, t in enumerate(self.vocab)}
+        self.feat_mean = blob["feat_mean"].numpy().astype(np.float32)
+        self.feat_std = blob["feat_std"].numpy().astype(np.float32)
+        index = meta.get("feat_index")  # which entries of the feature vector the net reads
+        self.feat_index = None if index is None else np.asarray(index, dtype=np.int64)
+        self.net = build_net(len(self.feat_mean), len(self.vocab), int(meta["hidden"]))
+        self.net.load_state_dict(blob["state"])
+        self.net.eval()
+        self._torch = torch
+
+    def normalise(self, feats: np.ndarray) -> np.ndarray:
+        f = np.asarray(feats, np.float32)
+        if self.feat_index is not None:
+            f = f[self.feat_index]
+        return (f - self.feat_mean) / self.feat_std
+
+    def tables(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Unary (V,) and pairwise (V, V) values for an image with raw features ``feats``."""
+        torch = self._torch
+        with torch.inference_mode():
+            x = torch.from_numpy(self.normalise(feats)[None])
+            u, v = self.net.tables(x)
+        n = len(self.vocab)
+        return u[0].numpy(), v[0].numpy().reshape(n, n)
+
+    def score(
+        self, feats: np.ndarray, applied: Sequence[str], completions: Sequence[Sequence[str]]
+    ) -> np.ndarray:
+        """Scores of ``completions`` (tool-id sequences, vocabulary tools only)."""
+        u, v = self.tables(feats)
+        before = [self.vocab_index[t] for t in applied if t in self.vocab_index]
+        base = v[before].sum(0) if before else np.zeros(len(self.vocab), np.float32)
+        out = np.empty(len(completions), np.float64)
+        for k, comp in enumerate(completions):
+            idx = [self.vocab_index[t] for t in comp]
+            s = float(sum(u[j] + base[j] for j in idx))
+            for a in range(len(idx)):
+                for b in range(a + 1, len(idx)):
+                    s += float(v[idx[a], idx[b]])
+            out[k] = s
+        return out
+
+
+def load_model(path: str | Path | None = None) -> Scorer:
+    """Load planner weights (a plain ``torch.save`` dict, read with ``weights_only=True``)."""
+    p = Path(path) if path is not None else DEFAULT_WEIGHTS
+    if not p.is_file():
+        raise PlanError(
+            f"embedded planner weights not found: {p} (train them with "
+            "`python -m restoregraph.planners.embedded_train`)"
+        )
+    return _cached_model(str(p.resolve()), p.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_model(path: str, mtime_ns: int) -> Scorer:
+    import torch
+
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        return Scorer(blob)
+    except PlanError:
+        raise
+    except Exception as exc:  # corrupt file, wrong shapes
+        raise PlanError(f"embedded planner weights unreadable: {path} ({exc})") from None
+
+
+# (task, position) -> tool ids allowed there (the caller applies every constraint)
+AllowedFn = Callable[[str, int], list[str]]
+
+
+def completions(
+    todo: Sequence[str], allowed: AllowedFn, position: int = 0, vocab: Mapping[str, int] = {}
+) -> list[tuple[str, ...]]:
+    """Every order of ``todo`` x every allowed vocabulary tool per task at each position."""
+    tasks = list(dict.fromkeys(todo))
+    out: list[tuple[str, ...]] = []
+    for order in itertools.permutations(tasks):
+        per_step = [
+            [t for t in allowed(task, position + i) if not vocab or t in vocab]
+            for i, task in enumerate(order)
+        ]
+        if any(not ids for ids in per_step):
+            continue
+        out.extend(itertools.product(*per_step))
+        if len(out) > MAX_CANDIDATES:
+            raise PlanError(f"embedded planner: more than {MAX_CANDIDATES} candidate plans")
+    return out
+
+
+def best_completion(
+    model: Scorer,
+    feats: np.ndarray,
+    todo: Sequence[str],
+    allowed: AllowedFn,
+    applied: Sequence[str] = (),
+    position: int = 0,
+) -> list[str]:
+    """The best-scored completion of ``todo`` (ties: the first in enumeration order). When no
+    order of all of ``todo`` has an allowed vocabulary tool at every step, the last task is
+    left out (the caller plans it) and the rest is scored."""
+    tasks = list(dict.fromkeys(todo))
+    while tasks:
+        cands = completions(tasks, allowed, position, model.vocab_index)
+        if cands:
+            scores = model.score(feats, applied, cands)
+            return list(cands[int(np.argmax(scores))])
+        tasks = tasks[:-1]
+    return []
+
+
+class EmbeddedPlanner:
+    """Pairwise plan scorer trained on the search data (see the module docstring)."""
+
+    name = "embedded"
+
+    def __init__(self, weights: str | None = None) -> None:
+        self.weights = Path(weights) if weights else DEFAULT_WEIGHTS
+        self._model: Scorer | None = None
+        self._error = ""
+        try:
+            self._model = load_model(self.weights)
+        except RestoreGraphError as exc:
+            self._error = str(exc)
+
+    @property
+    def model(self) -> Scorer | None:
+        return self._model
+
+    def plan(self, request: PlanRequest) -> Plan:
+        if self._model is None:
+            plan = FixedPlanner().plan(request)
+            note = f"embedded planner unavailable ({self._error}); fixed rules planned"
+            return Plan(steps=plan.steps, note="; ".join(x for x in (note, plan.note) if x))
+        model = self._model
+        needed = needed_tasks(request)
+        if not needed:
+            return Plan(steps=[], note="embedded: nothing left to restore")
+        if request.load_image is None:
+            raise PlanError("the embedded planner needs the current image (request.load_image)")
+        from restoregraph.search.features import image_features
+
+        feats = image_features(request.load_image())
+        position = request.position
+        failed_by_pos: dict[int, set[str]] = {}
+        for f in request.failed:
+            failed_by_pos.setdefault(int(f["position"]), set()).add(f["tool"])
+        allowed_now = {t: [s.id for s in allowed_tools(request, t)] for t in needed}
+
+        def allowed(task: str, pos: int) -> list[str]:
+            if pos == position:
+                ids = allowed_now[task]
+            elif task in request.forbidden_tasks:
+                ids = []
+            else:  # a later position: only the failures recorded there rule a tool out
+                failed = failed_by_pos.get(pos, set())
+                ids = [s.id for s in request.toolbox.for_task(task) if s.id not in failed]
+            if task in request.strength and ids:  # the user's strength picks the model
+                spec = choose_tool(request, task, needed[task])
+                ids = [spec.id] if spec is not None and spec.id in ids else []
+            return ids
+
+        applied = [h["tool"] for h in request.history if h["status"] == "accepted"]
+        # tasks no vocabulary tool can serve go to the fixed rule; the rest are scored
+        scorable = [
+            t for t in task_order(needed) if any(i in model.vocab_index for i in allowed_now[t])
+        ]
+        tools = best_completion(model, feats, scorable, allowed, applied, position)
+        steps = [PlanStep(task=request.toolbox.get(t).task, tool=t) for t in tools]
+        planned = {s["task"] for s in steps}
+        extra: list[PlanStep] = []
+        skipped: list[str] = []
+        for task in task_order([t for t in needed if t not in planned]):
+            spec = choose_tool(request, task, needed[task])
+            if spec is None:
+                skipped.append(task)
+            else:
+                extra.append(PlanStep(task=task, tool=spec.id))
+        notes = []
+        if extra:
+            notes.append(
+                "fixed rule for tasks outside the network's vocabulary: "
+                + ", ".join(s["tool"] for s in extra)
+            )
+        if skipped:
+            notes.append(f"skipped (every tool rolled back here): {', '.join(skipped)}")
+        return Plan(steps=steps + extra, note="; ".join(notes))
+
+
+__all__ = [
+    "ARCH",
+    "DEFAULT_WEIGHTS",
+    "EmbeddedPlanner",
+    "Scorer",
+    "best_completion",
+    "build_net",
+    "completions",
+    "encode_completion",
+    "load_model",
+]
