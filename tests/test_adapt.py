@@ -21,7 +21,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     import skimage.data
     import torch
 
-    from restoregraph.planners.embedded_train import build_states, train
+    from restoregraph.planners.embedded_train import build_nodes, train
     from restoregraph.search.build import BuildConfig, run_build
     from restoregraph.search.dataset import load_samples
 
@@ -34,8 +34,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     cfg = BuildConfig(source=str(src), out=str(data), n=4, toolbox=TOOLBOX, crop=48)
     run_build(cfg, show_progress=False)
     vocab = [i for v in TOOLBOX.values() for i in v]
-    states = build_states(data, load_samples(data), vocab, TOOLBOX, 0)
-    blob = train(states, vocab, steps=5, seed=0, hidden=16, batch=8, log_every=0)
+    nodes = build_nodes(data, load_samples(data), vocab, 0)
+    blob = train(nodes, vocab, steps=5, seed=0, hidden=4, batch=8, log_every=0)
     weights = root / "planner.pt"
     torch.save(blob, weights)
     return data, weights
@@ -44,21 +44,29 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_warm_start_keeps_the_old_tools_values(built: tuple[Path, Path]) -> None:
     import torch
 
-    from restoregraph.planners.embedded import QModel, encode_state
+    from restoregraph.planners.embedded import Scorer, encode_completion
     from restoregraph.search.adapt import warm_start
 
     _, weights = built
     old = torch.load(weights, weights_only=True)
     vocab = ["denoise.bilateral", "denoise.tv", "dejpeg.deblock"]
-    new = {**old, "state": warm_start(old, vocab, len(old["feat_mean"]))}
-    new["meta"] = {**old["meta"], "vocab": vocab}
-    a, b = QModel(old), QModel(new)
-    feats = np.random.default_rng(0).normal(size=len(old["feat_mean"])).astype(np.float32)
-    for applied, todo in (((), ("denoise", "dejpeg")), (("dejpeg.deblock",), ("denoise",))):
-        va = a.values(encode_state(feats, a.vocab_index, applied, (), todo)[None])[0]
-        vb = b.values(encode_state(feats, b.vocab_index, applied, (), todo)[None])[0]
-        assert np.allclose(vb[[0, 2]], va, atol=1e-5)
-        assert np.isclose(vb[1], va[0], atol=1e-5)  # the new denoiser starts as its task's mean
+    new = {**old, "state": warm_start(old, vocab), "meta": {**old["meta"], "vocab": vocab}}
+    a, b = Scorer(old), Scorer(new)
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(1, len(old["feat_mean"]))))
+    x = x.float()
+
+    def score(model: Scorer, completion: list[str]) -> float:
+        u, p = encode_completion(model.vocab_index, [], completion)
+        out = model.net(x, torch.from_numpy(u)[None, None], torch.from_numpy(p)[None, None])
+        return float(out[0, 0].detach())
+
+    for c in (["denoise.bilateral", "dejpeg.deblock"], ["dejpeg.deblock", "denoise.bilateral"]):
+        assert score(b, c) == pytest.approx(score(a, c), abs=1e-5)
+    # the new denoiser starts as its task's (only) other tool
+    tv = ["denoise.tv", "dejpeg.deblock"]
+    assert score(b, tv) == pytest.approx(
+        score(a, ["denoise.bilateral", "dejpeg.deblock"]), abs=1e-5
+    )
 
 
 def test_adapt_extends_data_and_finetunes(built: tuple[Path, Path], tmp_path: Path) -> None:
@@ -66,7 +74,7 @@ def test_adapt_extends_data_and_finetunes(built: tuple[Path, Path], tmp_path: Pa
 
     import torch
 
-    from restoregraph.planners.embedded import QModel
+    from restoregraph.planners.embedded import Scorer
     from restoregraph.search.adapt import adapt
     from restoregraph.search.dataset import iter_samples, node_features
 
@@ -102,7 +110,7 @@ def test_adapt_extends_data_and_finetunes(built: tuple[Path, Path], tmp_path: Pa
     manifest = json.loads((data / "manifest.json").read_text())
     assert manifest["toolbox"]["denoise"] == ["denoise.bilateral", "denoise.tv"]
     assert manifest["adapted"][-1]["tool"] == "denoise.tv"
-    model = QModel(torch.load(out, weights_only=True))
+    model = Scorer(torch.load(out, weights_only=True))
     assert "denoise.tv" in model.vocab and model.meta["finetuned_from"] == str(weights)
     assert s.data_seconds > 0 and s.train_seconds > 0
     with pytest.raises(InputError, match="already holds"):

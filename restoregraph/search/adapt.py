@@ -15,11 +15,11 @@ pipeline-search data and fine-tuning the planner. Here:
    :func:`restoregraph.search.build.build_sample`), until that many need the task.
    ``samples.jsonl`` is rewritten atomically at the end; the manifest's toolbox gets the tool
    and an ``adapted`` entry.
-2. **Planner.** The embedded planner's Q-network is fine-tuned from its current weights
-   (:mod:`restoregraph.planners.embedded_train`'s ``build_states`` and ``train``): the output
-   and input units of the new tool are added (its output row starts as the mean of its task's
-   other tools, its input columns at zero), every other weight is copied, and training goes on
-   for ``steps`` steps at a lower learning rate on the extended data.
+2. **Planner.** The embedded planner's pairwise scorer is fine-tuned from its current weights
+   (:mod:`restoregraph.planners.embedded_train`'s ``build_nodes`` and ``train``): the new
+   tool's unary and pairwise values start as the mean of its task's other tools, every other
+   weight is copied, and training goes on for ``steps`` steps at a lower learning rate on the
+   extended data.
 
 The wall time of each part is returned (and printed by the command).
 """
@@ -339,42 +339,47 @@ def extend_data(
 
 
 # -- the planner ------------------------------------------------------------------------------
-def warm_start(old: Mapping[str, Any], new_vocab: Sequence[str], n_feats: int) -> dict[str, Any]:
-    """A state dict for the net over ``new_vocab`` from ``old`` (a weights blob): every weight
-    copied, the new tools' input columns zero, their output rows the mean of their task's."""
+def warm_start(old: Mapping[str, Any], new_vocab: Sequence[str]) -> dict[str, Any]:
+    """A state dict of the embedded planner's pairwise scorer over ``new_vocab`` from ``old``
+    (a weights blob): the feature projection is copied, and so is every unary and pairwise
+    value of the old tools; a new tool's values start as the mean of its task's other tools
+    (in both pair slots), so before fine-tuning it is ranked like an average tool of its task."""
     import torch
 
-    from restoregraph.planners.embedded import encoding_size
-    from restoregraph.tasks import TASKS
-
-    meta = old["meta"]
-    old_vocab = list(meta["vocab"])
-    if n_feats != len(old["feat_mean"]):
-        raise InputError("the search data's features differ from those the planner was trained on")
     state = {k: v.clone() for k, v in old["state"].items()}
-    keys = sorted(k for k in state if k.endswith(".weight"))
-    first, last = keys[0], keys[-1]
-    w_in, w_out, b_out = state[first], state[last], state[last.replace("weight", "bias")]
+    if not {"proj.weight", "unary.weight", "pair.weight"} <= set(state):
+        raise InputError(
+            f"embedded planner weights of architecture {old['meta'].get('arch')!r}: adapt "
+            "knows the pairwise scorer (proj / unary / pair)"
+        )
+    old_vocab = list(old["meta"]["vocab"])
+    at = {t: i for i, t in enumerate(old_vocab)}
     n_old, n_new = len(old_vocab), len(new_vocab)
-    old_at = {t: i for i, t in enumerate(old_vocab)}
-    cols = torch.zeros(w_in.shape[0], encoding_size(n_feats, n_new), dtype=w_in.dtype)
-    cols[:, :n_feats] = w_in[:, :n_feats]
-    for k in range(3):  # applied / planned / rolled back
-        for j, tool in enumerate(new_vocab):
-            if tool in old_at:
-                cols[:, n_feats + k * n_new + j] = w_in[:, n_feats + k * n_old + old_at[tool]]
-    tail = 3 * len(TASKS) + 2
-    cols[:, -tail:] = w_in[:, -tail:]
-    rows = torch.zeros(n_new, w_out.shape[1], dtype=w_out.dtype)
-    bias = torch.zeros(n_new, dtype=b_out.dtype)
+
+    def mates(tool: str) -> list[int]:
+        """Old indices standing in for ``tool``: itself, else its task's other tools."""
+        if tool in at:
+            return [at[tool]]
+        task = tool.split(".", 1)[0]
+        return [at[t] for t in old_vocab if t.split(".", 1)[0] == task]
+
+    uw, ub = state["unary.weight"], state["unary.bias"]
+    new_uw = torch.zeros(n_new, uw.shape[1], dtype=uw.dtype)
+    new_ub = torch.zeros(n_new, dtype=ub.dtype)
     for j, tool in enumerate(new_vocab):
-        if tool in old_at:
-            rows[j], bias[j] = w_out[old_at[tool]], b_out[old_at[tool]]
-        else:
-            same = [old_at[t] for t in old_vocab if t.split(".")[0] == tool.split(".")[0]]
-            if same:
-                rows[j], bias[j] = w_out[same].mean(0), b_out[same].mean()
-    state[first], state[last], state[last.replace("weight", "bias")] = cols, rows, bias
+        m = mates(tool)
+        if m:
+            new_uw[j], new_ub[j] = uw[m].mean(0), ub[m].mean()
+    pw, pb = state["pair.weight"], state["pair.bias"]
+    new_pw = torch.zeros(n_new * n_new, pw.shape[1], dtype=pw.dtype)
+    new_pb = torch.zeros(n_new * n_new, dtype=pb.dtype)
+    for a, ta in enumerate(new_vocab):
+        for b, tb in enumerate(new_vocab):
+            rows = [i * n_old + k for i in mates(ta) for k in mates(tb) if i != k]
+            if rows:
+                new_pw[a * n_new + b], new_pb[a * n_new + b] = pw[rows].mean(0), pb[rows].mean()
+    state["unary.weight"], state["unary.bias"] = new_uw, new_ub
+    state["pair.weight"], state["pair.bias"] = new_pw, new_pb
     return state
 
 
@@ -386,8 +391,8 @@ def _start_from(state: Mapping[str, Any]) -> Iterator[None]:
 
     original = embedded_train.build_net
 
-    def build(n_in: int, n_out: int, hidden: int = 256, dropout: float = 0.1) -> Any:
-        net = original(n_in, n_out, hidden, dropout)
+    def build(n_feats: int, n_tools: int, hidden: int = 8) -> Any:
+        net = original(n_feats, n_tools, hidden)
         net.load_state_dict(dict(state))
         return net
 
@@ -404,13 +409,13 @@ def finetune_embedded(
     weights_out: Path,
     steps: int = 600,
     seed: int = 0,
-    lr: float = 3e-4,
+    lr: float = 1e-3,
     command: str = "",
 ) -> dict[str, Any]:
     """Fine-tune the embedded planner at ``weights_in`` on ``data``; write ``weights_out``."""
     import torch
 
-    from restoregraph.planners.embedded_train import build_states, train
+    from restoregraph.planners.embedded_train import build_nodes, train
     from restoregraph.search.dataset import load_samples, read_manifest
 
     if not Path(weights_in).is_file():
@@ -424,10 +429,23 @@ def finetune_embedded(
     toolbox = {t: list(v) for t, v in manifest["toolbox"].items()}
     vocab = [i for v in toolbox.values() for i in v]
     samples = load_samples(data, "train")
-    states = build_states(data, samples, vocab, toolbox, seed)
-    hidden = int(old["meta"].get("hidden", 256))
-    with _start_from(warm_start(old, vocab, states.feats.shape[1])):
-        blob = train(states, vocab, steps, seed, hidden=hidden, lr=lr, log_every=0)
+    nodes = build_nodes(data, samples, vocab, seed)
+    meta = old["meta"]
+    feat_index = meta.get("feat_index")
+    n_feats = len(feat_index) if feat_index is not None else nodes.feats.shape[1]
+    if n_feats != len(old["feat_mean"]):
+        raise InputError("the search data's features differ from those the planner was trained on")
+    with _start_from(warm_start(old, vocab)):
+        blob = train(
+            nodes,
+            vocab,
+            steps,
+            seed,
+            hidden=int(meta.get("hidden", 8)),
+            lr=lr,
+            feat_index=feat_index,
+            log_every=0,
+        )
     blob["meta"].update(
         {
             "command": command,
@@ -437,7 +455,7 @@ def finetune_embedded(
             "steps": steps,
             "finetuned_from": str(weights_in),
             "train_samples": len(samples),
-            "states": int(len(states.weight)),
+            "nodes": int(len(nodes.weight)),
             "features": manifest.get("features"),
             "train_seconds": round(time.perf_counter() - t0, 1),
         }
