@@ -35,6 +35,7 @@ CORE_TESTS = (
     "tests/test_reliability_parts.py",
     "tests/test_reliability_crash.py",
     "tests/test_reliability_bounds.py",
+    "tests/test_reliability_web_upload.py",
     "tests/test_fuzz.py",
     "tests/test_cli_bad_input.py",
 )
@@ -52,7 +53,8 @@ FEATURE_TESTS = (
 # counter -> what it counts, in report order
 LABELS = {
     "files_tried": "bad-input corpus entries tried (files, links, pipes, directories)",
-    "inputs_checked": "inputs checked (entry × decode / degrade / metrics / restore / tool API)",
+    "inputs_checked": "inputs checked (entry × decode, degrade, metrics, restore, tool API, "
+    "library API, web upload)",
     "clean_errors": "clean one-line errors with the documented exit code",
     "correct_results": "correct results (pixels checked where the file's content is known)",
     "tracebacks": "tracebacks shown to the user",
