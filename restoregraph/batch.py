@@ -399,8 +399,21 @@ def restore_job(job: dict[str, Any]) -> dict[str, Any]:
     """Restore one image of a batch (idempotent: start, resume, or just report a finished run).
 
     Runs in the batch process, a worker process or a Ray worker; returns the summary row.
+    Torch runs single-threaded here, whichever way the batch runs: the batch is parallel across
+    images, and the same thread count keeps the outputs the same in every mode.
     """
     runner = _runner(job["home"])
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _restore_job(runner, job)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _restore_job(runner: Any, job: dict[str, Any]) -> dict[str, Any]:
     row = _base_row(job)
     run_id = job["run_id"]
     meta_path = runner.run_dir(run_id) / "run.json"

@@ -295,6 +295,12 @@ def _summary(result: Any) -> None:
     help="Step budget (tool calls).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--toolbox",
+    default=None,
+    metavar="ID,ID,...",
+    help="Only these tool ids (see `restoregraph tools list`; default: every tool).",
+)
 @click.option("--run-id", default=None, help="Name the run (default: time + file name).")
 @click.option("--instruction", default="", help="What you want, in words.")
 @click.option("--reference", default="", help="Clean reference (oracle planner only).")
@@ -336,6 +342,7 @@ def restore(
     objective: str,
     max_steps: int,
     seed: int,
+    toolbox: str | None,
     run_id: str | None,
     instruction: str,
     reference: str,
@@ -360,12 +367,21 @@ def restore(
         raise InputError("--workers, --ray and --batch-id apply to a folder of images")
     if image.is_dir() and run_id:
         raise InputError("--run-id names one run; for a folder use --batch-id")
+    tool_ids = None
+    if toolbox is not None:
+        from restoregraph.tools import default_registry
+
+        tool_ids = tuple(t.strip() for t in toolbox.split(",") if t.strip())
+        if not tool_ids:
+            raise InputError("--toolbox: give at least one tool id (restoregraph tools list)")
+        default_registry().subset(tool_ids)  # an unknown id: one-line ToolError, nothing run
     ctx = RunContext(
         planner=planner,
         mode=mode,  # type: ignore[arg-type]  # click.Choice validated it
         objective=objective,  # type: ignore[arg-type]
         max_steps=max_steps,
         seed=seed,
+        toolbox=tool_ids,
         reference=reference,
         planner_options=parse_options(planner_option),
     )
