@@ -12,7 +12,7 @@ import json
 import statistics
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,7 @@ def latency(images: list[np.ndarray], home: Path, settings: dict[str, Any]) -> d
     out: dict[str, dict[str, list[float]]] = {
         m: defaultdict(list) for m, _ in (*REQUESTS, ("undo the last step", ""))
     }
+    tools_used: dict[str, Counter[str]] = defaultdict(Counter)
     jobs = [(f, m) for f in files for m, _ in REQUESTS]
     for f, message in progress(jobs, desc="chat latency"):
         chat = ChatSession(runner, f, router=router, **settings)
@@ -110,6 +111,7 @@ def latency(images: list[np.ndarray], home: Path, settings: dict[str, Any]) -> d
         rec["tools"].append(sum(s["seconds"] for s in reply.steps))
         rec["steps"].append(len(reply.steps))
         rec["tasks"].append(len({s["task"] for s in reply.accepted}))
+        tools_used[message].update(s["tool"] for s in reply.steps)
         if message == "fix this image" and reply.accepted:
             undo = chat.send("undo the last step")
             u = out["undo the last step"]
@@ -118,7 +120,10 @@ def latency(images: list[np.ndarray], home: Path, settings: dict[str, Any]) -> d
             u["tools"].append(0.0)
             u["steps"].append(0)
             u["tasks"].append(0)
-    return {k: dict(v) for k, v in out.items()}
+    result: dict[str, Any] = {k: dict(v) for k, v in out.items()}
+    for message, counts in tools_used.items():
+        result[message]["tools_used"] = ", ".join(f"{t} ×{c}" for t, c in counts.most_common())
+    return result
 
 
 def _overhead(rec: dict[str, list[float]]) -> list[float]:
@@ -163,6 +168,7 @@ def latency_table(result: dict[str, Any]) -> str:
                 f"**{fmt_seconds(statistics.median(total))}**",
                 f"{fmt_seconds(min(total))}–{fmt_seconds(max(total))}",
                 f"{statistics.mean(rec['steps']):.1f}",
+                rec.get("tools_used", "–"),
             ]
         )
     return md_table(
@@ -176,6 +182,7 @@ def latency_table(result: dict[str, Any]) -> str:
             "total s (median)",
             "total s (min–max)",
             "tool calls (mean)",
+            "tools called (all runs)",
         ],
         rows,
     )
