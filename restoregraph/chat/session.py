@@ -82,6 +82,10 @@ class ChatSession:
     (planner, objective, max_steps -- the step budget of *each* message --, seed, toolbox,
     registry, perceiver, ...) plus ``router=`` (an object with ``route(message) -> Route``) or
     ``llm={"base_url": ..., "model": ...}`` to route with an OpenAI-compatible endpoint.
+
+    Not thread-safe: one session per conversation, one message at a time (a web app should
+    serialise the calls of one conversation). Errors are the project's one-line classes
+    (``InputError`` for a bad image at construction, ``ToolError`` ... from the run).
     """
 
     def __init__(self, runner: Runner, image_path: str | Path, **settings: Any) -> None:
@@ -244,7 +248,7 @@ class ChatSession:
         if not 0 <= to <= n:
             return self._reply(f"There is no step {to}: the current result has {n} step(s).")
         if to == n:
-            return self._reply(f"The current result is already step {n}.", run=True)
+            return self._reply(f"The current result is already step {n}.")
         result = self.runner.undo(
             self.run_id,
             to,
@@ -342,7 +346,7 @@ class ChatSession:
             self.run_id, instruction=message, on_event=on_event, **self._objects(overrides)
         )
 
-    def _reply(self, text: str, run: bool = False) -> ChatReply:
+    def _reply(self, text: str) -> ChatReply:
         return ChatReply(text, self.current_image, self.run_id, self.steps())
 
     def _result_reply(
