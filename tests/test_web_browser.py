@@ -97,7 +97,8 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         )
         url = f"http://127.0.0.1:{port}/"
         try:
-            deadline = time.monotonic() + 60
+            started = time.monotonic()
+            deadline = started + 60
             while True:
                 if proc.poll() is not None:
                     pytest.fail(f"server exited ({proc.returncode}):\n{log_path.read_text()}")
@@ -110,6 +111,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                 if time.monotonic() > deadline:
                     pytest.fail(f"server did not start in 60 s:\n{log_path.read_text()}")
                 time.sleep(0.3)
+            print(f"server ready in {time.monotonic() - started:.1f} s")
             yield url, home
         finally:
             proc.terminate()
@@ -151,7 +153,9 @@ def test_web_app_in_chromium(server: tuple[str, Path], tmp_path: Path) -> None:
 
     with sync_playwright() as pw:  # type: ignore[operator]
         browser = pw.chromium.launch(
-            executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"]
+            executable_path=chromium,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.on(
@@ -161,85 +165,116 @@ def test_web_app_in_chromium(server: tuple[str, Path], tmp_path: Path) -> None:
             ),
         )
 
+        t0 = time.monotonic()
+
         def shot(name: str) -> None:
             page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+            print(f"{time.monotonic() - t0:6.1f} s  {name}")  # shown with -s or on failure
 
-        page.goto(url)
-        status = page.locator("#status")
-        expect(status).to_contain_text("Upload a photo", timeout=20_000)
-        shot("01-start")
+        try:
+            page.goto(url)
+            status = page.locator("#status")
+            expect(status).to_contain_text("Upload a photo", timeout=20_000)
+            shot("01-start")
 
-        # Upload the degraded photo: stored under the run directory, under a generated name.
-        page.locator("#upload input[type=file]").set_input_files(str(good))
-        expect(status).to_contain_text("Photo loaded (160×160 px)", timeout=20_000)
-        stored = list((home / "runs").glob("*/input*"))
-        assert len(stored) == 1 and stored[0].name == "input.png", stored
-        assert "holiday" not in str(stored[0])
-        shot("02-uploaded")
+            # Upload the degraded photo: stored under the run directory, under a generated name.
+            page.locator("#upload input[type=file]").set_input_files(str(good))
+            expect(status).to_contain_text("Photo loaded (160×160 px)", timeout=20_000)
+            stored = list((home / "runs").glob("*/input*"))
+            assert len(stored) == 1 and stored[0].name == "input.png", stored
+            assert "holiday" not in str(stored[0])
+            shot("02-uploaded")
 
-        # Send a message; the plan runs with live progress, then the result is shown.
-        page.locator("#message textarea").fill("please remove the grain and the jpeg blocks")
-        page.locator("#send").click()
-        expect(status).to_contain_text("Done in", timeout=40_000)
-        steps = page.locator("#steps")
-        expect(steps).to_contain_text("dejpeg.deblock")
-        expect(steps).to_contain_text("accepted")
-        expect(page.locator("#progress")).to_contain_text("perceived:")
-        expect(page.locator("#progress")).to_contain_text("plan:")
-        expect(page.locator("#chat")).to_contain_text("dejpeg")  # the assistant's answer
-        assert page.locator("#gallery img").count() >= 2
-        shot("03-result")
+            # Send a message; the plan runs with live progress, then the result is shown.
+            # Record every text the progress panel shows, to check that it updated while running.
+            page.evaluate(
+                """() => {
+                    const el = document.querySelector('#progress');
+                    window.__progress = [];
+                    new MutationObserver(() => window.__progress.push(el.innerText))
+                        .observe(el, {subtree: true, childList: true, characterData: true});
+                }"""
+            )
+            page.locator("#message textarea").fill("please remove the grain and the jpeg blocks")
+            page.locator("#send").click()
+            expect(status).to_contain_text("Done in", timeout=40_000)
+            steps = page.locator("#steps")
+            expect(steps).to_contain_text("dejpeg.")  # a JPEG tool ran (which one: the planner's)
+            expect(steps).to_contain_text("accepted")
+            expect(page.locator("#progress")).to_contain_text("perceived:")
+            expect(page.locator("#progress")).to_contain_text("plan:")
+            seen = page.evaluate("() => window.__progress")
+            live = [t for t in seen if "steps)" in t and "done." not in t]
+            assert any("perceived:" in t for t in live), seen  # shown before the run ended
+            expect(page.locator("#chat")).to_contain_text("dejpeg")  # the assistant's answer
+            assert page.locator("#gallery img").count() >= 2
+            shot("03-result")
 
-        # Pick a step in the gallery: the before/after slider shows that step.
-        page.locator("#gallery img").nth(1).click()
-        page.wait_for_timeout(500)
-        shot("04-compare-step")
+            # Pick a step in the gallery: the before/after slider shows that step.
+            def compare_srcs() -> list[str | None]:
+                return [img.get_attribute("src") for img in page.locator("#compare img").all()]
 
-        # Download the result: a real image of the input's size, not the input.
-        def download(name: str) -> np.ndarray:
-            with page.expect_download(timeout=20_000) as dl:
-                page.locator("#download").click()
-            dl.value.save_as(tmp_path / name)
-            return load_image(tmp_path / name)
+            overall = compare_srcs()
+            page.locator("#gallery img").nth(1).click()
+            deadline = time.monotonic() + 15
+            while compare_srcs() == overall and time.monotonic() < deadline:
+                page.wait_for_timeout(200)
+            assert compare_srcs() != overall, "picking a step did not change the comparison"
+            shot("04-compare-step")
 
-        uploaded = load_image(stored[0])
-        restored = download("restored.png")
-        assert restored.shape == (160, 160, 3)
-        assert np.abs(restored - uploaded).mean() > 1e-3
+            # Download the result: a real image of the input's size, not the input.
+            def download(name: str) -> np.ndarray:
+                with page.expect_download(timeout=20_000) as dl:
+                    page.locator("#download").click()
+                dl.value.save_as(tmp_path / name)
+                return load_image(tmp_path / name)
 
-        # Undo to step 0: back to the input exactly, the old branch listed as abandoned.
-        page.locator("#undo-to input").click()
-        page.get_by_role("option", name="0: the input").click()
-        page.locator("#undo").click()
-        expect(page.locator("#progress")).to_contain_text("Undo to step 0: done", timeout=40_000)
-        expect(status).to_contain_text("Done in")
-        expect(steps).to_contain_text("abandoned branch: user undid steps after 0")
-        expect(steps).to_contain_text("no steps on this branch")
-        expect(page.locator("#undo-to input")).to_have_value("0: the input")
-        expect(page.locator("#chat")).to_contain_text("(undo to step 0)")
-        reverted = download("reverted.png")
-        assert np.abs(reverted - uploaded).max() <= 1 / 255 + 1e-6
-        shot("05-undone")
+            uploaded = load_image(stored[0])
+            restored = download("restored.png")
+            assert restored.shape == (160, 160, 3)
+            assert np.abs(restored - uploaded).mean() > 1e-3
 
-        # A file that is not an image: a clear message, no traceback, nothing stored.
-        page.locator("#upload input[type=file]").set_input_files(str(bad))
-        expect(status).to_contain_text("upload refused", timeout=20_000)
-        text = status.inner_text()
-        assert "not" in text.lower() and "image" in text.lower(), text
-        assert "Traceback" not in page.content()
-        shot("06-bad-file")
+            # Undo to step 0: back to the input exactly, the old branch listed as abandoned.
+            page.locator("#undo-to input").click()
+            page.get_by_role("option", name="0: the input").click()
+            page.locator("#undo").click()
+            expect(page.locator("#progress")).to_contain_text(
+                "Undo to step 0: done", timeout=40_000
+            )
+            expect(status).to_contain_text("Done in")
+            expect(steps).to_contain_text("abandoned branch: user undid steps after 0")
+            expect(steps).to_contain_text("no steps on this branch")
+            expect(page.locator("#undo-to input")).to_have_value("0: the input")
+            expect(page.locator("#chat")).to_contain_text("(undo to step 0)")
+            reverted = download("reverted.png")
+            assert np.abs(reverted - uploaded).max() <= 1 / 255 + 1e-6
+            shot("05-undone")
 
-        # A file over the size limit: refused before it is stored, with the limit in the message
-        # (gradio's own check answers first: "File(s) exceed the maximum allowed size of ...").
-        page.locator("#upload input[type=file]").set_input_files(str(big))
-        too_large = page.get_by_text(re.compile(r"too large|exceed the maximum allowed size"))
-        expect(too_large.first).to_be_visible(timeout=20_000)
-        expect(too_large.first).to_contain_text("256")
-        shot("07-too-large")
-        browser.close()
+            # A file that is not an image: a clear message, no traceback, nothing stored.
+            page.locator("#upload input[type=file]").set_input_files(str(bad))
+            expect(status).to_contain_text("upload refused", timeout=20_000)
+            text = status.inner_text()
+            assert "not" in text.lower() and "image" in text.lower(), text
+            assert "Traceback" not in page.content()
+            shot("06-bad-file")
+
+            # A file over the size limit: refused before it is stored, with the limit in the message
+            # (gradio's own check answers first: "File(s) exceed the maximum allowed size of ...").
+            page.locator("#upload input[type=file]").set_input_files(str(big))
+            too_large = page.get_by_text(re.compile(r"too large|exceed the maximum allowed size"))
+            expect(too_large.first).to_be_visible(timeout=20_000)
+            expect(too_large.first).to_contain_text("256")
+            shot("07-too-large")
+        except BaseException:
+            shot("99-failure")
+            raise
+        finally:
+            browser.close()
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            for old in ARTIFACTS.glob("*.png"):  # only this run's screenshots
+                old.unlink()
+            for png in sorted(shots.glob("*.png")):
+                shutil.copy2(png, ARTIFACTS / png.name)
 
     assert len(list((home / "runs").glob("*/input*"))) == 1  # refused files were not kept
     assert not foreign, f"the page fetched from outside the local server: {foreign}"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for png in sorted(shots.glob("*.png")):
-        shutil.copy2(png, ARTIFACTS / png.name)

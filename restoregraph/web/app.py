@@ -145,12 +145,12 @@ def build_app(workspace: Workspace) -> gr.Blocks:
             return (None, "Upload a photo to start.", empty_chat, "", *unchanged, gr.update())
         try:
             conv = workspace.accept_upload(file_path)
-        except BaseException as exc:
+        except BaseException as exc:  # the current conversation (if any) stays as it was
             return (
-                None,
+                gr.update(),
                 status_error(f"upload refused: {error_text(exc)}"),
-                empty_chat,
-                "",
+                gr.update(),
+                gr.update(),
                 *unchanged,
                 gr.update(value=None),
             )
@@ -294,6 +294,7 @@ def build_app(workspace: Workspace) -> gr.Blocks:
                     columns=5,
                     height=200,
                     allow_preview=False,
+                    fit_columns=False,
                     elem_id="gallery",
                 )
                 with gr.Row():

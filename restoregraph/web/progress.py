@@ -6,7 +6,10 @@ The same events drive the CLI's rich progress bar (``restoregraph.cli.main.Progr
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+STEP_NUMBER = re.compile(r"(?:^|\s)\d+\.\s")
 
 
 def _md(text: str) -> str:
@@ -38,7 +41,7 @@ class ProgressLog:
             note = f" ({_md(str(ev['note']))})" if ev.get("note") else ""
             self.lines.append(f"**plan:** {_md(str(ev.get('plan', '')))}{note}")
             plan = str(ev.get("plan", ""))
-            remaining = 0 if plan.strip() == "Stop." else plan.count(". ") + 1
+            remaining = len(STEP_NUMBER.findall(plan))  # "1. denoise nlmeans. 2. ..." -> 2
             self.total = self.done + remaining
             self.phase = "executing"
         elif kind == "step_start":
