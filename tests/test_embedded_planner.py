@@ -26,6 +26,7 @@ from restoregraph.planners.embedded import (
     completions,
     encode_completion,
     load_model,
+    vocab_tasks,
 )
 from restoregraph.planners.fixed import FixedPlanner
 from restoregraph.tools import builtin_registry
@@ -122,8 +123,10 @@ def _scorer(vocab: list[str], unary: list[float], pairs: dict[tuple[str, str], f
     """A scorer whose values ignore the image: unary per tool, pairwise for 'a before b'."""
     import torch
 
-    net = build_net(4, len(vocab), 2)
-    state = {k: torch.zeros_like(v) for k, v in net.state_dict().items()}
+    net = build_net(4, len(vocab), 2, vocab_tasks(vocab))
+    state = {
+        k: v if k == "pair_task" else torch.zeros_like(v) for k, v in net.state_dict().items()
+    }
     state["unary.bias"] = torch.tensor(unary)
     table = torch.zeros(len(vocab), len(vocab))
     for (a, b), value in pairs.items():

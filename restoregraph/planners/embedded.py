@@ -46,14 +46,23 @@ from restoregraph.planners.fixed import FixedPlanner, choose_tool, task_order
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "embedded_planner.pt"
-ARCH = "embedded-pairwise-v1"
+ARCH = "embedded-pairwise-v2"
 MAX_CANDIDATES = 20_000  # completions scored per decision (4 tasks x 3 models each: 1,944)
 
 
-def build_net(n_feats: int, n_tools: int, hidden: int = 8) -> Any:
-    """The scorer: image features -> (unary (V,), pairwise (V, V)) tool values."""
+def build_net(
+    n_feats: int, n_tools: int, hidden: int = 8, tool_tasks: Sequence[int] | None = None
+) -> Any:
+    """The scorer: image features -> (unary (V,), pairwise (V*V,)) tool values.
+
+    ``tool_tasks`` (the task index of each vocabulary tool) adds task-level order values
+    shared by every tool of a task ("dejpeg before denoise" whichever denoiser), so what is
+    learnt about an order carries over between the models of a task."""
     import torch
     from torch import nn
+
+    tasks = list(tool_tasks) if tool_tasks is not None else list(range(n_tools))
+    n_tasks = max(tasks) + 1 if tasks else 0
 
     class PairwiseScorer(nn.Module):
         def __init__(self) -> None:
@@ -62,10 +71,14 @@ def build_net(n_feats: int, n_tools: int, hidden: int = 8) -> Any:
             self.proj = nn.Linear(n_feats, hidden)
             self.unary = nn.Linear(hidden, n_tools)
             self.pair = nn.Linear(hidden, n_tools * n_tools)
+            self.task_pair = nn.Linear(hidden, n_tasks * n_tasks)
+            t = torch.tensor(tasks, dtype=torch.long)
+            self.register_buffer("pair_task", (t[:, None] * n_tasks + t[None, :]).reshape(-1))
 
         def tables(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             h = torch.tanh(self.proj(x))
-            return self.unary(h), self.pair(h)
+            pair = self.pair(h) + self.task_pair(h)[:, self.pair_task]
+            return self.unary(h), pair
 
         def forward(
             self, x: torch.Tensor, unary: torch.Tensor, pairs: torch.Tensor
@@ -76,6 +89,12 @@ def build_net(n_feats: int, n_tools: int, hidden: int = 8) -> Any:
             return (unary * u[:, None, :]).sum(-1) + (pairs * v[:, None, :]).sum(-1)
 
     return PairwiseScorer()
+
+
+def vocab_tasks(vocab: Sequence[str]) -> list[int]:
+    """Task index (in first-appearance order) of each vocabulary tool."""
+    order = list(dict.fromkeys(t.split(".", 1)[0] for t in vocab))
+    return [order.index(t.split(".", 1)[0]) for t in vocab]
 
 
 def encode_completion(
@@ -112,7 +131,9 @@ class Scorer:
         self.feat_std = blob["feat_std"].numpy().astype(np.float32)
         index = meta.get("feat_index")  # which entries of the feature vector the net reads
         self.feat_index = None if index is None else np.asarray(index, dtype=np.int64)
-        self.net = build_net(len(self.feat_mean), len(self.vocab), int(meta["hidden"]))
+        self.net = build_net(
+            len(self.feat_mean), len(self.vocab), int(meta["hidden"]), vocab_tasks(self.vocab)
+        )
         self.net.load_state_dict(blob["state"])
         self.net.eval()
         self._torch = torch
@@ -304,6 +325,7 @@ __all__ = [
     "best_completion",
     "build_net",
     "completions",
+    "vocab_tasks",
     "encode_completion",
     "load_model",
 ]

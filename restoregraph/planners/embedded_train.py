@@ -42,6 +42,7 @@ from restoregraph.planners.embedded import (
     best_completion,
     build_net,
     encode_completion,
+    vocab_tasks,
 )
 from restoregraph.search.dataset import (
     load_samples,
@@ -170,7 +171,7 @@ def train(
     tg = torch.from_numpy(nodes.targets)
     counts = np.diff(nodes.offsets)
     p = nodes.weight / nodes.weight.sum()
-    net = build_net(feats.shape[1], len(vocab), hidden)
+    net = build_net(feats.shape[1], len(vocab), hidden, vocab_tasks(vocab))
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
     net.train()
