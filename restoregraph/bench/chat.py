@@ -146,7 +146,9 @@ def latency_notes(result: dict[str, Any]) -> str:
         f"{fmt_seconds(rest)} s per fast request, the 'rest' column), and because a requested "
         "tool that reflection rolls back is followed by the next tool of the task. Routing "
         "itself is under a millisecond when the lexicon decides, and one MiniLM pass (tens of "
-        "ms) when the classifier is asked. Denoising is dominated by the tool (denoise.oidn)."
+        "ms) when the classifier is asked. "
+        f"The denoising request is dominated by its tool ({result['remove the grain'].get('tools_used', '?')}); "
+        "the time of one run also varies with the machine's load (see the load average above)."
     )
 
 
