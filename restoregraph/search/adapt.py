@@ -380,6 +380,32 @@ def warm_start(old: Mapping[str, Any], new_vocab: Sequence[str]) -> dict[str, An
                 new_pw[a * n_new + b], new_pb[a * n_new + b] = pw[rows].mean(0), pb[rows].mean()
     state["unary.weight"], state["unary.bias"] = new_uw, new_ub
     state["pair.weight"], state["pair.bias"] = new_pw, new_pb
+    if "task_pair.weight" in state:  # task-level order values: tasks in first-appearance order
+        old_tasks = list(dict.fromkeys(t.split(".", 1)[0] for t in old_vocab))
+        new_tasks = list(dict.fromkeys(t.split(".", 1)[0] for t in new_vocab))
+        tw, tb = state["task_pair.weight"], state["task_pair.bias"]
+        n_t, o_t = len(new_tasks), len(old_tasks)
+        new_tw = torch.zeros(n_t * n_t, tw.shape[1], dtype=tw.dtype)
+        new_tb = torch.zeros(n_t * n_t, dtype=tb.dtype)
+        for a, ta in enumerate(new_tasks):
+            for b, tb_name in enumerate(new_tasks):
+                if ta in old_tasks and tb_name in old_tasks:
+                    k = old_tasks.index(ta) * o_t + old_tasks.index(tb_name)
+                    new_tw[a * n_t + b], new_tb[a * n_t + b] = tw[k], tb[k]
+        state["task_pair.weight"], state["task_pair.bias"] = new_tw, new_tb
+    # buffers (index tables) are the new vocabulary's: take them from a freshly built net
+    from restoregraph.planners import embedded
+
+    hidden, n_feats = state["proj.weight"].shape
+    tasks_of = getattr(embedded, "vocab_tasks", None)
+    try:
+        fresh = embedded.build_net(
+            n_feats, n_new, hidden, *([tasks_of(new_vocab)] if tasks_of else [])
+        )
+    except TypeError:
+        fresh = embedded.build_net(n_feats, n_new, hidden)
+    for name, buf in fresh.named_buffers():
+        state[name] = buf.clone()
     return state
 
 
@@ -391,9 +417,15 @@ def _start_from(state: Mapping[str, Any]) -> Iterator[None]:
 
     original = embedded_train.build_net
 
-    def build(n_feats: int, n_tools: int, hidden: int = 8) -> Any:
-        net = original(n_feats, n_tools, hidden)
-        net.load_state_dict(dict(state))
+    def build(*args: Any, **kwargs: Any) -> Any:
+        net = original(*args, **kwargs)
+        fresh = net.state_dict()
+        buffers = {name for name, _ in net.named_buffers()}
+        merged = {
+            k: state[k] if k in state and k not in buffers and state[k].shape == v.shape else v
+            for k, v in fresh.items()
+        }
+        net.load_state_dict(merged)
         return net
 
     embedded_train.build_net = build  # type: ignore[assignment]
