@@ -56,7 +56,9 @@ def serve_cmd(
             "images and run restorations (there is no login)",
             err=True,
         )
-    click.echo(f"RestoreGraph web app on http://{host}:{port} (Ctrl+C to stop)", err=True)
+    click.echo(
+        f"starting the RestoreGraph web app on http://{host}:{port} (Ctrl+C stops it)", err=True
+    )
     serve(
         home=home,
         host=host,

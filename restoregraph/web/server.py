@@ -78,4 +78,7 @@ def serve(
             prevent_thread_lock=not block,
         )
     except OSError as exc:
-        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        why = exc.strerror or "the port is in use or the address is not available"
+        raise InputError(
+            f"cannot listen on {host}:{port}: {why}; choose another --port or --host"
+        ) from None
