@@ -8,7 +8,7 @@ pixels, degraded with seed = crc32(``set/image``) and rounded to 8 bits (as a sa
 Every classical tool of the task and every learned tool of the task, plus the all-in-one
 ``hybrid.nafnet``, restores each image; PSNR / SSIM are averaged per row. "Best classical" is
 the classical tool with the best mean PSNR in that row (so it is an oracle choice per row).
-Speed: seconds per 512 x 512 image (median of 2 runs after a warm-up), first image of the first
+Speed: seconds per 512 x 512 image (one run after a warm-up run), first image of the first
 set (super-resolution: a 256 x 256 input upscaled to 512 x 512).
 """
 
@@ -148,7 +148,7 @@ def run_learned_bench(cfg: LearnedConfig, registry: ToolRegistry | None = None) 
         for tool_id in progress(ids, total=len(ids), desc="timing"):
             spec = registry.get(tool_id)
             img = quantize8(small if spec.scale == 2 else base_img)
-            timings[tool_id] = _time_tool(spec, img, repeats=2)
+            timings[tool_id] = _time_tool(spec, img, repeats=1)
     return LearnedResult(cfg, rows, cands, records, timings, notes)
 
 

@@ -1,7 +1,7 @@
 """Tiled inference: run a model over a large image in overlapping tiles and blend the seams.
 
 A 4000 x 3000 photo through even a small CNN needs gigabytes of activations at once; cut into
-tiles of ``tile`` pixels (default 384) the peak memory is that of one tile plus the output
+tiles of ``tile`` pixels (default 512) the peak memory is that of one tile plus the output
 accumulators, whatever the image size. Tiles overlap by ``overlap`` pixels and are blended with
 a weight that ramps linearly across the overlap, so there are no visible seams; with an overlap
 wider than the model's receptive field the result equals untiled inference (for models without
@@ -19,7 +19,7 @@ import numpy as np
 
 TileFn = Callable[[np.ndarray], np.ndarray]
 
-DEFAULT_TILE = 384
+DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
 
 

@@ -256,7 +256,7 @@ VARIANTS: tuple[Variant, ...] = (
         "all-in-one small NAFNet (width 16) trained on mixtures of 1-2 degradations "
         "(haze, rain, snow, low light, defocus, motion blur, noise, JPEG)",
         _hybrid,
-        steps=600,
+        steps=400,
         cost=1.5,
     ),
 )
