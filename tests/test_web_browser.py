@@ -264,6 +264,7 @@ def test_web_app_in_chromium(server: tuple[str, Path], tmp_path: Path) -> None:
             too_large = page.get_by_text(re.compile(r"too large|exceed the maximum allowed size"))
             expect(too_large.first).to_be_visible(timeout=20_000)
             expect(too_large.first).to_contain_text("256")
+            page.wait_for_timeout(800)  # let the toast finish fading in for the screenshot
             shot("07-too-large")
         except BaseException:
             shot("99-failure")
