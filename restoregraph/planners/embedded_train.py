@@ -29,7 +29,7 @@ import shlex
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,15 +156,23 @@ def train(
     weight_decay: float = 1e-3,
     feat_index: Sequence[int] | None = None,
     log_every: int = 500,
+    init_state: Mapping[str, Any] | None = None,
+    norm: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Fit the scorer; returns the weights blob (state dict, normalisation, meta)."""
+    """Fit the scorer; returns the weights blob (state dict, normalisation, meta).
+
+    ``init_state`` starts from existing weights over the same ``vocab`` (fine-tuning; with
+    ``norm`` = their (feat_mean, feat_std) so the features are normalised as before)."""
     import torch
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     raw = nodes.feats if feat_index is None else nodes.feats[:, list(feat_index)]
-    mean = raw.mean(0)
-    std = raw.std(0) + 1e-3
+    if norm is not None:
+        mean, std = np.asarray(norm[0], np.float32), np.asarray(norm[1], np.float32)
+    else:
+        mean = raw.mean(0)
+        std = raw.std(0) + 1e-3
     feats = torch.from_numpy(((raw - mean) / std).astype(np.float32))
     unary = torch.from_numpy(nodes.unary)
     pairs = torch.from_numpy(nodes.pairs)
@@ -172,6 +180,8 @@ def train(
     counts = np.diff(nodes.offsets)
     p = nodes.weight / nodes.weight.sum()
     net = build_net(feats.shape[1], len(vocab), hidden, vocab_tasks(vocab))
+    if init_state is not None:
+        net.load_state_dict(dict(init_state))
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
     net.train()
