@@ -278,4 +278,8 @@ def test_web_app_in_chromium(server: tuple[str, Path], tmp_path: Path) -> None:
                 shutil.copy2(png, ARTIFACTS / png.name)
 
     assert len(list((home / "runs").glob("*/input*"))) == 1  # refused files were not kept
+    # gradio's cache is under the home, and its temporary copies of uploads were deleted
+    assert (home / "web-cache").is_dir()
+    leftovers = [p for p in home.rglob("*") if p.name in (good.name, bad.name, big.name)]
+    assert not leftovers, leftovers
     assert not foreign, f"the page fetched from outside the local server: {foreign}"
