@@ -220,7 +220,7 @@ class ProgressDisplay:
         elif kind == "plan":
             note = f" [yellow]({ev['note']})[/yellow]" if ev.get("note") else ""
             log(f"[bold]plan[/bold] {ev['plan']}{note}")
-            remaining = 0 if ev["plan"] == "Stop." else ev["plan"].count(". ") + 1
+            remaining = int(ev.get("steps", 0))
             self.progress.update(self.task, total=self.done + remaining)
         elif kind == "step_start":
             self.progress.update(self.task, description=f"step {ev['index']}: {ev['tool']}")

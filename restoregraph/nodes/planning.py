@@ -95,7 +95,7 @@ def planning(
         plan.note = f"planner {ctx.planner!r} failed ({reason}); fell back to fixed"
     if ctx.mode == "stepwise":
         plan = Plan(steps=plan.steps[:1], note=plan.note)
-    emit("plan", plan=plan.text, note=plan.note, round=rounds)
+    emit("plan", plan=plan.text, note=plan.note, round=rounds, steps=len(plan.steps))
     update: dict[str, Any] = {
         "plan": plan.steps,
         "plan_text": plan.text,

@@ -6,10 +6,7 @@ The same events drive the CLI's rich progress bar (``restoregraph.cli.main.Progr
 
 from __future__ import annotations
 
-import re
 from typing import Any
-
-STEP_NUMBER = re.compile(r"(?:^|\s)\d+\.\s")
 
 
 def _md(text: str) -> str:
@@ -40,9 +37,7 @@ class ProgressLog:
         elif kind == "plan":
             note = f" ({_md(str(ev['note']))})" if ev.get("note") else ""
             self.lines.append(f"**plan:** {_md(str(ev.get('plan', '')))}{note}")
-            plan = str(ev.get("plan", ""))
-            remaining = len(STEP_NUMBER.findall(plan))  # "1. denoise nlmeans. 2. ..." -> 2
-            self.total = self.done + remaining
+            self.total = self.done + int(ev.get("steps", 0))
             self.phase = "executing"
         elif kind == "step_start":
             self.running = f"step {ev.get('index')}: {ev.get('tool')}"
