@@ -113,6 +113,7 @@ def test_adapt_extends_data_and_finetunes(built: tuple[Path, Path], tmp_path: Pa
     model = Scorer(torch.load(out, weights_only=True))
     assert "denoise.tv" in model.vocab and model.meta["finetuned_from"] == str(weights)
     assert s.data_seconds > 0 and s.train_seconds > 0
+    assert set(s.eval_after) == {"samples", "mean_pct", "uses_new_tool"}
     with pytest.raises(InputError, match="already holds"):
         adapt("denoise.tv", data, weights, tmp_path / "again.pt", steps=1, show_progress=False)
 
@@ -167,4 +168,4 @@ def test_cli_adapt_reports_wall_time(
     assert "adapt wall time:" in err and (tmp_path / "w.pt").is_file()
     text = doc.read_text()
     assert "<!-- bench:adapt:start -->" in text and "- command: `restoregraph adapt" in text
-    assert "| **total** |" in text and "new pipelines" in text
+    assert "| **total** |" in text and "new pipelines" in text and "Held-out check:" in text

@@ -95,6 +95,7 @@ def adapt_cmd(
             f"(use it with --planner embedded -P weights={s.weights})",
             err=True,
         )
+        click.echo(f"held-out: {eval_line(s)}", err=True)
     click.echo(f"adapt wall time: {s.total_seconds / 60:.1f} min", err=True)
     if doc is not None:
         from restoregraph.bench.report import header, write_section
@@ -108,6 +109,22 @@ def adapt_cmd(
         )
         body += "\n\n" + adapt_markdown(s, steps)
         click.echo(f"wrote section 'adapt' of {write_section(doc, 'adapt', body)}", err=True)
+
+
+def eval_line(s: object) -> str:
+    from restoregraph.search.adapt import AdaptSummary
+
+    assert isinstance(s, AdaptSummary)
+    b, a = s.eval_before, s.eval_after
+    if not a:
+        return "not evaluated"
+    nan = float("nan")
+    return (
+        f"mean planned-pipeline percentile {b.get('mean_pct', nan):.1f} with the old weights "
+        f"-> {a.get('mean_pct', nan):.1f} fine-tuned, on {a.get('samples', 0):.0f} held-out "
+        f"samples (0 = best); the fine-tuned planner picks {s.tool} on "
+        f"{100 * a.get('uses_new_tool', nan):.0f}% of those needing {s.task}"
+    )
 
 
 def adapt_markdown(s: object, steps: int) -> str:
@@ -141,6 +158,7 @@ def adapt_markdown(s: object, steps: int) -> str:
         "embedded planner is fine-tuned from its current weights "
         "(`restoregraph/search/adapt.py`).\n\n"
         + md_table(["part", "wall time", "what"], rows, "lrl")
+        + f"\n\nHeld-out check: {eval_line(s)}."
     )
 
 

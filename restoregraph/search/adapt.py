@@ -55,6 +55,9 @@ class AdaptSummary:
     train_seconds: float = 0.0
     weights: str = ""
     train: dict[str, Any] = field(default_factory=dict)
+    # held-out planned-pipeline percentile on the extended data, old and fine-tuned weights
+    eval_before: dict[str, float] = field(default_factory=dict)
+    eval_after: dict[str, float] = field(default_factory=dict)
 
     @property
     def total_seconds(self) -> float:
@@ -500,6 +503,44 @@ def finetune_embedded(
     return dict(blob["meta"])
 
 
+def heldout_percentiles(data: Path, weights: Path, tool_id: str) -> dict[str, float]:
+    """The embedded planner at ``weights`` on the held-out samples of ``data`` (plan mode, from
+    the degraded image's features): mean percentile of its chosen pipeline among the sample's
+    pipelines (0 = best), and the share of plans of the tool's task that use ``tool_id``."""
+    import torch
+
+    from restoregraph.planners.embedded import Scorer, best_completion
+    from restoregraph.search.dataset import load_samples, node_features, percentile_of
+
+    model = Scorer(torch.load(weights, map_location="cpu", weights_only=True))
+    task = tool_id.split(".", 1)[0]
+    vocab = set(model.vocab)
+    pcts: list[float] = []
+    uses: list[bool] = []
+    for sample in load_samples(data, "heldout"):
+        tasks = list(sample["tasks"])
+        feats = node_features(data, sample)
+        if not tasks or () not in feats:
+            continue
+        tools = {t for p in sample["pipelines"] for t in p["steps"]}
+
+        def allowed(t: str, pos: int, tools: set[str] = tools) -> list[str]:
+            return sorted(i for i in tools if i.split(".", 1)[0] == t and i in vocab)
+
+        chosen = best_completion(model, feats[()], tasks, allowed)
+        pct = percentile_of(sample, chosen)
+        if pct is None:
+            continue
+        pcts.append(pct)
+        if task in tasks:
+            uses.append(tool_id in chosen)
+    return {
+        "samples": float(len(pcts)),
+        "mean_pct": float(np.mean(pcts)) if pcts else math.nan,
+        "uses_new_tool": float(np.mean(uses)) if uses else math.nan,
+    }
+
+
 def adapt(
     tool_id: str,
     data: Path,
@@ -534,6 +575,8 @@ def adapt(
         )
         summary.train_seconds = time.perf_counter() - t0
         summary.weights = str(weights_out)
+        summary.eval_before = heldout_percentiles(data, weights_in, tool_id)
+        summary.eval_after = heldout_percentiles(data, weights_out, tool_id)
     return summary
 
 
