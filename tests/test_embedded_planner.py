@@ -124,9 +124,7 @@ def _scorer(vocab: list[str], unary: list[float], pairs: dict[tuple[str, str], f
     import torch
 
     net = build_net(4, len(vocab), 2, vocab_tasks(vocab))
-    state = {
-        k: v if k == "pair_task" else torch.zeros_like(v) for k, v in net.state_dict().items()
-    }
+    state = {k: v if k == "pair_task" else torch.zeros_like(v) for k, v in net.state_dict().items()}
     state["unary.bias"] = torch.tensor(unary)
     table = torch.zeros(len(vocab), len(vocab))
     for (a, b), value in pairs.items():
@@ -146,7 +144,7 @@ def test_best_completion_scores_every_allowed_plan() -> None:
     vocab = ["denoise.a", "denoise.b", "dejpeg.a", "deblur.a"]
     model = _scorer(vocab, [1.0, 3.0, 2.0, 0.5], {("dejpeg.a", "denoise.b"): 0.7})
     allowed = {"denoise": ["denoise.a", "denoise.b"], "dejpeg": ["dejpeg.a"], "deblur": []}
-    cands = completions(["dejpeg", "denoise"], lambda t, p: allowed[t], 0, model.vocab_index)
+    cands = completions(["dejpeg", "denoise"], lambda t, p: allowed[t], 0, model.knows)
     assert len(cands) == 4  # 2 orders x 2 denoisers
     feats = np.zeros(4)
     best = best_completion(model, feats, ["denoise", "dejpeg"], lambda t, p: allowed[t])
@@ -168,6 +166,18 @@ def test_best_completion_scores_every_allowed_plan() -> None:
     assert best_completion(model, feats, ["deblur"], lambda t, p: allowed[t]) == []
     assert best_completion(model, feats, ["denoise", "deblur"], lambda t, p: allowed[t]) == [
         "denoise.b"
+    ]
+    # a tool the network never saw, of a task it knows: valued as that task's mean, a hair
+    # below, so it is chosen only when the known ones are not allowed
+    assert model.knows("denoise.new") and not model.knows("sr.new")
+    more = {**allowed, "denoise": ["denoise.new", "denoise.a", "denoise.b"]}
+    assert best_completion(model, feats, ["denoise"], lambda t, p: more[t]) == ["denoise.b"]
+    s_new, s_a, s_b = model.score(feats, [], [("denoise.new",), ("denoise.a",), ("denoise.b",)])
+    assert s_new == pytest.approx((s_a + s_b) / 2, abs=1e-5) and s_new < (s_a + s_b) / 2
+    only_new = {**allowed, "denoise": ["denoise.new"]}
+    assert best_completion(model, feats, ["denoise", "dejpeg"], lambda t, p: only_new[t]) == [
+        "dejpeg.a",
+        "denoise.new",
     ]
 
 

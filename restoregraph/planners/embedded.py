@@ -153,21 +153,58 @@ class Scorer:
         n = len(self.vocab)
         return u[0].numpy(), v[0].numpy().reshape(n, n)
 
+    def knows(self, tool_id: str) -> bool:
+        """Whether the scorer can value ``tool_id``: a vocabulary tool, or a tool of a task it
+        has tools for (valued as the mean of that task's tools, a hair below them)."""
+        return tool_id in self.vocab_index or tool_id.split(".", 1)[0] in self._task_tools
+
+    @functools.cached_property
+    def _task_tools(self) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for i, t in enumerate(self.vocab):
+            out.setdefault(t.split(".", 1)[0], []).append(i)
+        return out
+
     def score(
         self, feats: np.ndarray, applied: Sequence[str], completions: Sequence[Sequence[str]]
     ) -> np.ndarray:
-        """Scores of ``completions`` (tool-id sequences, vocabulary tools only)."""
+        """Scores of ``completions`` (tool-id sequences of tools the scorer :meth:`knows`)."""
         u, v = self.tables(feats)
-        before = [self.vocab_index[t] for t in applied if t in self.vocab_index]
-        base = v[before].sum(0) if before else np.zeros(len(self.vocab), np.float32)
-        out = np.empty(len(completions), np.float64)
-        for k, comp in enumerate(completions):
-            idx = [self.vocab_index[t] for t in comp]
-            s = float(sum(u[j] + base[j] for j in idx))
-            for a in range(len(idx)):
-                for b in range(a + 1, len(idx)):
-                    s += float(v[idx[a], idx[b]])
-            out[k] = s
+        index = dict(self.vocab_index)
+        proxies = [
+            t
+            for t in dict.fromkeys([*applied, *(t for c in completions for t in c)])
+            if t not in index and t.split(".", 1)[0] in self._task_tools
+        ]
+        if proxies:  # tools unknown to the network: the mean of their task's tools
+            rows = [self._task_tools[t.split(".", 1)[0]] for t in proxies]
+            u = np.concatenate([u, [u[r].mean() - 1e-6 for r in rows]])
+            n = len(u)
+            ext = np.zeros((n, n), np.float32)
+            k = len(self.vocab)
+            ext[:k, :k] = v
+            for a, ra in enumerate(rows):
+                ext[k + a, :k] = v[ra].mean(0)
+                ext[:k, k + a] = v[:, ra].mean(1)
+                for b, rb in enumerate(rows):
+                    ext[k + a, k + b] = v[np.ix_(ra, rb)].mean()
+            v = ext
+            index.update({t: k + a for a, t in enumerate(proxies)})
+        before = [index[t] for t in applied if t in index]
+        base = v[before].sum(0) if before else np.zeros(len(u), np.float32)
+        out = np.zeros(len(completions), np.float64)
+        by_len: dict[int, list[int]] = {}
+        for j, comp in enumerate(completions):
+            by_len.setdefault(len(comp), []).append(j)
+        for n_steps, rows_of in by_len.items():
+            if n_steps == 0:
+                continue
+            idx = np.array([[index[t] for t in completions[j]] for j in rows_of], np.int64)
+            total = (u[idx] + base[idx]).sum(1).astype(np.float64)
+            for a in range(n_steps):
+                for b in range(a + 1, n_steps):
+                    total += v[idx[:, a], idx[:, b]]
+            out[rows_of] = total
         return out
 
 
@@ -200,14 +237,18 @@ AllowedFn = Callable[[str, int], list[str]]
 
 
 def completions(
-    todo: Sequence[str], allowed: AllowedFn, position: int = 0, vocab: Mapping[str, int] = {}
+    todo: Sequence[str],
+    allowed: AllowedFn,
+    position: int = 0,
+    known: Callable[[str], bool] | None = None,
 ) -> list[tuple[str, ...]]:
-    """Every order of ``todo`` x every allowed vocabulary tool per task at each position."""
+    """Every order of ``todo`` x every allowed tool per task at each position (only the tools
+    ``known`` accepts, when given)."""
     tasks = list(dict.fromkeys(todo))
     out: list[tuple[str, ...]] = []
     for order in itertools.permutations(tasks):
         per_step = [
-            [t for t in allowed(task, position + i) if not vocab or t in vocab]
+            [t for t in allowed(task, position + i) if known is None or known(t)]
             for i, task in enumerate(order)
         ]
         if any(not ids for ids in per_step):
@@ -227,11 +268,11 @@ def best_completion(
     position: int = 0,
 ) -> list[str]:
     """The best-scored completion of ``todo`` (ties: the first in enumeration order). When no
-    order of all of ``todo`` has an allowed vocabulary tool at every step, the last task is
-    left out (the caller plans it) and the rest is scored."""
+    order of all of ``todo`` has an allowed known tool at every step, the last task is left out
+    (the caller plans it) and the rest is scored."""
     tasks = list(dict.fromkeys(todo))
     while tasks:
-        cands = completions(tasks, allowed, position, model.vocab_index)
+        cands = completions(tasks, allowed, position, model.knows)
         if cands:
             scores = model.score(feats, applied, cands)
             return list(cands[int(np.argmax(scores))])
@@ -292,9 +333,7 @@ class EmbeddedPlanner:
 
         applied = [h["tool"] for h in request.history if h["status"] == "accepted"]
         # tasks no vocabulary tool can serve go to the fixed rule; the rest are scored
-        scorable = [
-            t for t in task_order(needed) if any(i in model.vocab_index for i in allowed_now[t])
-        ]
+        scorable = [t for t in task_order(needed) if any(model.knows(i) for i in allowed_now[t])]
         tools = best_completion(model, feats, scorable, allowed, applied, position)
         steps = [PlanStep(task=request.toolbox.get(t).task, tool=t) for t in tools]
         planned = {s["task"] for s in steps}
