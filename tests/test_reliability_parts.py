@@ -342,3 +342,36 @@ def test_a_planner_that_raises_falls_back(noisy: Path, tmp_path: Path) -> None:
     assert result.report is not None and "fell back" in result.report.read_text()
     count("planner_failures_survived")
     count("fallbacks_reported")
+
+
+def test_hung_tools_do_not_starve_the_next_tools(noisy: Path, tmp_path: Path) -> None:
+    """Three tools hang in a row (their threads cannot be killed); the tool after them still
+    gets to run instead of queueing behind the hung threads and timing out too."""
+    gate = threading.Event()
+
+    def hang(img: np.ndarray) -> np.ndarray:
+        gate.wait(60)
+        return img
+
+    reg = ToolRegistry(
+        ToolSpec(id=f"denoise.hang{k}", task="denoise", description="hangs (test)", run=hang)
+        for k in range(3)
+    )
+    reg.register(builtin_registry().get("denoise.bilateral"))
+
+    class HangsFirst:
+        name = "hangs-first"
+
+        def plan(self, request: PlanRequest) -> Plan:
+            return Plan(steps=[{"task": "denoise", "tool": t} for t in reg.ids()])
+
+    ctx = RunContext(max_steps=4, max_rounds=8, tool_timeout=0.5)
+    ctx.registry, ctx.planner_obj = reg, HangsFirst()
+    try:
+        result = Runner(tmp_path / "home").start(noisy, tmp_path / "o.png", ctx, run_id="hung")
+    finally:
+        gate.set()
+    status = {h["tool"]: (h["status"], h["reason"]) for h in result.history}
+    assert all("timed out" in status[f"denoise.hang{k}"][1] for k in range(3)), status
+    assert status["denoise.bilateral"][0] != "failed", status
+    count("failing_parts_survived")

@@ -7,7 +7,7 @@ half of the tool's change (``apply_strength``).
 
 from __future__ import annotations
 
-import concurrent.futures
+import threading
 import time
 from typing import Any
 
@@ -33,7 +33,31 @@ def apply_strength(image: np.ndarray, out: np.ndarray, strength: int) -> np.ndar
     return (image + MILD_MIX * (out - image)).astype(np.float32)
 
 
-_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="rg-tool")
+def run_with_timeout(spec: Any, image: np.ndarray, timeout: float) -> np.ndarray:
+    """``run_tool`` in a daemon thread of its own, waited for at most ``timeout`` seconds.
+
+    A Python thread cannot be killed: a tool that hangs keeps its thread, which is abandoned.
+    One thread per call (not a fixed pool) means abandoned threads never make the next tools
+    queue behind them and time out too; daemon threads do not keep the process alive.
+    """
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            box["out"] = run_tool(spec, image)
+        except BaseException as exc:  # handed to the caller below
+            box["exc"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name=f"rg-tool-{spec.id}", daemon=True).start()
+    if not done.wait(timeout):
+        raise ToolError(f"{spec.id}: timed out after {timeout:g} s")
+    if "exc" in box:
+        raise box["exc"]
+    out: np.ndarray = box["out"]
+    return out
 
 
 def execution(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -49,11 +73,7 @@ def execution(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, An
     try:
         spec = get_registry(ctx).get(step["tool"])
         image = store.get(state["current"])
-        future = _POOL.submit(run_tool, spec, image)
-        try:
-            out = future.result(timeout=ctx.tool_timeout)
-        except concurrent.futures.TimeoutError:
-            raise ToolError(f"{spec.id}: timed out after {ctx.tool_timeout:g} s") from None
+        out = run_with_timeout(spec, image, ctx.tool_timeout)
         candidate = store.put(apply_strength(image, out, ctx.strength.get(step["task"], 2)))
     except Exception as exc:  # isolated: any failure is a failed step
         error = str(exc) or type(exc).__name__
