@@ -226,6 +226,8 @@ def test_training_and_evaluation_smoke(tmp_path: Path) -> None:
             str(weights),
             "--steps",
             "20",
+            "--ensemble",
+            "2",
             "--heldout-percent",
             "0",
             "--eval-split",
@@ -236,6 +238,7 @@ def test_training_and_evaluation_smoke(tmp_path: Path) -> None:
     )
     assert rc == 0
     model = load_model(weights)
+    assert len(model.nets) == 2 and model.meta["ensemble"] == 2
     assert model.vocab == [i for v in toolbox.values() for i in v]
     result = json.loads(summary.read_text())
     assert result["n"] == 4 and 0.0 <= result["overall"]["fixed"] <= 100.0

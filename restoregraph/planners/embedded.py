@@ -131,11 +131,15 @@ class Scorer:
         self.feat_std = blob["feat_std"].numpy().astype(np.float32)
         index = meta.get("feat_index")  # which entries of the feature vector the net reads
         self.feat_index = None if index is None else np.asarray(index, dtype=np.int64)
-        self.net = build_net(
-            len(self.feat_mean), len(self.vocab), int(meta["hidden"]), vocab_tasks(self.vocab)
-        )
-        self.net.load_state_dict(blob["state"])
-        self.net.eval()
+        # an ensemble stores every member's state under "members" ("state" is the first)
+        self.nets = []
+        for state in blob.get("members") or [blob["state"]]:
+            net = build_net(
+                len(self.feat_mean), len(self.vocab), int(meta["hidden"]), vocab_tasks(self.vocab)
+            )
+            net.load_state_dict(state)
+            net.eval()
+            self.nets.append(net)
         self._torch = torch
 
     def normalise(self, feats: np.ndarray) -> np.ndarray:
@@ -149,9 +153,11 @@ class Scorer:
         torch = self._torch
         with torch.inference_mode():
             x = torch.from_numpy(self.normalise(feats)[None])
-            u, v = self.net.tables(x)
+            tables = [net.tables(x) for net in self.nets]
+            u = torch.stack([t[0][0] for t in tables]).mean(0)
+            v = torch.stack([t[1][0] for t in tables]).mean(0)
         n = len(self.vocab)
-        return u[0].numpy(), v[0].numpy().reshape(n, n)
+        return u.numpy(), v.numpy().reshape(n, n)
 
     def knows(self, tool_id: str) -> bool:
         """Whether the scorer can value ``tool_id``: a vocabulary tool, or a tool of a task it

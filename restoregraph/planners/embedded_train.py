@@ -323,7 +323,8 @@ def update_manifest(manifest: Path, weights: Path, meta: dict[str, Any]) -> dict
             f"({meta.get('feature_set', 'all')} set of the perception CNN's head input + level "
             f"probabilities) -> tanh projection ({meta['hidden']}) -> unary tool values "
             f"({len(meta['vocab'])}) + pairwise 'a before b' values "
-            f"({len(meta['vocab'])}x{len(meta['vocab'])})"
+            f"({len(meta['vocab'])}x{len(meta['vocab'])}); values averaged over "
+            f"{meta.get('ensemble', 1)} member(s) trained with consecutive seeds"
         ),
         "command": meta.get("command", ""),
         "data": f"{meta.get('data', '')} built by `{meta.get('data_command', '')}`",
@@ -371,6 +372,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=32, help="decision nodes per step")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--tau", type=float, default=0.5, help="target softmax temperature")
+    ap.add_argument(
+        "--ensemble", type=int, default=1, help="members (seeds seed..seed+K-1), values averaged"
+    )
     ap.add_argument("--weight-decay", type=float, default=1e-3)
     ap.add_argument(
         "--features",
@@ -410,18 +414,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         nodes = build_nodes(args.data, train_s, vocab, args.seed)
         n_cands = len(nodes.targets)
         print(f"{len(nodes.weight)} decision nodes, {n_cands} completions", file=sys.stderr)
-        blob = train(
-            nodes,
-            vocab,
-            args.steps,
-            args.seed,
-            hidden=args.hidden,
-            batch=args.batch,
-            lr=args.lr,
-            tau=args.tau,
-            weight_decay=args.weight_decay,
-            feat_index=feature_index(args.features, nodes.feats.shape[1]),
-        )
+        blobs = [
+            train(
+                nodes,
+                vocab,
+                args.steps,
+                args.seed + k,
+                hidden=args.hidden,
+                batch=args.batch,
+                lr=args.lr,
+                tau=args.tau,
+                weight_decay=args.weight_decay,
+                feat_index=feature_index(args.features, nodes.feats.shape[1]),
+            )
+            for k in range(args.ensemble)
+        ]
+        blob = blobs[0]
+        if args.ensemble > 1:  # members differ by their training seed only
+            blob["members"] = [b["state"] for b in blobs]
         blob["meta"].update(
             {
                 "command": shlex.join(
@@ -440,6 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "decision_nodes": int(len(nodes.weight)),
                 "completions": n_cands,
                 "feature_set": args.features,
+                "ensemble": args.ensemble,
                 "features": manifest.get("features"),
                 "train_seconds": round(time.perf_counter() - t0, 1),
             }
