@@ -26,7 +26,6 @@ The wall time of each part is returned (and printed by the command).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import io
 import json
@@ -412,32 +411,6 @@ def warm_start(old: Mapping[str, Any], new_vocab: Sequence[str]) -> dict[str, An
     return state
 
 
-@contextlib.contextmanager
-def _start_from(state: Mapping[str, Any]) -> Iterator[None]:
-    """``embedded_train.train`` builds its net with ``build_net``; start that net from
-    ``state`` instead of a random initialisation."""
-    from restoregraph.planners import embedded_train
-
-    original = embedded_train.build_net
-
-    def build(*args: Any, **kwargs: Any) -> Any:
-        net = original(*args, **kwargs)
-        fresh = net.state_dict()
-        buffers = {name for name, _ in net.named_buffers()}
-        merged = {
-            k: state[k] if k in state and k not in buffers and state[k].shape == v.shape else v
-            for k, v in fresh.items()
-        }
-        net.load_state_dict(merged)
-        return net
-
-    embedded_train.build_net = build  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        embedded_train.build_net = original  # type: ignore[assignment]
-
-
 def finetune_embedded(
     data: Path,
     weights_in: Path,
@@ -470,17 +443,18 @@ def finetune_embedded(
     n_feats = len(feat_index) if feat_index is not None else nodes.feats.shape[1]
     if n_feats != len(old["feat_mean"]):
         raise InputError("the search data's features differ from those the planner was trained on")
-    with _start_from(warm_start(old, vocab)):
-        blob = train(
-            nodes,
-            vocab,
-            steps,
-            seed,
-            hidden=int(meta.get("hidden", 8)),
-            lr=lr,
-            feat_index=feat_index,
-            log_every=0,
-        )
+    blob = train(
+        nodes,
+        vocab,
+        steps,
+        seed,
+        hidden=int(meta.get("hidden", 8)),
+        lr=lr,
+        feat_index=feat_index,
+        log_every=0,
+        init_state=warm_start(old, vocab),
+        norm=(old["feat_mean"].numpy(), old["feat_std"].numpy()),
+    )
     blob["meta"].update(
         {
             "command": command,
