@@ -231,6 +231,20 @@ def train(
 
 
 # -- evaluation -------------------------------------------------------------------------------
+def perceived_levels(sample: dict[str, Any], root_features: np.ndarray) -> dict[str, int]:
+    """The sample's true degradation types with the levels the perception CNN gives the
+    degraded image (the level probabilities at the end of the root's features): what the fixed
+    rules would see in the agent when perception finds the right types."""
+    from restoregraph.tasks import PERCEPTION_TYPES
+
+    n = len(PERCEPTION_TYPES)
+    probs = np.asarray(root_features, np.float32)[-4 * n :].reshape(n, 4)
+    return {
+        ptype: int(np.argmax(probs[PERCEPTION_TYPES.index(ptype), 1:])) + 1
+        for ptype in sample["perception"]
+    }
+
+
 def plan_percentiles(
     model: Scorer | None,
     data: str | Path,
@@ -260,8 +274,11 @@ def plan_percentiles(
         row["random"] = float(np.mean(pct))
         fixed = FixedPlanner().plan(PlanRequest(perception=sample["perception"], toolbox=subset))
         row["fixed"] = percentile_of(sample, [s["tool"] for s in fixed.steps])
+        feats = node_features(data, sample)
+        perceived = perceived_levels(sample, feats[()])
+        fixed = FixedPlanner().plan(PlanRequest(perception=perceived, toolbox=subset))
+        row["fixed_perceived"] = percentile_of(sample, [s["tool"] for s in fixed.steps])
         if model is not None:
-            feats = node_features(data, sample)
 
             def allowed(task: str, pos: int) -> list[str]:
                 return list(toolbox.get(task, []))
@@ -465,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         update_manifest(Path(args.manifest), Path(args.out), model.meta)
         print(f"updated {args.manifest} ({MANIFEST_ID})", file=sys.stderr)
     rows = plan_percentiles(model, args.data, held, toolbox)
-    planners = ["embedded", "embedded_stepwise", "fixed", "random"]
+    planners = ["embedded", "embedded_stepwise", "fixed", "fixed_perceived", "random"]
     summary = summarise(rows, planners)
     summary["bench_kinds"] = _bench_kinds(summary)
     print(json.dumps(summary["overall"], indent=1))

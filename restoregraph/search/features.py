@@ -1,12 +1,12 @@
 """Image features for the embedded planner: what the perception CNN sees in an image.
 
 The feature vector of an image is the input of the perception network's head (global average
-and max pooled CNN features plus its batch-normalised hand-crafted image statistics, averaged over
-the centre crop of at most 160 x 160 px, the perceiver's crop size: one crop keeps a decision
-under 50 ms whatever the image size) followed by the head's class probabilities (per perception type:
-absent / level 1 / 2 / 3). One forward pass of the shipped perception CNN; the weights' sha256 is
-recorded with every feature set (:func:`feature_fingerprint`) so data and planner weights can say
-which perceiver they were computed with.
+and max pooled CNN features plus its batch-normalised hand-crafted image statistics) followed by
+the head's class probabilities (per perception type: absent / level 1 / 2 / 3), computed on the
+centre crop of at most 160 x 160 px, the perceiver's crop size (one crop keeps a decision under
+50 ms whatever the image size). One forward pass of the shipped perception CNN; the weights'
+sha256 is recorded with every feature set (:func:`feature_fingerprint`) so data and planner
+weights can say which perceiver they were computed with.
 """
 
 from __future__ import annotations

@@ -150,11 +150,12 @@ def planner_section(
     command: str,
 ) -> str:
     """Markdown: held-out ranking percentiles per mixture kind, and decision latency."""
-    planners = ["embedded", "embedded_stepwise", "fixed", "random"]
+    planners = ["embedded", "embedded_stepwise", "fixed", "fixed_perceived", "random"]
     names = {
         "embedded": "embedded (plan)",
         "embedded_stepwise": "embedded (stepwise)",
-        "fixed": "fixed",
+        "fixed": "fixed (true levels)",
+        "fixed_perceived": "fixed (CNN levels)",
         "random": "random (expected)",
     }
     rows = []
@@ -167,9 +168,17 @@ def planner_section(
         ["**all**", str(summary["n"]), *(fmt(ov[p], 1, bold=ov[p] == best) for p in planners)]
     )
     bench = summary.get("bench_kinds", {})
-    wins = [k for k, v in summary["kinds"].items() if v["embedded"] < v["fixed"]]
-    ties = [k for k, v in summary["kinds"].items() if v["embedded"] == v["fixed"]]
-    losses = [k for k, v in summary["kinds"].items() if v["embedded"] > v["fixed"]]
+
+    def versus(ref: str) -> tuple[list[str], list[str], list[str]]:
+        kinds = summary["kinds"].items()
+        return (
+            [k for k, v in kinds if v["embedded"] < v[ref]],
+            [k for k, v in kinds if v["embedded"] == v[ref]],
+            [k for k, v in kinds if v["embedded"] > v[ref]],
+        )
+
+    wins, ties, losses = versus("fixed")
+    p_wins, p_ties, p_losses = versus("fixed_perceived")
     lat = [
         [f"{s} x {s}", fmt(v["median"] * 1000, 1), fmt(v["p90"] * 1000, 1), fmt(v["min"] * 1000, 1)]
         for s, v in latency.items()
@@ -190,18 +199,26 @@ def planner_section(
             "(no crop of these photos was trained on). Per sample, the percentile (0 = best, "
             "100 = worst) of the chosen pipeline among ALL pipelines of that sample's search "
             "tree; every planner gets the true degradation types and levels as perception and "
-            "the search toolbox as toolbox. `embedded (plan)` writes the whole plan from the "
-            "degraded image (the graph's `plan` mode); `embedded (stepwise)` sees each "
-            "intermediate image (`stepwise` mode); random is the expected percentile of a "
-            "uniformly drawn pipeline. Lower is better; best per row in bold.",
+            "the search toolbox as toolbox -- except `fixed (CNN levels)`, which gets the true "
+            "types at the levels the perception CNN reads from the degraded image (what the "
+            "fixed rules see in the agent; the embedded planner reads the same CNN). "
+            "`embedded (plan)` writes the whole plan from the degraded image (the graph's "
+            "`plan` mode); `embedded (stepwise)` sees each intermediate image (`stepwise` "
+            "mode); random is the expected percentile of a uniformly drawn pipeline. Lower is "
+            "better; best per row in bold.",
             "",
-            md_table(["mixture kind", "n", *(names[p] for p in planners)], rows, "lrrrrr"),
+            md_table(["mixture kind", "n", *(names[p] for p in planners)], rows, "lrrrrrr"),
             "",
             f"Top-1 (chose the best pipeline): embedded {ov['embedded_top1'] * 100:.0f} %, "
             f"stepwise {ov['embedded_stepwise_top1'] * 100:.0f} %, fixed "
-            f"{ov['fixed_top1'] * 100:.0f} %. Embedded vs fixed per kind: better on "
-            f"{len(wins)}, equal on {len(ties)}, worse on {len(losses)}"
+            f"{ov['fixed_top1'] * 100:.0f} % (true levels), "
+            f"{ov['fixed_perceived_top1'] * 100:.0f} % (CNN levels). Embedded (plan) vs fixed "
+            f"with true levels, per kind: better on {len(wins)}, equal on {len(ties)}, worse on "
+            f"{len(losses)}"
             + (f" ({', '.join(losses)})" if losses else "")
+            + f"; vs fixed with the CNN's levels: better on {len(p_wins)}, equal on "
+            f"{len(p_ties)}, worse on {len(p_losses)}"
+            + (f" ({', '.join(p_losses)})" if p_losses else "")
             + ". RestoreAgent's seven mixtures among the held-out kinds: "
             + (
                 ", ".join(
