@@ -3,9 +3,10 @@
 A 4000 x 3000 photo through even a small CNN needs gigabytes of activations at once; cut into
 tiles of ``tile`` pixels (default 512) the peak memory is that of one tile plus the output
 accumulators, whatever the image size. Tiles overlap by ``overlap`` pixels and are blended with
-a weight that ramps linearly across the overlap, so there are no visible seams; with an overlap
-wider than the model's receptive field the result equals untiled inference (for models without
-global pooling).
+a weight that ramps linearly across the overlap, so there are no visible seams. The ramp also
+gives a small weight to pixels near a tile's cut edge, so the result matches untiled inference
+closely but not bit for bit (tested with tiny tiles: PSNR between the two > 40 dB for a purely
+convolutional model, > 32 dB for NAFNet, whose channel attention pools over each tile).
 
 Tile origins are multiples of 8 (JPEG blocks and U-Net strides line up) and each tile is padded
 by reflection to a multiple of ``multiple`` before the model sees it.
