@@ -266,6 +266,7 @@ def plan_batch(
         for p in scan(src_dir)
         if not (
             p.parent.resolve() == out_dir.resolve()
+            and manifest is not None  # files this batch wrote earlier are not inputs
             and (p.name in earlier_outputs or p.name in (SUMMARY_CSV, SUMMARY_JSON))
         )
     ]
@@ -483,6 +484,7 @@ def _die_with_parent(parent: int) -> None:
         pass
     if os.getppid() != parent:
         os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to handle
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
@@ -517,6 +519,23 @@ def _run_processes(jobs: list[dict[str, Any]], workers: int) -> Iterator[dict[st
         finally:
             for fut in pending:
                 fut.cancel()
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast with one line: ray.init keeps retrying an unreachable head for minutes."""
+    import socket
+
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto" and other forms: ray.init decides
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise InputError(
+            f"--ray {address}: cannot reach the Ray head ({exc.strerror or exc}); start it with "
+            "`ray start --head`, or use --ray local"
+        ) from None
 
 
 def _run_ray(jobs: list[dict[str, Any]], address: str, workers: int) -> Iterator[dict[str, Any]]:
@@ -606,6 +625,8 @@ def run_batch(
     """Restore every image of ``batch``; write the summary files; return the rows."""
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
+    if ray_address:
+        _check_reachable(ray_address)  # before anything is written
     batch.output_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with _OutputLock(batch.output_dir):
@@ -619,10 +640,15 @@ def run_batch(
             stream = _run_processes(jobs, min(workers, len(jobs)))
         else:
             stream = _run_local(jobs)
-        for row in stream:
-            rows.append(row)
-            if on_row is not None:
-                on_row(row)
+        try:
+            for row in stream:
+                rows.append(row)
+                if on_row is not None:
+                    on_row(row)
+        finally:  # on an interruption, stop the workers' queue now (running images finish)
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
         rows.sort(key=lambda r: int(r["index"]))
         summary = BatchSummary(
             batch=batch,
@@ -751,8 +777,12 @@ def restore_folder(
         if row["status"] == FAILED:
             progress.console.print(f"[red]failed[/red] {row['image']}: {row['message']}")
 
-    with progress:
-        summary = run_batch(batch, workers=workers, ray_address=ray_address, on_row=on_row)
+    try:
+        with progress:
+            summary = run_batch(batch, workers=workers, ray_address=ray_address, on_row=on_row)
+    except KeyboardInterrupt:
+        console.print("error: interrupted; run the same command again to resume the batch")
+        raise SystemExit(130) from None
     out_console.print(summary_table(summary))
     console.print(f"summary: {summary.csv_path} and {summary.json_path.name}")
     failed = summary.counts.get(FAILED, 0)

@@ -363,6 +363,10 @@ def test_jpeg_inputs_may_share_their_folder_with_the_outputs(tmp_path: Path) -> 
     ctx = cheap_context()
     plan = plan_batch(src, src, ctx, home=tmp_path / "home")
     assert [Path(it.out).name for it in plan.items] == ["img0.png", "img1.png", "notes.png"]
+    (src / "summary.csv").write_text("a user's own table\n")
+    with pytest.raises(OutputError, match="summary.csv: refusing to overwrite an input"):
+        plan_batch(src, src, ctx, home=tmp_path / "home", overwrite=True)
+    (src / "summary.csv").unlink()
     summary = run_batch(plan)
     assert summary.counts == {"restored": 2, "skipped": 1}
     again = plan_batch(src, src, ctx, home=tmp_path / "home")
@@ -371,11 +375,17 @@ def test_jpeg_inputs_may_share_their_folder_with_the_outputs(tmp_path: Path) -> 
 
 
 def test_cli_errors_are_one_line(tmp_path: Path, reference: dict[str, Path]) -> None:
-    src = reference["src"]
-    res = run_cli(restore_cmd(src, src, tmp_path / "home"))
+    src, home = reference["src"], tmp_path / "home"
+
+    def restore(*args: object) -> subprocess.CompletedProcess[str]:
+        return run_cli(CLI + ["restore", *map(str, args), "--home", str(home)])
+
+    res = restore(src, "-o", src)
     assert res.returncode == 3 and res.stderr.count("\n") == 1
     assert "refusing to overwrite the input" in res.stderr
-    one = run_cli(
-        restore_cmd(src / "img0.png", tmp_path / "x.png", tmp_path / "h", "--workers", "2")
-    )
+    one = restore(src / "img0.png", "-o", tmp_path / "x.png", "--workers", "2")
     assert one.returncode == 2 and "apply to a folder" in one.stderr
+    ray = restore(src, "-o", tmp_path / "o", "--ray", "127.0.0.1:1")
+    assert ray.returncode == 2 and "Traceback" not in ray.stderr
+    assert ray.stderr.strip().splitlines()[-1].startswith("error: --ray 127.0.0.1:1: cannot reach")
+    assert not (tmp_path / "o").exists() and not home.exists()
