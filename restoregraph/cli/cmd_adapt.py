@@ -89,6 +89,12 @@ def adapt_cmd(
         f"{s.new_pipelines} new pipelines, {s.tool_calls} tool calls in {s.data_seconds:.1f} s",
         err=True,
     )
+    if s.skipped_pipelines:
+        click.echo(
+            f"left out {s.skipped_pipelines} pipelines naming tools not installed here: "
+            + ", ".join(s.missing),
+            err=True,
+        )
     if s.weights:
         click.echo(
             f"planner: fine-tuned {steps} steps in {s.train_seconds:.1f} s -> {s.weights} "
@@ -137,7 +143,13 @@ def adapt_markdown(s: object, steps: int) -> str:
             "search data",
             f"{s.data_seconds / 60:.1f} min",
             f"{s.extended} of {s.samples} samples extended, {s.new_samples} new samples, "
-            f"{s.new_pipelines} new pipelines, {s.tool_calls} tool calls",
+            f"{s.new_pipelines} new pipelines, {s.tool_calls} tool calls"
+            + (
+                f"; {s.skipped_pipelines} left out (they name {', '.join(s.missing)}, "
+                "not installed here)"
+                if s.skipped_pipelines
+                else ""
+            ),
         ],
         [
             "embedded planner",

@@ -50,6 +50,8 @@ class AdaptSummary:
     new_samples: int = 0  # samples built for a new task
     new_pipelines: int = 0
     tool_calls: int = 0
+    skipped_pipelines: int = 0  # new pipelines left out: they name a tool not installed here
+    missing: list[str] = field(default_factory=list)
     data_seconds: float = 0.0
     train_seconds: float = 0.0
     weights: str = ""
@@ -78,8 +80,9 @@ def extend_sample(
     registry: Any,
     objective: str,
     metric_names: Sequence[str],
-) -> tuple[dict[str, Any], dict[str, bytes], int, int]:
-    """``record`` with the pipelines that contain ``tool_id``: (record, files, new, tool calls)."""
+) -> tuple[dict[str, Any], dict[str, bytes], int, int, int]:
+    """``record`` with the pipelines that contain ``tool_id``: (record, files, new pipelines,
+    tool calls, pipelines left out because they name a tool this install lacks)."""
     from restoregraph.imageio import load_image
     from restoregraph.metrics import OBJECTIVES, compute, match_size, objective_scores
     from restoregraph.search.build import _png, _round
@@ -99,8 +102,11 @@ def extend_sample(
         for p in enumerate_pipelines(models, max_pipelines=max(1, pipeline_total(models)))
         if tool_id in p and p not in have
     ]
+    runnable = [p for p in todo if all(t in registry for t in p)]
+    skipped = len(todo) - len(runnable)
+    todo = runnable
     if not todo:
-        return record, {}, 0, 0
+        return record, {}, 0, 0, skipped
     clean = load_image(data / record["clean"])
     degraded = load_image(data / record["degraded"])
     nodes: list[dict[str, Any]] = [dict(n) for n in record["nodes"]]
@@ -210,7 +216,7 @@ def extend_sample(
         buf = io.BytesIO()
         np.savez_compressed(buf, paths=np.array(paths), features=stacked)
         files[str(record["features"])] = buf.getvalue()
-    return out, files, len(todo), stats.tool_calls
+    return out, files, len(todo), stats.tool_calls, skipped
 
 
 def _bar(items: Sequence[Any], desc: str, show: bool) -> Iterator[Any]:
@@ -258,26 +264,31 @@ def extend_data(
     toolbox = {t: list(v) for t, v in (manifest.get("toolbox") or {}).items()}
     if tool_id in toolbox.get(task, []):
         raise InputError(f"{data} already holds pipelines with {tool_id!r}; nothing to adapt")
-    # the new pipelines hold the new tool and tools of the OTHER tasks: those must be here
-    missing = [i for t, ids in toolbox.items() if t != task for i in ids if i not in registry]
-    if missing:
-        raise InputError(
-            f"the search data was built with tools this install lacks: {', '.join(missing)}"
-        )
+    # the new pipelines hold the new tool and tools of the OTHER tasks; those of them that
+    # name a tool this install lacks cannot be run: they are left out, and counted
+    s = summary or AdaptSummary(tool=tool_id, task=task)
+    s.missing = sorted(
+        i for t, ids in toolbox.items() if t != task for i in ids if i not in registry
+    )
     new_task = task not in toolbox
+    if new_task and s.missing:
+        raise InputError(
+            f"new samples for task {task} need every search tool; this install lacks: "
+            f"{', '.join(s.missing)}"
+        )
     toolbox.setdefault(task, []).append(tool_id)
     objective = str(manifest.get("objective", "balanced"))
     names = list(manifest.get("metrics") or metric_names(objective))
-    s = summary or AdaptSummary(tool=tool_id, task=task)
     records = _load_lines(data)
     s.samples = len(records)
     out_records: list[dict[str, Any]] = []
     files: dict[str, bytes] = {}
     for rec in _bar(records, f"adapt: pipelines with {tool_id}", show_progress):
         if task in rec.get("tasks", []):
-            new_rec, f, n_new, calls = extend_sample(
+            new_rec, f, n_new, calls, n_skip = extend_sample(
                 data, rec, tool_id, toolbox, registry, objective, names
             )
+            s.skipped_pipelines += n_skip
             if n_new:
                 s.extended += 1
                 s.new_pipelines += n_new
@@ -332,6 +343,7 @@ def extend_data(
             "extended_samples": s.extended,
             "new_samples": s.new_samples,
             "new_pipelines": s.new_pipelines,
+            "skipped_pipelines": s.skipped_pipelines,
             "tool_calls": s.tool_calls,
             "seconds": round(s.data_seconds, 1),
         }
