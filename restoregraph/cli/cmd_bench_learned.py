@@ -35,9 +35,12 @@ def register(app: click.Group) -> None:
 @click.pass_context
 def learned_cmd(ctx: click.Context, **kw: Any) -> None:
     """Each learned tool on its own degradation vs the input and the best classical tool."""
+    import torch
+
     from restoregraph.bench.common import data_dir, parse_levels, parse_list
     from restoregraph.bench.learned import LearnedConfig, learned_markdown, run_learned_bench
 
+    torch.set_num_threads(1)  # a shared machine: one thread, like the training runs
     clock = Clock()
     cfg = LearnedConfig(
         data=data_dir(kw["data"]),
