@@ -192,8 +192,10 @@ def _best(ids: Sequence[str], means: dict[str, tuple[float, float]]) -> str | No
     return max(ok, key=lambda i: means[i][0]) if ok else None
 
 
-def _short(tool_id: str) -> str:
-    return tool_id.split(".", 1)[1]
+def _short(tool_id: str, task: str | None = None) -> str:
+    """The id without its task (``nafnet.low``); ids of another task stay whole."""
+    head, rest = tool_id.split(".", 1)
+    return rest if task is None or head == task else tool_id
 
 
 def learned_markdown(result: LearnedResult) -> str:
@@ -214,7 +216,7 @@ def learned_markdown(result: LearnedResult) -> str:
         learned = list(
             dict.fromkeys(i for r in rows for i in result.candidates[r.label]["learned"])
         )
-        headers = ["setting", "set", "input", "best classical", *map(_short, learned)]
+        headers = ["setting", "set", "input", "best classical", *(_short(i, task) for i in learned)]
         table = []
         for r in rows:
             for s in cfg.sets:

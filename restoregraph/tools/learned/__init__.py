@@ -41,8 +41,14 @@ def learned_entries(manifest: Path = MANIFEST) -> list[dict[str, Any]]:
 
 
 def learned_specs(manifest: Path = MANIFEST) -> list[ToolSpec]:
+    from restoregraph.tools.learned.catalog import VARIANTS
+
+    order = {v.id: i for i, v in enumerate(VARIANTS)}  # catalog order, not training order
+    entries = sorted(
+        learned_entries(manifest), key=lambda e: order.get(str(e.get("id")), len(order))
+    )
     specs = []
-    for e in learned_entries(manifest):
+    for e in entries:
         specs.append(
             ToolSpec(
                 id=str(e["id"]),
