@@ -202,6 +202,7 @@ def learned_markdown(result: LearnedResult) -> str:
     agg = aggregate(result)
     cfg = result.config
     parts = [
+        "",
         f"Sets {', '.join(cfg.sets)}: first {cfg.n} images each, centre crops of at most "
         f"{cfg.crop} x {cfg.crop} px. Cells: mean PSNR dB / SSIM. Best classical = the classical "
         "tool with the best mean PSNR in the row (named). Bold: best of the row. Δ: learned "
