@@ -555,10 +555,15 @@ def _run_ray(jobs: list[dict[str, Any]], address: str, workers: int) -> Iterator
             kwargs["address"] = address
         try:
             ray.init(**kwargs)
-        except (ConnectionError, ValueError, RuntimeError) as exc:
+        except (ConnectionError, ValueError) as exc:
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputError(
                 f"--ray {address}: cannot connect to the Ray cluster ({msg})"
+            ) from None
+        except Exception as exc:  # e.g. "The current node timed out during startup"
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise BatchError(
+                f"--ray {address}: Ray did not start ({msg}); run the same command again"
             ) from None
         started = True
     try:
