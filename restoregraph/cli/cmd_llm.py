@@ -21,7 +21,22 @@ def _rows(data: Path | None, fixture: int, seed: int) -> tuple[list[dict[str, An
     from restoregraph.tools import builtin_registry
 
     if data is not None:
-        return read_rows(data), str(data)
+        from restoregraph.errors import PlanError
+        from restoregraph.llm.textdata import split_row
+        from restoregraph.planners.base import parse_plan
+
+        # Rows whose answer names a tool this toolbox no longer has would teach dead ids.
+        toolbox = builtin_registry()
+        rows, dropped = [], 0
+        for row in read_rows(data):
+            try:
+                parse_plan(split_row(row)[1], toolbox)
+            except PlanError:
+                dropped += 1
+            else:
+                rows.append(row)
+        note = f" ({dropped} rows naming tools not in today's toolbox dropped)" if dropped else ""
+        return rows, f"{data}{note}"
     rows = fixed_planner_rows(fixture, builtin_registry(), seed=seed)
     return rows, f"{fixture} rows from the fixed planner (fixed_planner_rows, seed {seed})"
 
