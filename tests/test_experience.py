@@ -125,7 +125,7 @@ def test_explore_uses_experience_for_models_order_and_objective(tmp_path: Path) 
             },
         }
     }
-    reg = default_registry()
+    reg = default_registry().subset(["denoise.bilateral", "denoise.tv", "dejpeg.deblock"])
     img = np.full((48, 48, 3), 0.5, np.float32)
     flat = ExplorePlanner(
         experience=Experience(data), max_trials=1, quality_fn=lambda im: 0.0, load_fn=lambda im: 0.0
