@@ -224,6 +224,12 @@ def plan_batch(
     out_dir = Path(output_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir}: exists and is not a folder (a batch writes into a folder)")
+    from restoregraph.imageio import SAVE_FORMATS
+
+    if not out_dir.exists() and out_dir.suffix.lower() in SAVE_FORMATS:
+        raise InputError(
+            f"{src_dir} is a folder, so -o must name a folder, not an image file ({out_dir.name})"
+        )
     if ctx.reference:
         raise InputError("--reference needs one image; it cannot be used with a folder")
     home_path = (Path(home) if home else home_dir()).resolve()

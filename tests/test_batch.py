@@ -355,6 +355,8 @@ def test_refuses_to_overwrite_inputs_and_foreign_outputs(tmp_path: Path) -> None
         plan_batch(src, out, ctx, home=home)
     with pytest.raises(InputError, match="invalid batch id"):
         plan_batch(src, tmp_path / "o2", ctx, home=home, batch_id="../x")
+    with pytest.raises(InputError, match="must name a folder"):
+        plan_batch(src, tmp_path / "restored.png", ctx, home=home)
     with pytest.raises(InputError, match="no such folder"):
         plan_batch(tmp_path / "missing", tmp_path / "o3", ctx, home=home)
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
