@@ -85,7 +85,13 @@ def search_section(data: str | Path) -> str:
             f"Search toolbox: {toolbox}. Crop {manifest['crop']} px, objective "
             f"{manifest['objective']}.",
             "",
-            f"**{len(rows)} samples, {pipes} pipelines scored, {calls} tool calls, "
+            (
+                f"The build was stopped after {len(rows)} of the {manifest['n_images']} samples "
+                "asked for (time); running the same command again resumes it.\n\n"
+                if len(rows) < int(manifest.get("n_images", 0))
+                else ""
+            )
+            + f"**{len(rows)} samples, {pipes} pipelines scored, {calls} tool calls, "
             f"{secs / 60:.1f} worker-minutes: {pipes / secs:.2f} pipelines/s, "
             f"{calls / secs:.2f} tool calls/s per worker** (each tool call also measures the "
             "node against the clean crop and, below the leaves, computes the planner's node "
