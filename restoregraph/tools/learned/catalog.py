@@ -160,7 +160,7 @@ VARIANTS: tuple[Variant, ...] = (
         "small NAFNet (width 16) trained on JPEG quality 30-80",
         _jpeg(30, 80),
         severity=(1,),
-        steps=500,
+        steps=2500,
         cost=1.5,
     ),
     Variant(
@@ -171,7 +171,7 @@ VARIANTS: tuple[Variant, ...] = (
         "small NAFNet (width 16) trained on JPEG quality 10-29",
         _jpeg(10, 29),
         severity=(2, 3),
-        steps=500,
+        steps=2500,
         cost=1.5,
     ),
     Variant(
@@ -181,7 +181,7 @@ VARIANTS: tuple[Variant, ...] = (
         "nafnet",
         "small NAFNet (width 16) trained on linear motion blur, length 10-25 px",
         _levels("motion_blur"),
-        steps=400,
+        steps=2500,
         cost=1.5,
     ),
     Variant(
@@ -191,7 +191,7 @@ VARIANTS: tuple[Variant, ...] = (
         "nafnet",
         "small NAFNet (width 16) trained on defocus (disc) and Gaussian blur",
         _levels("defocus", "blur"),
-        steps=400,
+        steps=2500,
         cost=1.5,
     ),
     Variant(
@@ -201,7 +201,7 @@ VARIANTS: tuple[Variant, ...] = (
         "nafnet",
         "small NAFNet (width 16) trained on synthetic rain streaks",
         _levels("rain"),
-        steps=400,
+        steps=2500,
         cost=1.5,
     ),
     Variant(
@@ -211,7 +211,7 @@ VARIANTS: tuple[Variant, ...] = (
         "nafnet",
         "small NAFNet (width 16) trained on synthetic haze (scattering model)",
         _levels("haze"),
-        steps=400,
+        steps=2500,
         cost=1.5,
     ),
     Variant(
@@ -221,7 +221,7 @@ VARIANTS: tuple[Variant, ...] = (
         "nafnet",
         "small NAFNet (width 16) trained on synthetic low light (gamma, gain, noise)",
         _levels("low_light"),
-        steps=400,
+        steps=2500,
         cost=1.5,
     ),
     Variant(
@@ -231,7 +231,7 @@ VARIANTS: tuple[Variant, ...] = (
         "nafnet",
         "small NAFNet (width 16) trained on synthetic snow flakes and streaks",
         _levels("snow"),
-        steps=400,
+        steps=2500,
         cost=1.5,
     ),
     Variant(
@@ -256,7 +256,7 @@ VARIANTS: tuple[Variant, ...] = (
         "all-in-one small NAFNet (width 16) trained on mixtures of 1-2 degradations "
         "(haze, rain, snow, low light, defocus, motion blur, noise, JPEG)",
         _hybrid,
-        steps=400,
+        steps=2500,
         cost=1.5,
     ),
 )
