@@ -31,7 +31,7 @@ CASES: dict[str, tuple[str, str | list[dict[str, object]]]] = {
     "denoise.nafnet.high": ("astronaut", [{"type": "noise", "sigma": 45}]),
     "dejpeg.nafnet.mild": ("chelsea", [{"type": "jpeg", "quality": 40}]),
     "dejpeg.nafnet.severe": ("astronaut", [{"type": "jpeg", "quality": 15}]),
-    "deblur.nafnet.motion": ("chelsea", "motion_blur:1"),
+    "deblur.nafnet.motion": ("chelsea", "motion_blur:2"),  # meant for levels 2-3
     "deblur.nafnet.defocus": ("astronaut", "defocus:1"),
     "derain.nafnet": ("chelsea", "rain:2"),
     "dehaze.nafnet": ("astronaut", "haze:2"),
