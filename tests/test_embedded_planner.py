@@ -243,3 +243,9 @@ def test_training_and_evaluation_smoke(tmp_path: Path) -> None:
     result = json.loads(summary.read_text())
     assert result["n"] == 4 and 0.0 <= result["overall"]["fixed"] <= 100.0
     assert 0.0 <= result["overall"]["embedded"] <= 100.0
+
+
+def test_embedded_is_the_default_planner() -> None:
+    from restoregraph.cli.options import PLANNER_DEFAULT
+
+    assert RunContext().planner == PLANNER_DEFAULT == "embedded"

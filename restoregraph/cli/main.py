@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from restoregraph.cli.options import OBJECTIVE
+from restoregraph.cli.options import OBJECTIVE, PLANNER
 from restoregraph.errors import InputError
 
 console = Console(stderr=True)
@@ -273,12 +273,7 @@ def _summary(result: Any) -> None:
 @app.command()
 @click.argument("image", type=click.Path(path_type=Path))
 @OUTPUT
-@click.option(
-    "--planner",
-    default="fixed",
-    show_default=True,
-    help="fixed | random | explore | oracle | openai ...",
-)
+@PLANNER
 @click.option(
     "--mode",
     type=click.Choice(["plan", "stepwise"]),

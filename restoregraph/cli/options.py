@@ -15,3 +15,14 @@ OBJECTIVE = click.option(
     show_default=True,
     help="What the plan optimises.",
 )
+
+# RunContext.planner's default (a test keeps the two in step; importing restoregraph.graph here
+# would slow every command's start).
+PLANNER_DEFAULT = "embedded"
+
+PLANNER = click.option(
+    "--planner",
+    default=PLANNER_DEFAULT,
+    show_default=True,
+    help="embedded | fixed | random | explore | oracle | openai ... (docs/planners.md).",
+)

@@ -21,7 +21,9 @@ def home_dir() -> Path:
 class RunContext:
     """Settings of one run. Everything has a default; the CLI fills them from its options."""
 
-    planner: str = "fixed"
+    # the embedded plan scorer (restoregraph/planners/embedded.py); it plans with the fixed
+    # rules when its weights are missing. restoregraph.cli.options.PLANNER_DEFAULT matches it.
+    planner: str = "embedded"
     objective: Literal["balanced", "psnr", "ssim", "perceptual"] = "balanced"
     mode: Literal["plan", "stepwise"] = "plan"
     max_steps: int = 8  # tool executions, attempts included
