@@ -235,7 +235,8 @@ def planner_section(
             + ".",
             "",
             "Decision latency (`EmbeddedPlanner.plan`, a noise+JPEG image, whole 2-step plan: "
-            "perception-CNN features of the centre 160 px crop + one network pass per step):",
+            "perception-CNN features of the centre 160 px crop, one scorer pass, every allowed "
+            "completion scored):",
             "",
             md_table(["image", "median ms", "p90 ms", "min ms"], lat, "lrrr"),
         ]
