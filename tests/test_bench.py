@@ -14,6 +14,7 @@ from restoregraph.errors import InputError
 from restoregraph.imageio import save_image
 from restoregraph.perception.base import PerceptionResult
 from restoregraph.tasks import PERCEPTION_TYPES
+from restoregraph.tools import builtin_registry
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -89,7 +90,8 @@ def test_bench_tools_tiny(
     rows = [line for line in text.splitlines() if line.startswith("| noise | Tiny | 2 | 1 |")]
     assert len(rows) == 1
     cells = [c.strip() for c in rows[0].strip("|").split("|")]
-    assert len(cells) == 5 + 4 + 1  # degradation, set, level, n, input, 4 tools, best
+    n_tools = len(builtin_registry().for_task("denoise"))  # classical + learned denoisers
+    assert len(cells) == 5 + n_tools + 1  # degradation, set, level, n, input, tools, best
     assert "**" in rows[0]  # the best tool is marked
     assert "s per 32² image" in text
     assert "Mean change against the degraded input" in text
@@ -147,7 +149,9 @@ def test_bench_agent_tiny(tiny_data: Path, home: Path) -> None:
     result = run_agent_bench(cfg)
     fixed = [r for r in result.records if r["candidate"] == "fixed"]
     assert len(fixed) == 1 and fixed[0]["steps"] >= 1
-    assert result.oracle[0]["pipelines"] == result.oracle[0]["total"] == 8  # 2 orders x 4 denoisers
+    reg = builtin_registry()
+    expected = 2 * len(reg.for_task("denoise")) * len(reg.for_task("dejpeg"))  # orders x models
+    assert result.oracle[0]["pipelines"] == result.oracle[0]["total"] == expected
     text = agent_markdown(result)
     assert "| noise+jpeg | input |" in text and "| noise+jpeg | fixed |" in text
     assert "| noise+jpeg | *oracle best* |" in text
