@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from restoregraph.cli.options import OBJECTIVE
+from restoregraph.cli.options import OBJECTIVE, PLANNER
 
 
 def register(app: click.Group) -> None:
@@ -27,7 +27,7 @@ def register(app: click.Group) -> None:
     help="Also write the final result here when the conversation ends.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
-@click.option("--planner", default="fixed", show_default=True, help="Planner of the full agent.")
+@PLANNER
 @OBJECTIVE
 @click.option(
     "--max-steps",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from restoregraph.cli.options import OBJECTIVE
+from restoregraph.cli.options import OBJECTIVE, PLANNER
 
 
 def register(app: click.Group) -> None:
@@ -29,7 +29,7 @@ def register(app: click.Group) -> None:
     show_default=True,
     help="Refuse uploads larger than this.",
 )
-@click.option("--planner", default="fixed", show_default=True, help="Planner for every run.")
+@PLANNER
 @OBJECTIVE
 @click.option(
     "--max-steps", type=click.IntRange(1, 100), default=8, show_default=True, help="Step budget."
