@@ -13,7 +13,8 @@ from pathlib import Path
 import click
 
 
-def _data_group(app: click.Group) -> click.Group:
+def data_group(app: click.Group) -> click.Group:
+    """The app's ``data`` group, created by whichever command module registers first."""
     group = app.commands.get("data")
     if isinstance(group, click.Group):
         return group
@@ -122,4 +123,4 @@ def build_cmd(
 
 
 def register(app: click.Group) -> None:
-    _data_group(app).add_command(build_cmd)
+    data_group(app).add_command(build_cmd)

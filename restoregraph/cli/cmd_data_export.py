@@ -13,19 +13,7 @@ from pathlib import Path
 
 import click
 
-
-def data_group(app: click.Group) -> click.Group:
-    """The app's ``data`` group (created when no other module defined it)."""
-    group = app.commands.get("data")
-    if isinstance(group, click.Group):
-        return group
-
-    @click.group("data")
-    def data() -> None:
-        """Pipeline-search data: build it, export instruction data, distil experience."""
-
-    app.add_command(data)
-    return data
+from restoregraph.cli.cmd_data import data_group
 
 
 def _command_line() -> str:
@@ -99,6 +87,6 @@ def experience_cmd(data: Path, out: Path, json_path: Path | None, overwrite: boo
 
 
 def register(app: click.Group) -> None:
-    group = data_group(app)
+    group = data_group(app)  # one definition, in cmd_data
     group.add_command(export_cmd)
     group.add_command(experience_cmd)
