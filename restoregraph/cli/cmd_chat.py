@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from restoregraph.cli.options import OBJECTIVE, PLANNER
+from restoregraph.cli.options import HOME, OBJECTIVE, OVERWRITE, PLANNER
 
 
 def register(app: click.Group) -> None:
@@ -26,7 +26,7 @@ def register(app: click.Group) -> None:
     default=None,
     help="Also write the final result here when the conversation ends.",
 )
-@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@OVERWRITE
 @PLANNER
 @OBJECTIVE
 @click.option(
@@ -43,12 +43,7 @@ def register(app: click.Group) -> None:
     "the offline router takes over on any failure.",
 )
 @click.option("--llm-model", default=None, help="Model name at --llm-url.")
-@click.option(
-    "--home",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Runs directory (default $RESTOREGRAPH_HOME or ~/.restoregraph).",
-)
+@HOME
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per reply on stdout.")
 def chat_cmd(
     image: Path,

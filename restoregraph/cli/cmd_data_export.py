@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from restoregraph.cli.cmd_data import data_group
+from restoregraph.cli.options import OVERWRITE
 
 
 def _command_line() -> str:
@@ -43,7 +44,7 @@ def _command_line() -> str:
     is_flag=True,
     help="No image: the degradation types and levels are written into the prompt.",
 )
-@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@OVERWRITE
 def export_cmd(data: Path, out: Path, fmt: str, text_only: bool, overwrite: bool) -> None:
     """Instruction data (five scenarios: fresh, partial, rollback, avoid, stop) from DATA."""
     from restoregraph.search.export import export

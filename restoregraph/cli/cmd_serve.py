@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from restoregraph.cli.options import OBJECTIVE, PLANNER
+from restoregraph.cli.options import HOME, OBJECTIVE, PLANNER
 
 
 def register(app: click.Group) -> None:
@@ -16,12 +16,7 @@ def register(app: click.Group) -> None:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True)
-@click.option(
-    "--home",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Runs directory (default $RESTOREGRAPH_HOME or ~/.restoregraph).",
-)
+@HOME
 @click.option(
     "--max-upload-mb",
     type=click.FloatRange(min=0.001),

@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from restoregraph.cli.options import OBJECTIVE, PLANNER
+from restoregraph.cli.options import HOME, OBJECTIVE, OVERWRITE, PLANNER
 from restoregraph.errors import InputError
 
 console = Console(stderr=True)
@@ -51,15 +51,8 @@ OUTPUT = click.option(
     type=click.Path(path_type=Path),
     help="Where to write the result.",
 )
-OVERWRITE = click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 MAX_PIXELS = click.option(
     "--max-pixels", type=int, default=None, help="Refuse larger images (default 50 MP)."
-)
-HOME = click.option(
-    "--home",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Runs directory (default $RESTOREGRAPH_HOME or ~/.restoregraph).",
 )
 AS_JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 

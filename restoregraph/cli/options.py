@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 # The names of metrics.OBJECTIVES (a test keeps the two in step; importing metrics here would
@@ -25,4 +27,13 @@ PLANNER = click.option(
     default=PLANNER_DEFAULT,
     show_default=True,
     help="embedded | fixed | random | explore | oracle | openai ... (docs/planners.md).",
+)
+
+OVERWRITE = click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+
+HOME = click.option(
+    "--home",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Runs directory (default $RESTOREGRAPH_HOME or ~/.restoregraph).",
 )
