@@ -176,8 +176,7 @@ def _train(
     peft_model.eval()
     out.mkdir(parents=True, exist_ok=True)
     peft_model.save_pretrained(str(out), safe_serialization=True)
-    window = max(1, min(20, steps // 5))
-    summary = {
+    fields = {
         "steps": steps,
         "seed": seed,
         "lr": lr,
@@ -186,10 +185,28 @@ def _train(
         "threads": threads,
         "rows": len(rows),
         "seconds": round(seconds, 1),
+    }
+    return write_training_summary(out, fields, losses, params, max_window=20, extra=meta)
+
+
+def write_training_summary(
+    out: Path,
+    fields: dict[str, Any],
+    losses: Sequence[float],
+    params: Sequence[Any],
+    *,
+    max_window: int,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``out/training.json``: the run's settings, the mean loss of the first and last steps
+    (a window of ``min(max_window, steps // 5)``, at least 1) and the trainable parameters."""
+    window = max(1, min(max_window, len(losses) // 5))
+    summary = {
+        **fields,
         "loss_first": round(sum(losses[:window]) / window, 4),
         "loss_last": round(sum(losses[-window:]) / window, 4),
         "trainable_params": sum(p.numel() for p in params),
-        **(meta or {}),
+        **(extra or {}),
     }
     (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary

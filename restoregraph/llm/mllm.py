@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from restoregraph.errors import InputError
+from restoregraph.llm.lora_text import write_training_summary
 
 Row = dict[str, Any]
 
@@ -374,8 +375,7 @@ def _train(
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out), safe_serialization=True)
     processor.save_pretrained(str(out))
-    window = max(1, min(10, steps // 5))
-    summary = {
+    fields = {
         "model": str(model_id),
         "rows": len(rows),
         "steps": steps,
@@ -384,12 +384,8 @@ def _train(
         "lr": lr,
         "target_modules": list(target_modules),
         "seconds": round(seconds, 2),
-        "loss_first": round(sum(losses[:window]) / window, 4),
-        "loss_last": round(sum(losses[-window:]) / window, 4),
-        "trainable_params": sum(p.numel() for p in params),
     }
-    (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return summary
+    return write_training_summary(out, fields, losses, params, max_window=10)
 
 
 def load_with_adapter(
