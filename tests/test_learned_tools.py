@@ -19,7 +19,7 @@ from restoregraph.tools.learned.catalog import VARIANT_BY_ID, VARIANTS, find_var
 from restoregraph.tools.learned.model import LearnedModel
 from restoregraph.tools.loading import load_model
 from restoregraph.tools.tiling import tiled_apply
-from restoregraph.tools.train import sha256_of
+from restoregraph.weightfiles import sha256_of
 
 ENTRIES = learned_entries()
 ENTRY_IDS = [e["id"] for e in ENTRIES]

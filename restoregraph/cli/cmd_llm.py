@@ -222,8 +222,8 @@ def _ship(out: Path, summary: dict[str, Any]) -> None:
     import hashlib
 
     from restoregraph.llm.lora_text import pack_adapter
-    from restoregraph.perception.train import update_manifest
     from restoregraph.planners.smollm import SHIPPED_ADAPTER
+    from restoregraph.weightfiles import update_manifest
 
     pt, cfg = pack_adapter(out, SHIPPED_ADAPTER)
     blob = pt.read_bytes()

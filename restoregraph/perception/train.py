@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -40,6 +39,7 @@ from restoregraph.perception.synth import (
     sample_mixture,
     scale_of,
 )
+from restoregraph.weightfiles import atomic_torch_save
 
 TRAIN_SUBSETS = ("CBSD432", "ImageNetSample")
 
@@ -110,13 +110,6 @@ def lr_at(step: int, total: int, base: float, warmup: int) -> float:
         return base * (step + 1) / warmup
     t = (step - warmup) / max(1, total - warmup)
     return base * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t))))
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def train(
@@ -194,7 +187,7 @@ def train(
     )
 
     def save_checkpoint(step: int, elapsed: float) -> None:
-        _atomic_save(
+        atomic_torch_save(
             {
                 "model": net.state_dict(),
                 "optimizer": opt.state_dict(),
@@ -254,7 +247,7 @@ def train(
     elapsed = elapsed_before + time.perf_counter() - t0
     save_checkpoint(step, elapsed)
     net.eval()
-    _atomic_save({k: v.detach().clone() for k, v in net.state_dict().items()}, out)
+    atomic_torch_save({k: v.detach().clone() for k, v in net.state_dict().items()}, out)
     summary = {
         "out": str(out),
         "checkpoint": str(ckpt_path),
@@ -266,24 +259,6 @@ def train(
     }
     print(f"done: {step} steps in {elapsed / 60:.1f} min, loss {ema_loss}, wrote {out}", flush=True)
     return summary
-
-
-def update_manifest(manifest: str | Path, entry: dict[str, Any]) -> None:
-    """Insert or replace (by ``id``) one entry of the weights manifest (a JSON list)."""
-    import json
-
-    path = Path(manifest)
-    entries: list[dict[str, Any]] = []
-    if path.is_file():
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, list):
-            raise ValueError(f"{path}: the manifest must be a JSON list")
-        entries = [e for e in data if e.get("id") != entry["id"]]
-    entries.append(entry)
-    entries.sort(key=lambda e: str(e.get("id")))
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

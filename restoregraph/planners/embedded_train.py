@@ -328,8 +328,8 @@ def update_manifest(manifest: Path, weights: Path, meta: dict[str, Any]) -> dict
     """Set this planner's entry of the shared weights MANIFEST.json (a JSON list of entries),
     re-read right before writing; other entries are left as they are."""
     import hashlib
-    import os
-    import tempfile
+
+    from restoregraph.weightfiles import update_manifest as update_manifest_entry
 
     blob = weights.read_bytes()
     entry = {
@@ -355,13 +355,7 @@ def update_manifest(manifest: Path, weights: Path, meta: dict[str, Any]) -> dict
         "train_time": f"{meta.get('train_seconds')} s wall on a shared 2-core CPU, torch 1 thread",
         "evaluation": "docs/BENCHMARKS.md (section embedded-planner)",
     }
-    entries = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else []
-    entries = [e for e in entries if e.get("id") != MANIFEST_ID] + [entry]
-    fd, tmp = tempfile.mkstemp(prefix=".MANIFEST.", suffix=".part", dir=manifest.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(entries, indent=2) + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, manifest)
+    update_manifest_entry(manifest, entry)
     return entry
 
 

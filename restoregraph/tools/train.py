@@ -22,7 +22,6 @@ time) is written into ``MANIFEST.json`` next to the weights.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -37,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from restoregraph.tools.learned.catalog import Variant, find_variant
+from restoregraph.weightfiles import atomic_torch_save, sha256_of, update_manifest
 
 TRAIN_SUBSETS = ("CBSD432", "ImageNetSample")
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -131,41 +131,6 @@ def lr_at(step: int, total: int, base: float, warmup: int = 50) -> float:
         return base * (step + 1) / warmup
     t = (step - warmup) / max(1, total - warmup)
     return base * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t))))
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def update_manifest(manifest: Path, entry: dict[str, Any]) -> None:
-    """Replace (or append) the entry with ``entry['id']`` in a JSON-list manifest, atomically
-    (under an exclusive lock, so runs finishing together do not lose each other's entry)."""
-    import fcntl
-
-    manifest.parent.mkdir(parents=True, exist_ok=True)
-    with open(manifest.with_name(f".{manifest.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        entries: list[dict[str, Any]] = []
-        if manifest.is_file():
-            entries = json.loads(manifest.read_text())
-        entries = [e for e in entries if e.get("id") != entry["id"]]
-        entries.append(entry)
-        tmp = manifest.with_name(f".{manifest.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(entries, indent=2) + "\n")
-        os.replace(tmp, manifest)
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def train(
@@ -275,7 +240,7 @@ def train(
     )
 
     def save_checkpoint(step: int, elapsed: float) -> None:
-        _atomic_torch_save(
+        atomic_torch_save(
             {
                 "model": net.state_dict(),
                 "optimizer": opt.state_dict(),

@@ -109,7 +109,7 @@ def add_user_tool(
     if task not in TASKS:
         raise InputError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     from restoregraph.tools.loading import load_model
-    from restoregraph.tools.train import sha256_of
+    from restoregraph.weightfiles import sha256_of
 
     src = Path(weights)
     model = load_model(src)

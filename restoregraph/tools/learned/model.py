@@ -42,7 +42,7 @@ class LearnedModel:
         with self._lock:
             if self._model is None:
                 if self.sha256 is not None:
-                    from restoregraph.tools.train import sha256_of
+                    from restoregraph.weightfiles import sha256_of
 
                     if not self.path.is_file():
                         raise ToolError(f"weights file not found: {self.path}")
