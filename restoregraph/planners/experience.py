@@ -469,7 +469,7 @@ def distil_to_files(
     command: str = "",
 ) -> dict[str, Any]:
     """Distil ``data`` and write the document ``doc`` and the JSON ``json_path``."""
-    from restoregraph.search.export import _atomic_write
+    from restoregraph.search.build import atomic_write
 
     doc, json_path = Path(doc), Path(json_path)
     for p in (doc, json_path):
@@ -479,8 +479,8 @@ def distil_to_files(
     exp["command"] = command
     for p in (doc, json_path):
         p.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(json_path, json.dumps(exp, indent=1, sort_keys=False) + "\n")
-    _atomic_write(doc, markdown(exp, command))
+    atomic_write(json_path, json.dumps(exp, indent=1, sort_keys=False) + "\n")
+    atomic_write(doc, markdown(exp, command))
     _CACHE.pop(str(json_path.resolve()), None)
     return exp
 

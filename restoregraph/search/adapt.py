@@ -241,7 +241,7 @@ def extend_data(
         MANIFEST,
         SAMPLES,
         BuildConfig,
-        _atomic_write,
+        atomic_write,
         build_sample,
         list_sources,
         metric_names,
@@ -331,9 +331,9 @@ def extend_data(
             with_task += task in res.record["tasks"]
         manifest["n_images"] = index
     for rel, blob in files.items():
-        _atomic_write(data / rel, blob)
+        atomic_write(data / rel, blob)
     text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in out_records)
-    _atomic_write(data / SAMPLES, text.encode())
+    atomic_write(data / SAMPLES, text.encode())
     s.data_seconds = time.perf_counter() - t0
     manifest["toolbox"] = toolbox
     manifest.setdefault("adapted", []).append(
@@ -348,7 +348,7 @@ def extend_data(
             "seconds": round(s.data_seconds, 1),
         }
     )
-    _atomic_write(data / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
+    atomic_write(data / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
     return s
 
 

@@ -306,7 +306,10 @@ def build_sample(cfg: BuildConfig, sources: Sequence[str], index: int) -> Sample
 
 
 # -- the data directory -----------------------------------------------------------------------
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write ``data`` (text as UTF-8) to a temporary file beside ``path``, then rename."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
@@ -387,14 +390,14 @@ def prepare(cfg: BuildConfig) -> tuple[Path, list[str]]:
     elif out.is_dir() and any(out.iterdir()):
         raise OutputError(f"{out}: not empty and not search data; choose a new directory")
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(mpath, (json.dumps(manifest, indent=1) + "\n").encode())
+    atomic_write(mpath, (json.dumps(manifest, indent=1) + "\n").encode())
     return out, read_done(out)
 
 
 def commit(out: Path, result: SampleResult) -> None:
     """Write a finished sample: its files first, then its line (flushed and synced)."""
     for rel, data in result.files.items():
-        _atomic_write(out / rel, data)
+        atomic_write(out / rel, data)
     line = json.dumps(result.record, separators=(",", ":"), sort_keys=False) + "\n"
     with (out / SAMPLES).open("a", encoding="utf-8") as fh:
         fh.write(line)

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from restoregraph.errors import InputError, OutputError
+from restoregraph.search.build import atomic_write
 
 SCENARIOS: tuple[str, ...] = ("fresh", "partial", "rollback", "avoid", "stop")
 FORMATS: tuple[str, ...] = ("trl", "llava")
@@ -307,18 +306,6 @@ class ExportResult:
     skipped: dict[str, int]
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def export(
     data: Path,
     out: Path,
@@ -360,13 +347,13 @@ def export(
         lines = [
             json.dumps(trl_row(r, render_prompt(r, toolbox, text_only), text_only)) for r in rows
         ]
-        _atomic_write(target, "\n".join(lines) + "\n")
+        atomic_write(target, "\n".join(lines) + "\n")
     else:
         items_out = [
             llava_row(r, render_prompt(r, toolbox, text_only), text_only, i)
             for i, r in enumerate(rows)
         ]
-        _atomic_write(target, json.dumps(items_out, indent=1) + "\n")
+        atomic_write(target, json.dumps(items_out, indent=1) + "\n")
     per = Counter(r.scenario for r in rows)
     per_scenario = {s: per.get(s, 0) for s in SCENARIOS}
     summary = {
@@ -380,7 +367,7 @@ def export(
         "data": str(data.resolve()),
         "command": command,
     }
-    _atomic_write(out / "export.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write(out / "export.json", json.dumps(summary, indent=2) + "\n")
     return ExportResult(target, len(rows), per_scenario, len(samples), dict(skipped))
 
 
