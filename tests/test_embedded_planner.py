@@ -228,6 +228,8 @@ def test_training_and_evaluation_smoke(tmp_path: Path) -> None:
             "20",
             "--ensemble",
             "2",
+            "--objectives",
+            "balanced,psnr",
             "--heldout-percent",
             "0",
             "--eval-split",
@@ -240,9 +242,62 @@ def test_training_and_evaluation_smoke(tmp_path: Path) -> None:
     model = load_model(weights)
     assert len(model.nets) == 2 and model.meta["ensemble"] == 2
     assert model.vocab == [i for v in toolbox.values() for i in v]
+    # values per objective (balanced first, the default) over image + perception inputs
+    assert model.objectives == ["balanced", "psnr"] and model.perception_input
+    x = model.inputs(np.zeros(len(model.feat_mean) - 27, np.float32), {"noise": 2})
+    assert x.shape == model.feat_mean.shape
+    u_bal, _ = model.tables(x, "balanced")
+    u_psnr, _ = model.tables(x, "psnr")
+    assert not np.allclose(u_bal, u_psnr)  # trained on other targets
+    assert np.allclose(model.tables(x, "no-such")[0], u_bal)  # unknown: the default
     result = json.loads(summary.read_text())
     assert result["n"] == 4 and 0.0 <= result["overall"]["fixed"] <= 100.0
     assert 0.0 <= result["overall"]["embedded"] <= 100.0
+    assert set(result["objectives"]) == {"balanced", "psnr"}
+    # a second data directory built with the same toolbox trains together with the first
+    more = tmp_path / "search_bench"
+    run_build(
+        BuildConfig(str(src), str(more), 2, toolbox, seed=2, crop=64, mixtures="bench"),
+        show_progress=False,
+    )
+    both = tmp_path / "both.pt"
+    args = ["--data", str(data), "--data", str(more), "--out", str(both), "--steps", "5"]
+    assert embedded_train.main([*args, "--heldout-percent", "0", "--eval-split", "all"]) == 0
+    assert load_model(both).meta["train_samples"] == 6
+    other = tmp_path / "other"
+    run_build(
+        BuildConfig(str(src), str(other), 1, {"denoise": ["denoise.bilateral"]}, seed=2, crop=64),
+        show_progress=False,
+    )
+    from restoregraph.errors import InputError
+
+    with pytest.raises(InputError, match="toolbox"):
+        embedded_train.main(["--data", str(data), "--data", str(other), "--out", str(both)])
+
+
+def test_perception_features_encode_levels_of_known_types() -> None:
+    from restoregraph.search.features import perception_features
+    from restoregraph.tasks import PERCEPTION_TYPES
+
+    v = perception_features({"noise": 3, "jpeg": 1, "sparkles": 2, "rain": 0, "haze": "x"})
+    assert v.shape == (3 * len(PERCEPTION_TYPES),) and v.sum() == 2
+    table = v.reshape(len(PERCEPTION_TYPES), 3)
+    assert table[PERCEPTION_TYPES.index("noise"), 2] == 1
+    assert table[PERCEPTION_TYPES.index("jpeg"), 0] == 1
+
+
+def test_planner_follows_the_requested_objective(degraded128: np.ndarray) -> None:
+    """The committed planner has values per objective; the request's objective picks them, and
+    an objective it was not trained for plans for its default one, saying so."""
+    planner = EmbeddedPlanner()
+    model = planner.model
+    assert model is not None and {"balanced", "psnr", "perceptual"} <= set(model.objectives)
+    plan = planner.plan(_request(degraded128, objective="psnr"))
+    assert sorted(s["task"] for s in plan.steps) == ["dejpeg", "denoise"]
+    assert "no values for objective" not in plan.note
+    ssim = planner.plan(_request(degraded128, objective="ssim"))
+    assert f"planned for {model.objective!r}" in ssim.note
+    assert ssim.steps == planner.plan(_request(degraded128)).steps
 
 
 def test_embedded_is_the_default_planner() -> None:

@@ -95,6 +95,13 @@ def test_plan_grammar_prefixes():
     assert not g.is_prefix("2. denoise oidn.")  # numbering starts at 1
     assert not g.is_prefix("1. denoise rm -rf")
     assert not g.is_prefix("1. dejpeg deblock. 2. denoise oidn. 3. sr bicubic.x2. 4. ")
+    # required tasks: a plan is whole only once it runs them all, and Stop is no plan
+    r = PlanGrammar(builtin_registry(), max_steps=3, required={"denoise", "sr"})
+    assert not r.is_prefix("St") and not r.is_complete("Stop.")
+    assert not r.is_complete("1. denoise oidn.") and r.is_prefix("1. denoise oidn. 2. sr")
+    assert r.is_complete("1. sr bicubic.x4. 2. denoise oidn.")
+    assert r.is_complete("1. sr bicubic.x4. 2. dejpeg deblock. 3. denoise oidn.")
+    assert "!" not in r.alphabet and set("0123456789. ") <= r.alphabet
 
 
 def test_read_vision_rows_errors(tmp_path):

@@ -168,6 +168,25 @@ def test_mixtures_use_only_served_tasks() -> None:
     assert "rain+noise+jpeg" in kinds and "noise+jpeg" in kinds
 
 
+def test_bench_mixture_set_draws_only_benchmark_kinds() -> None:
+    from restoregraph.search.mixtures import benchmark_kinds
+    from restoregraph.tasks import TASK_FOR_DEGRADATION
+
+    everything = {t: [] for t in set(TASK_FOR_DEGRADATION.values())}
+    wanted = {mixture_kind([(t, 1) for t in m]) for m in benchmark_kinds()}
+    assert len(benchmark_kinds()) == 21  # 7 + 16; noise+jpeg and low_light+noise are in both
+    drawn = set()
+    for i in range(400):
+        mix = sample_mixture(np.random.default_rng(i), everything, "bench")
+        assert all(1 <= lvl <= 3 for _, lvl in mix)
+        drawn.add(mixture_kind(mix))
+    assert drawn == wanted
+    with pytest.raises(ValueError, match="mixture set"):
+        sample_mixture(np.random.default_rng(0), everything, "nope")
+    with pytest.raises(ValueError, match="none of the benchmark"):
+        sample_mixture(np.random.default_rng(0), {"desnow": []}, "bench")
+
+
 # -- the build --------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -322,6 +341,10 @@ def test_other_settings_refuse_to_resume(sources: Path, full_build: Path) -> Non
     cfg.crop = CROP + 8
     with pytest.raises(OutputError, match="other settings"):
         run_build(cfg, show_progress=False)
+    cfg = _cfg(sources, full_build, 3)
+    cfg.mixtures = "bench"
+    with pytest.raises(OutputError, match="mixtures"):
+        run_build(cfg, show_progress=False)
 
 
 def test_heldout_split_is_by_source() -> None:
@@ -358,4 +381,8 @@ def test_search_report_section(full_build: Path, tmp_path: Path) -> None:
     assert report.main(["--data", str(full_build), "--doc", str(doc)]) == 0
     text = doc.read_text()
     assert "<!-- bench:search:start -->" in text and "pipelines/s" in text
-    assert "3 samples" in text
+    assert "3 samples" in text and "(mixtures: default)" in text
+    # several directories: one heading, one block each
+    assert report.main(["--data", str(full_build), "--data", str(full_build), "--doc", str(doc)]) == 0
+    text = doc.read_text()
+    assert text.count("## Pipeline search data") == 1 and text.count("3 samples") == 2

@@ -35,6 +35,7 @@ from restoregraph.bench.common import centre_crop, image_seed, progress, quantiz
 from restoregraph.bench.perception import fingerprint
 from restoregraph.bench.report import fmt, fmt_seconds, md_table
 from restoregraph.errors import InputError
+from restoregraph.search.mixtures import AGENTICIR_GROUPS
 
 MIXTURES: tuple[str, ...] = (
     "noise+jpeg",
@@ -45,29 +46,6 @@ MIXTURES: tuple[str, ...] = (
     "haze+rain+noise+jpeg",
     "motion_blur+rain+noise+jpeg",
 )
-# AgenticIR's test groups (Zhu et al. 2024; the combinations and groups as in the AgenticIR
-# code's dataset/degradations.txt and eval/compare_methods.py), in its order of application,
-# with its names mapped onto ours: dark -> low_light, defocus blur -> defocus,
-# jpeg compression artifact -> jpeg, low resolution -> low_resolution.
-AGENTICIR_GROUPS: dict[str, tuple[str, ...]] = {
-    "A": (
-        "rain+haze",
-        "motion_blur+low_resolution",
-        "low_light+noise",
-        "defocus+jpeg",
-        "noise+jpeg",
-        "rain+low_resolution",
-        "motion_blur+low_light",
-        "defocus+haze",
-    ),
-    "B": ("motion_blur+jpeg", "haze+noise", "defocus+low_resolution", "rain+low_light"),
-    "C": (
-        "haze+motion_blur+low_resolution",
-        "rain+noise+low_resolution",
-        "low_light+defocus+jpeg",
-        "motion_blur+defocus+noise",
-    ),
-}
 SUITES: dict[str, tuple[str, ...]] = {
     "restoreagent": MIXTURES,
     "agenticir": tuple(m for g in AGENTICIR_GROUPS.values() for m in g),

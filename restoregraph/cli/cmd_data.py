@@ -61,6 +61,14 @@ def data_group(app: click.Group) -> click.Group:
     show_default=True,
     help="Score of the final images (z-scored over each image's pipelines).",
 )
+@click.option(
+    "--mixtures",
+    type=click.Choice(["default", "bench"]),
+    default="default",
+    show_default=True,
+    help="Mixtures drawn: 'default' (half RestoreAgent's seven, half random types) or 'bench' "
+    "(only the benchmark's kinds: RestoreAgent's seven and AgenticIR's groups).",
+)
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
 @click.option(
     "--ray",
@@ -78,6 +86,7 @@ def build_cmd(
     crop: int,
     toolbox: str,
     objective: str,
+    mixtures: str,
     workers: int,
     ray_address: str | None,
     no_features: bool,
@@ -104,6 +113,7 @@ def build_cmd(
         features=not no_features,
         command=shlex.join(["restoregraph", *sys.argv[1:]]),
         toolbox_spec=toolbox,
+        mixtures=mixtures,
     )
     try:
         summary = run_build(cfg, workers=workers, ray_address=ray_address, show_progress=not quiet)

@@ -16,11 +16,13 @@ from restoregraph.errors import InputError, OutputError
 SHIPPED_ID = "planner.smollm2.lora"
 
 
-def _rows(data: Path | None, fixture: int, seed: int) -> tuple[list[dict[str, Any]], str]:
+def _rows(
+    datas: tuple[Path, ...], fixture: int, seed: int
+) -> tuple[list[dict[str, Any]], str]:
     from restoregraph.llm.textdata import fixed_planner_rows, read_rows
     from restoregraph.tools import builtin_registry
 
-    if data is not None:
+    if datas:
         from restoregraph.errors import PlanError
         from restoregraph.llm.textdata import split_row
         from restoregraph.planners.base import parse_plan
@@ -28,15 +30,18 @@ def _rows(data: Path | None, fixture: int, seed: int) -> tuple[list[dict[str, An
         # Rows whose answer names a tool this toolbox no longer has would teach dead ids.
         toolbox = builtin_registry()
         rows, dropped = [], 0
-        for row in read_rows(data):
-            try:
-                parse_plan(split_row(row)[1], toolbox)
-            except PlanError:
-                dropped += 1
-            else:
+        for data in datas:
+            for row in read_rows(data):
+                try:
+                    parse_plan(split_row(row)[1], toolbox)
+                except PlanError:
+                    dropped += 1
+                    continue
+                if len(datas) > 1:  # sample ids are per export: keep them apart
+                    row = {**row, "sample": f"{data}:{row.get('sample')}"}
                 rows.append(row)
         note = f" ({dropped} rows naming tools not in today's toolbox dropped)" if dropped else ""
-        return rows, f"{data}{note}"
+        return rows, f"{' + '.join(str(d) for d in datas)}{note}"
     rows = fixed_planner_rows(fixture, builtin_registry(), seed=seed)
     return rows, f"{fixture} rows from the fixed planner (fixed_planner_rows, seed {seed})"
 
@@ -72,29 +77,49 @@ def register(app: click.Group) -> None:
     @click.option(
         "--data",
         type=click.Path(path_type=Path),
-        default=None,
-        help="Text-only rows (restoregraph data export --text-only): a train.jsonl or its folder. "
-        "Default: rows made by the fixed planner.",
+        multiple=True,
+        help="Text-only rows (restoregraph data export --text-only): a train.jsonl or its folder; "
+        "repeat to train on several. Default: rows made by the fixed planner.",
     )
     @click.option("--fixture-rows", default=600, show_default=True, help="Rows without --data.")
-    @click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
-                  help="Adapter folder to write (peft format).")
+    @click.option(
+        "-o",
+        "--out",
+        type=click.Path(path_type=Path),
+        required=True,
+        help="Adapter folder to write (peft format).",
+    )
     @click.option("--steps", default=300, show_default=True)
     @click.option("--seed", default=0, show_default=True)
     @click.option("--lr", default=5e-4, show_default=True)
     @click.option("--lora-r", default=8, show_default=True)
-    @click.option("--layers", default=10, show_default=True,
-                  help="LoRA on the top N decoder layers (0 = all).")
+    @click.option(
+        "--layers",
+        default=10,
+        show_default=True,
+        help="LoRA on the top N decoder layers (0 = all).",
+    )
     @click.option("--threads", default=1, show_default=True, help="torch threads.")
-    @click.option("--holdout", default=0.2, show_default=True,
-                  help="With --data: fraction of samples held out of training, for evaluation.")
-    @click.option("--eval-rows", default=40, show_default=True,
-                  help="Held-out rows to evaluate on afterwards (0 = skip): fresh rows first.")
-    @click.option("--ship", is_flag=True,
-                  help="Also pack the adapter into restoregraph/weights and update MANIFEST.json.")
+    @click.option(
+        "--holdout",
+        default=0.2,
+        show_default=True,
+        help="With --data: fraction of samples held out of training, for evaluation.",
+    )
+    @click.option(
+        "--eval-rows",
+        default=40,
+        show_default=True,
+        help="Held-out rows to evaluate on afterwards (0 = skip): fresh rows first.",
+    )
+    @click.option(
+        "--ship",
+        is_flag=True,
+        help="Also pack the adapter into restoregraph/weights and update MANIFEST.json.",
+    )
     @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
     def train_llm_planner(
-        data: Path | None,
+        data: tuple[Path, ...],
         fixture_rows: int,
         out: Path,
         steps: int,
@@ -123,7 +148,7 @@ def register(app: click.Group) -> None:
 
         rows, data_desc = _rows(data, fixture_rows, seed)
         held: list[dict[str, Any]] = []
-        if data is not None and holdout > 0:
+        if data and holdout > 0:
             rows, held = split_by_sample(rows, holdout, seed)
             data_desc += f" minus {len({r.get('sample') for r in held})} held-out samples"
             data_desc += f" (split_by_sample, fraction {holdout}, seed {seed})"
@@ -164,7 +189,7 @@ def register(app: click.Group) -> None:
             toolbox = builtin_registry()
             if held:
                 ev_rows = _eval_rows(held, eval_rows)
-                origin = f"held-out samples of {data}"
+                origin = f"held-out samples of {' + '.join(str(d) for d in data)}"
             else:
                 ev_rows = _fixed_holdout(rows, eval_rows, seed)
                 origin = f"fixed_planner_rows seed {seed + 1000}, prompts unseen in training"
@@ -189,10 +214,18 @@ def register(app: click.Group) -> None:
             _ship(out, summary)
 
     @app.command("eval-llm-planner")
-    @click.option("--adapter", type=click.Path(path_type=Path), default=None,
-                  help="Adapter folder or packed .pt (default: the shipped one).")
-    @click.option("--data", type=click.Path(path_type=Path), default=None,
-                  help="Rows to evaluate on (default: held-out fixed-planner rows).")
+    @click.option(
+        "--adapter",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Adapter folder or packed .pt (default: the shipped one).",
+    )
+    @click.option(
+        "--data",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Rows to evaluate on (default: held-out fixed-planner rows).",
+    )
     @click.option("--rows", "n_rows", default=40, show_default=True)
     @click.option("--seed", default=0, show_default=True)
     def eval_llm_planner(adapter: Path | None, data: Path | None, n_rows: int, seed: int) -> None:
@@ -204,7 +237,9 @@ def register(app: click.Group) -> None:
 
         path = adapter or default_adapter()
         if path is None:
-            raise InputError("no adapter given and none shipped; train one: restoregraph train-llm-planner")
+            raise InputError(
+                "no adapter given and none shipped; train one: restoregraph train-llm-planner"
+            )
         model, tok = load_base()
         model = load_adapter(model, path)
         if data is not None:
@@ -212,7 +247,7 @@ def register(app: click.Group) -> None:
 
             rows = read_rows(data)[:n_rows]
         else:
-            rows = _fixed_holdout(_rows(None, 600, seed)[0], n_rows, seed)
+            rows = _fixed_holdout(_rows((), 600, seed)[0], n_rows, seed)
         res = evaluate_rows(model, tok, rows, builtin_registry())
         click.echo(json.dumps({k: v for k, v in res.items() if k != "details"}))
 

@@ -14,7 +14,7 @@ any tokenizer whose tokens decode to pieces of the plan text (byte-level BPE, Se
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from restoregraph.tools.registry import ToolRegistry
@@ -23,17 +23,24 @@ STOP = "Stop."
 
 
 class PlanGrammar:
-    def __init__(self, toolbox: ToolRegistry, max_steps: int = 8) -> None:
+    def __init__(
+        self, toolbox: ToolRegistry, max_steps: int = 8, required: Collection[str] = ()
+    ) -> None:
+        """``required``: tasks every whole plan must run (then ``Stop.`` is not a plan unless
+        nothing is required): a planner that knows what is left to undo asks for all of it."""
         self.tools = [f"{s.task} {s.model}." for s in toolbox]
         self.task_of = {f"{s.task} {s.model}.": s.task for s in toolbox}
         self.max_steps = max_steps
+        self.required = frozenset(required)
+        # every character a plan can hold: token pieces with any other one are never allowed
+        self.alphabet = frozenset("".join(self.tools) + "0123456789. " + STOP)
 
     def _walk(self, text: str, i: int, step: int, used: frozenset[str]) -> tuple[bool, bool]:
         """(is a prefix of a plan, is a whole plan) for ``text[i:]`` after ``step - 1`` steps."""
         rest = text[i:]
         if step > 1:
             if not rest:
-                return True, True
+                return True, self.required <= used
             if not rest.startswith(" "):
                 return False, False
             rest = rest[1:]
@@ -62,10 +69,13 @@ class PlanGrammar:
         return prefix, whole
 
     def is_prefix(self, text: str) -> bool:
-        return STOP.startswith(text) or self._walk(text, 0, 1, frozenset())[0]
+        stop = not self.required and STOP.startswith(text)
+        return stop or self._walk(text, 0, 1, frozenset())[0]
 
     def is_complete(self, text: str) -> bool:
-        return text == STOP or (bool(text) and self._walk(text, 0, 1, frozenset())[1])
+        if text == STOP:
+            return not self.required
+        return bool(text) and self._walk(text, 0, 1, frozenset())[1]
 
     def allowed_tokens_fn(
         self, tokenizer: Any, prompt_len: int, end_id: int
@@ -77,7 +87,7 @@ class PlanGrammar:
             if tid in special:
                 continue
             piece = tokenizer.decode([tid])
-            if piece:
+            if piece and set(piece) <= self.alphabet:
                 pieces.append((tid, piece))
 
         def fn(batch_id: int, input_ids: Any) -> list[int]:

@@ -108,8 +108,18 @@ def train_lora_text(
     torch.set_num_threads(max(1, int(threads)))
     try:
         return _train(
-            rows, Path(out_dir), steps, seed, lr, lora_r, layers, threads, warmup, base,
-            on_step, meta,
+            rows,
+            Path(out_dir),
+            steps,
+            seed,
+            lr,
+            lora_r,
+            layers,
+            threads,
+            warmup,
+            base,
+            on_step,
+            meta,
         )
     finally:
         torch.set_num_threads(old_threads)
@@ -279,12 +289,20 @@ def load_adapter(model: Any, adapter: str | Path, merge: bool = True) -> Any:
 
 
 def generate_text(
-    model: Any, tok: Any, messages: Sequence[dict[str, str]], max_new_tokens: int = 64
+    model: Any,
+    tok: Any,
+    messages: Sequence[dict[str, str]],
+    max_new_tokens: int = 64,
+    grammar: Any = None,
 ) -> str:
-    """Greedy completion of the chat ``messages`` (stops at ``<|im_end|>``)."""
+    """Greedy completion of the chat ``messages`` (stops at ``<|im_end|>``); with ``grammar``
+    (a :class:`restoregraph.llm.grammar.PlanGrammar`) only its plans can be generated."""
     torch = _torch()
     ids = torch.tensor([encode_prompt(tok, messages)])
     end = end_token_id(tok)
+    kwargs: dict[str, Any] = {}
+    if grammar is not None:
+        kwargs["prefix_allowed_tokens_fn"] = grammar.allowed_tokens_fn(tok, ids.shape[1], end)
     with torch.inference_mode():
         out = model.generate(
             input_ids=ids,
@@ -293,6 +311,7 @@ def generate_text(
             do_sample=False,
             eos_token_id=end,
             pad_token_id=end,
+            **kwargs,
         )
     return str(tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)).strip()
 
@@ -332,14 +351,22 @@ def evaluate_rows(
         parsed += ok
         exact += same
         order += same_order
-        sc = per.setdefault(str(row.get("scenario")), {"rows": 0, "parsed": 0, "exact": 0, "order": 0})
+        sc = per.setdefault(
+            str(row.get("scenario")), {"rows": 0, "parsed": 0, "exact": 0, "order": 0}
+        )
         sc["rows"] += 1
         sc["parsed"] += ok
         sc["exact"] += same
         sc["order"] += same_order
         details.append(
-            {"scenario": row.get("scenario"), "sample": row.get("sample"), "reference": reference,
-             "answer": answer, "parsed": ok, "exact": same}
+            {
+                "scenario": row.get("scenario"),
+                "sample": row.get("sample"),
+                "reference": reference,
+                "answer": answer,
+                "parsed": ok,
+                "exact": same,
+            }
         )
     n = max(1, len(rows))
     return {

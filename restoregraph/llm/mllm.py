@@ -78,7 +78,9 @@ def read_vision_rows(path: str | Path, scenarios: Sequence[str] | None = None) -
     if p.is_dir():
         p = p / "train.jsonl"
     if not p.is_file():
-        raise InputError(f"no TRL rows at {p}; make them with: restoregraph data export --format trl")
+        raise InputError(
+            f"no TRL rows at {p}; make them with: restoregraph data export --format trl"
+        )
     rows: list[Row] = []
     for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -190,7 +192,11 @@ def build_tiny_qwen2vl(
             "num_attention_heads": heads,
             "num_key_value_heads": 2,
             "max_position_embeddings": 4096,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": mrope,
+            },
             "bos_token_id": ids["<|endoftext|>"],
             "eos_token_id": ids["<|im_end|>"],
             "pad_token_id": ids["<|endoftext|>"],
@@ -303,8 +309,17 @@ def train_mllm_lora(
         torch.set_num_threads(int(threads))
     try:
         return _train(
-            model_id, rows, Path(out_dir), steps, lora_r, seed, lr, target_modules, device,
-            grad_accum, on_step,
+            model_id,
+            rows,
+            Path(out_dir),
+            steps,
+            lora_r,
+            seed,
+            lr,
+            target_modules,
+            device,
+            grad_accum,
+            on_step,
         )
     finally:
         torch.set_num_threads(old_threads)

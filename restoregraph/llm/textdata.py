@@ -42,9 +42,13 @@ def _text(content: Any) -> str:
         return content
     if isinstance(content, list):
         return "".join(
-            str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text"
+            str(p.get("text", ""))
+            for p in content
+            if isinstance(p, dict) and p.get("type") == "text"
         )
-    raise InputError(f"message content is neither text nor a list of parts: {type(content).__name__}")
+    raise InputError(
+        f"message content is neither text nor a list of parts: {type(content).__name__}"
+    )
 
 
 def chat_messages(row: Row, system: str | None = None) -> list[dict[str, str]]:

@@ -8,11 +8,15 @@ given the current image and the history:
                           + sum_{a in applied, i} v(a before c_i | x)
 
 ``x`` is the current image's feature vector (:func:`restoregraph.search.features.image_features`:
-the perception CNN's pooled features, image statistics and per-type level probabilities), projected
-to a few dimensions; ``u`` and ``v`` are linear in that projection. ``applied`` are the tools
-already accepted in this run (the history). The pairwise form shares what it learns about an
-order ("remove JPEG artefacts before denoising") across every mixture where both tasks occur,
-which a per-state Q-network cannot do with a few hundred training images.
+the perception CNN's pooled features, image statistics and per-type level probabilities) followed,
+for weights trained with it (``meta["perception_input"]``), by the request's perception of what is
+still to undo (:func:`restoregraph.search.features.perception_features`: a level one-hot per
+type), projected to a few dimensions; ``u`` and ``v`` are linear in that projection. The weights
+hold one ensemble per plan objective (``blob["objectives"]``: balanced, psnr, perceptual); the
+request's objective picks it, and one without values plans for the default (the note says so).
+``applied`` are the tools already accepted in this run (the history). The pairwise form shares
+what it learns about an order ("remove JPEG artefacts before denoising") across every mixture
+where both tasks occur, which a per-state Q-network cannot do with a few hundred training images.
 
 Decisions: every completion of the still-needed tasks
 (:func:`restoregraph.planners._common.needed_tasks`: perception's types, the user's forbidden and
@@ -43,6 +47,7 @@ from restoregraph.graph.state import PlanStep
 from restoregraph.planners._common import allowed_tools, needed_tasks
 from restoregraph.planners.base import Plan, PlanRequest
 from restoregraph.planners.fixed import FixedPlanner, choose_tool, task_order
+from restoregraph.tasks import TASK_FOR_PERCEPTION_TYPE
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "embedded_planner.pt"
@@ -131,16 +136,44 @@ class Scorer:
         self.feat_std = blob["feat_std"].numpy().astype(np.float32)
         index = meta.get("feat_index")  # which entries of the feature vector the net reads
         self.feat_index = None if index is None else np.asarray(index, dtype=np.int64)
-        # an ensemble stores every member's state under "members" ("state" is the first)
-        self.nets = []
-        for state in blob.get("members") or [blob["state"]]:
-            net = build_net(
-                len(self.feat_mean), len(self.vocab), int(meta["hidden"]), vocab_tasks(self.vocab)
-            )
-            net.load_state_dict(state)
-            net.eval()
-            self.nets.append(net)
+        # the perception result (type -> level of what is still to undo) is part of the input
+        self.perception_input = bool(meta.get("perception_input", False))
+        # an ensemble stores every member's state under "members" ("state" is the first); a
+        # planner trained for several objectives keeps each one's members under "objectives"
+        self.objective = str(meta.get("objective", "balanced"))
+        by_objective = dict(blob.get("objectives") or {})
+        by_objective.setdefault(self.objective, blob.get("members") or [blob["state"]])
+        self.nets_by_objective: dict[str, list[Any]] = {}
+        for name, states in by_objective.items():
+            nets = []
+            for state in states:
+                net = build_net(
+                    len(self.feat_mean),
+                    len(self.vocab),
+                    int(meta["hidden"]),
+                    vocab_tasks(self.vocab),
+                )
+                net.load_state_dict(state)
+                net.eval()
+                nets.append(net)
+            self.nets_by_objective[str(name)] = nets
+        self.nets = self.nets_by_objective[self.objective]
         self._torch = torch
+
+    @property
+    def objectives(self) -> list[str]:
+        """The objectives this scorer has values for (the first is its default)."""
+        return [self.objective, *(o for o in self.nets_by_objective if o != self.objective)]
+
+    def inputs(self, image_feats: np.ndarray, perception: Mapping[str, int]) -> np.ndarray:
+        """The raw input vector: image features, then (when the scorer reads it) the encoded
+        perception of the degradations still to undo."""
+        from restoregraph.search.features import perception_features
+
+        f = np.asarray(image_feats, np.float32)
+        if not self.perception_input:
+            return f
+        return np.concatenate([f, perception_features(perception)])
 
     def normalise(self, feats: np.ndarray) -> np.ndarray:
         f = np.asarray(feats, np.float32)
@@ -148,12 +181,16 @@ class Scorer:
             f = f[self.feat_index]
         return (f - self.feat_mean) / self.feat_std
 
-    def tables(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Unary (V,) and pairwise (V, V) values for an image with raw features ``feats``."""
+    def tables(
+        self, feats: np.ndarray, objective: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Unary (V,) and pairwise (V, V) values for raw input ``feats`` (:meth:`inputs`) under
+        ``objective`` (None or one it was not trained for: its default objective)."""
         torch = self._torch
+        nets = self.nets_by_objective.get(objective or self.objective, self.nets)
         with torch.inference_mode():
             x = torch.from_numpy(self.normalise(feats)[None])
-            tables = [net.tables(x) for net in self.nets]
+            tables = [net.tables(x) for net in nets]
             u = torch.stack([t[0][0] for t in tables]).mean(0)
             v = torch.stack([t[1][0] for t in tables]).mean(0)
         n = len(self.vocab)
@@ -172,10 +209,14 @@ class Scorer:
         return out
 
     def score(
-        self, feats: np.ndarray, applied: Sequence[str], completions: Sequence[Sequence[str]]
+        self,
+        feats: np.ndarray,
+        applied: Sequence[str],
+        completions: Sequence[Sequence[str]],
+        objective: str | None = None,
     ) -> np.ndarray:
         """Scores of ``completions`` (tool-id sequences of tools the scorer :meth:`knows`)."""
-        u, v = self.tables(feats)
+        u, v = self.tables(feats, objective)
         index = dict(self.vocab_index)
         proxies = [
             t
@@ -272,6 +313,7 @@ def best_completion(
     allowed: AllowedFn,
     applied: Sequence[str] = (),
     position: int = 0,
+    objective: str | None = None,
 ) -> list[str]:
     """The best-scored completion of ``todo`` (ties: the first in enumeration order). When no
     order of all of ``todo`` has an allowed known tool at every step, the last task is left out
@@ -280,7 +322,7 @@ def best_completion(
     while tasks:
         cands = completions(tasks, allowed, position, model.knows)
         if cands:
-            scores = model.score(feats, applied, cands)
+            scores = model.score(feats, applied, cands, objective)
             return list(cands[int(np.argmax(scores))])
         tasks = tasks[:-1]
     return []
@@ -317,7 +359,12 @@ class EmbeddedPlanner:
             raise PlanError("the embedded planner needs the current image (request.load_image)")
         from restoregraph.search.features import image_features
 
-        feats = image_features(request.load_image())
+        remaining = {
+            ptype: int(needed[task]) if task in request.strength else level
+            for ptype, level in request.perception.items()
+            if (task := TASK_FOR_PERCEPTION_TYPE.get(ptype)) in needed
+        }
+        feats = model.inputs(image_features(request.load_image()), remaining)
         position = request.position
         failed_by_pos: dict[int, set[str]] = {}
         for f in request.failed:
@@ -340,7 +387,8 @@ class EmbeddedPlanner:
         applied = [h["tool"] for h in request.history if h["status"] == "accepted"]
         # tasks no vocabulary tool can serve go to the fixed rule; the rest are scored
         scorable = [t for t in task_order(needed) if any(model.knows(i) for i in allowed_now[t])]
-        tools = best_completion(model, feats, scorable, allowed, applied, position)
+        objective = request.objective if request.objective in model.objectives else None
+        tools = best_completion(model, feats, scorable, allowed, applied, position, objective)
         steps = [PlanStep(task=request.toolbox.get(t).task, tool=t) for t in tools]
         planned = {s["task"] for s in steps}
         extra: list[PlanStep] = []
@@ -352,6 +400,10 @@ class EmbeddedPlanner:
             else:
                 extra.append(PlanStep(task=task, tool=spec.id))
         notes = []
+        if objective is None and request.objective != model.objective:
+            notes.append(
+                f"no values for objective {request.objective!r}; planned for {model.objective!r}"
+            )
         if extra:
             notes.append(
                 "fixed rule for tasks outside the network's vocabulary: "

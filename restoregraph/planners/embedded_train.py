@@ -45,9 +45,8 @@ from restoregraph.planners.embedded import (
     vocab_tasks,
 )
 from restoregraph.search.dataset import (
-    load_samples,
+    load_many,
     node_features,
-    percentile_of,
     read_manifest,
 )
 
@@ -69,23 +68,58 @@ def _tasks_of(tools: Sequence[str]) -> set[str]:
     return {t.split(".", 1)[0] for t in tools}
 
 
+def pipeline_scores(sample: dict[str, Any], objective: str | None = None) -> list[float | None]:
+    """Each pipeline's score under ``objective`` (None: the stored score, the data's objective),
+    recomputed from the stored metrics over the sample's pipelines; None for a failed one."""
+    pipes = sample["pipelines"]
+    if objective is None:
+        return [p["score"] for p in pipes]
+    from restoregraph.metrics import objective_scores
+
+    ok = [i for i, p in enumerate(pipes) if p["score"] is not None and p.get("metrics")]
+    out: list[float | None] = [None] * len(pipes)
+    if ok:
+        values = objective_scores([pipes[i]["metrics"] for i in ok], objective)
+        for i, v in zip(ok, values, strict=True):
+            out[i] = v
+    return out
+
+
+def objective_percentiles(
+    sample: dict[str, Any], objective: str | None = None
+) -> dict[tuple[str, ...], float]:
+    """Pipeline -> percentile (0 = best, 100 = worst; failed pipelines last) under
+    ``objective``, with the data's definition ((rank - 1) / (n - 1) x 100)."""
+    pipes = sample["pipelines"]
+    if objective is None:
+        return {tuple(p["steps"]): float(p["percentile"]) for p in pipes}
+    scores = pipeline_scores(sample, objective)
+    keyed = [(-math.inf if v is None else v) for v in scores]
+    order = sorted(range(len(pipes)), key=lambda i: -keyed[i])
+    n = max(1, len(pipes) - 1)
+    return {tuple(pipes[i]["steps"]): 100.0 * r / n for r, i in enumerate(order)}
+
+
 def sample_nodes(
     sample: dict[str, Any],
     feats: dict[tuple[str, ...], np.ndarray],
     rng: np.random.Generator,
     cap: int = MAX_NODES_PER_SAMPLE,
+    objective: str | None = None,
 ) -> list[tuple[tuple[str, ...], list[tuple[str, ...]], np.ndarray, float]]:
-    """(node path, completions, z-scored targets, weight) for the decision nodes of a sample."""
+    """(node path, completions, z-scored targets, weight) for the decision nodes of a sample,
+    the targets under ``objective`` (None: the data's own scores)."""
     k = len(sample["tasks"])
     pipes = sample["pipelines"]
-    scores = [p["score"] for p in pipes if p["score"] is not None]
+    values = pipeline_scores(sample, objective)
+    scores = [v for v in values if v is not None]
     if k == 0 or len(scores) < 2:
         return []
     mean, std = float(np.mean(scores)), float(np.std(scores)) or 1.0
     floor = min(scores) - std
     z = {
-        tuple(p["steps"]): ((p["score"] if p["score"] is not None else floor) - mean) / std
-        for p in pipes
+        tuple(p["steps"]): ((v if v is not None else floor) - mean) / std
+        for p, v in zip(pipes, values, strict=True)
     }
     others = [
         tuple(nd["path"])
@@ -111,20 +145,45 @@ def sample_nodes(
     return out
 
 
+def remaining_perception(sample: dict[str, Any], path: Sequence[str]) -> dict[str, int]:
+    """The sample's true perception (type -> level) without the types ``path`` has undone."""
+    from restoregraph.tasks import TASK_FOR_PERCEPTION_TYPE
+
+    done = _tasks_of(path)
+    return {
+        ptype: int(level)
+        for ptype, level in sample["perception"].items()
+        if TASK_FOR_PERCEPTION_TYPE.get(ptype) not in done
+    }
+
+
 def build_nodes(
-    data: str | Path, samples: Sequence[dict[str, Any]], vocab: Sequence[str], seed: int
+    data: str | Path,
+    samples: Sequence[dict[str, Any]],
+    vocab: Sequence[str],
+    seed: int,
+    perception_input: bool = False,
+    objective: str | None = None,
 ) -> NodeSet:
+    """Decision nodes of ``samples`` with their completions and targets (under ``objective``;
+    None: the data's own scores); with ``perception_input`` each node's input vector also
+    carries the encoded true perception of what is left to undo there."""
+    from restoregraph.search.features import perception_features
+
     rng = np.random.default_rng(seed)
     vocab_index = {t: i for i, t in enumerate(vocab)}
     feat_rows: list[np.ndarray] = []
     fidx, offsets, unary, pairs, targets, weights = [], [0], [], [], [], []
     for sample in samples:
         feats = node_features(data, sample)
-        nodes = sample_nodes(sample, feats, rng)
+        nodes = sample_nodes(sample, feats, rng, objective=objective)
         total = sum(w for *_, w in nodes) or 1.0
         for path, comps, tgt, w in nodes:
             fidx.append(len(feat_rows))
-            feat_rows.append(feats[path])
+            row = feats[path]
+            if perception_input:
+                row = np.concatenate([row, perception_features(remaining_perception(sample, path))])
+            feat_rows.append(row)
             for c in comps:
                 u, pr = encode_completion(vocab_index, path, c)
                 unary.append(u)
@@ -158,6 +217,7 @@ def train(
     log_every: int = 500,
     init_state: Mapping[str, Any] | None = None,
     norm: tuple[np.ndarray, np.ndarray] | None = None,
+    perception_input: bool = False,
 ) -> dict[str, Any]:
     """Fit the scorer; returns the weights blob (state dict, normalisation, meta).
 
@@ -219,7 +279,12 @@ def train(
                 file=sys.stderr,
             )
     net.eval()
-    meta: dict[str, Any] = {"arch": ARCH, "vocab": list(vocab), "hidden": hidden}
+    meta: dict[str, Any] = {
+        "arch": ARCH,
+        "vocab": list(vocab),
+        "hidden": hidden,
+        "perception_input": bool(perception_input),
+    }
     if feat_index is not None:
         meta["feat_index"] = [int(i) for i in feat_index]
     return {
@@ -250,8 +315,10 @@ def plan_percentiles(
     data: str | Path,
     samples: Sequence[dict[str, Any]],
     toolbox: dict[str, list[str]],
+    objective: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Per sample: the percentile of the pipeline chosen by each planner (see module doc)."""
+    """Per sample: the percentile of the pipeline chosen by each planner (see module doc),
+    under ``objective`` (None: the data's own; the embedded planner is asked for it too)."""
     from restoregraph.planners.base import PlanRequest
     from restoregraph.planners.fixed import FixedPlanner
     from restoregraph.tools import default_registry
@@ -269,29 +336,30 @@ def plan_percentiles(
         tasks = list(sample["tasks"])
         if not tasks:
             continue
+        pct = objective_percentiles(sample, objective)
         row: dict[str, Any] = {"id": sample["id"], "kind": sample["kind"], "n": len(tasks)}
-        pct = [float(p["percentile"]) for p in sample["pipelines"]]
-        row["random"] = float(np.mean(pct))
+        row["random"] = float(np.mean(list(pct.values())))
         fixed = FixedPlanner().plan(PlanRequest(perception=sample["perception"], toolbox=subset))
-        row["fixed"] = percentile_of(sample, [s["tool"] for s in fixed.steps])
+        row["fixed"] = pct.get(tuple(s["tool"] for s in fixed.steps))
         feats = node_features(data, sample)
         perceived = perceived_levels(sample, feats[()])
         fixed = FixedPlanner().plan(PlanRequest(perception=perceived, toolbox=subset))
-        row["fixed_perceived"] = percentile_of(sample, [s["tool"] for s in fixed.steps])
+        row["fixed_perceived"] = pct.get(tuple(s["tool"] for s in fixed.steps))
         if model is not None:
 
             def allowed(task: str, pos: int) -> list[str]:
                 return list(toolbox.get(task, []))
 
-            row["embedded"] = percentile_of(
-                sample, best_completion(model, feats[()], tasks, allowed)
-            )
+            x = model.inputs(feats[()], sample["perception"])
+            chosen = best_completion(model, x, tasks, allowed, objective=objective)
+            row["embedded"] = pct.get(tuple(chosen))
             path: tuple[str, ...] = ()
             while len(path) < len(tasks):
                 todo = [t for t in tasks if t not in _tasks_of(path)]
-                nxt = best_completion(model, feats[path], todo, allowed, path, len(path))
+                x = model.inputs(feats[path], remaining_perception(sample, path))
+                nxt = best_completion(model, x, todo, allowed, path, len(path), objective=objective)
                 path = (*path, nxt[0])
-            row["embedded_stepwise"] = percentile_of(sample, path)
+            row["embedded_stepwise"] = pct.get(path)
         rows.append(row)
     return rows
 
@@ -338,10 +406,17 @@ def update_manifest(manifest: Path, weights: Path, meta: dict[str, Any]) -> dict
         "architecture": (
             f"restoregraph.planners.embedded pairwise plan scorer ({ARCH}): image features "
             f"({meta.get('feature_set', 'all')} set of the perception CNN's head input + level "
-            f"probabilities) -> tanh projection ({meta['hidden']}) -> unary tool values "
+            "probabilities)"
+            + (
+                " + the perception still to undo (level one-hot per type)"
+                if meta.get("perception_input")
+                else ""
+            )
+            + f" -> tanh projection ({meta['hidden']}) -> unary tool values "
             f"({len(meta['vocab'])}) + pairwise 'a before b' values "
             f"({len(meta['vocab'])}x{len(meta['vocab'])}); values averaged over "
-            f"{meta.get('ensemble', 1)} member(s) trained with consecutive seeds"
+            f"{meta.get('ensemble', 1)} member(s) trained with consecutive seeds, one ensemble "
+            f"per objective ({', '.join(meta.get('objectives') or [meta.get('objective', '')])})"
         ),
         "command": meta.get("command", ""),
         "data": f"{meta.get('data', '')} built by `{meta.get('data_command', '')}`",
@@ -375,7 +450,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     ap = argparse.ArgumentParser(prog="python -m restoregraph.planners.embedded_train")
-    ap.add_argument("--data", required=True, help="search-data directory (restoregraph data build)")
+    ap.add_argument(
+        "--data",
+        required=True,
+        action="append",
+        help="search-data directory (restoregraph data build); repeat to train on several "
+        "built with the same toolbox and objective",
+    )
     ap.add_argument("--out", default="restoregraph/weights/embedded_planner.pt")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
@@ -392,6 +473,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=["all", "compact", "probs"],
         default="all",
         help="image features read: all, compact (statistics + probabilities), probabilities",
+    )
+    ap.add_argument(
+        "--objectives",
+        default="",
+        help="comma-separated objectives to train values for (the first is the default one); "
+        "empty: the data's own objective",
+    )
+    ap.add_argument(
+        "--no-perception-input",
+        action="store_true",
+        help="read the image features only (not the perception result's types and levels)",
     )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--eval-only", action="store_true", help="evaluate --out on the held-out split")
@@ -412,37 +504,65 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    manifest = read_manifest(args.data)
+    manifest = read_manifest(args.data[0])
     toolbox = {t: list(v) for t, v in manifest["toolbox"].items()}
     vocab = [i for v in toolbox.values() for i in v]
-    train_s = load_samples(args.data, "train", args.heldout_percent)
-    held = load_samples(args.data, args.eval_split, args.heldout_percent)
+    _, train_s = load_many(args.data, "train", args.heldout_percent)
+    _, held = load_many(args.data, args.eval_split, args.heldout_percent)
     print(f"{len(train_s)} training samples, {len(held)} evaluated", file=sys.stderr)
     if not train_s and not args.eval_only:
-        raise SystemExit(f"{args.data}: no training samples")
+        raise SystemExit(f"{', '.join(args.data)}: no training samples")
     t0 = time.perf_counter()
+    data_objective = str(manifest.get("objective", "balanced"))
+    objectives = [o.strip() for o in args.objectives.split(",") if o.strip()] or [data_objective]
+    perception_input = not args.no_perception_input
     if not args.eval_only:
-        nodes = build_nodes(args.data, train_s, vocab, args.seed)
-        n_cands = len(nodes.targets)
-        print(f"{len(nodes.weight)} decision nodes, {n_cands} completions", file=sys.stderr)
-        blobs = [
-            train(
-                nodes,
+        from restoregraph.search.features import perception_features
+
+        states: dict[str, list[Any]] = {}
+        blob: dict[str, Any] = {}
+        n_nodes = n_cands = 0
+        for obj in objectives:
+            nodes = build_nodes(
+                args.data[0],
+                train_s,
                 vocab,
-                args.steps,
-                args.seed + k,
-                hidden=args.hidden,
-                batch=args.batch,
-                lr=args.lr,
-                tau=args.tau,
-                weight_decay=args.weight_decay,
-                feat_index=feature_index(args.features, nodes.feats.shape[1]),
+                args.seed,
+                perception_input=perception_input,
+                objective=None if obj == data_objective else obj,
             )
-            for k in range(args.ensemble)
-        ]
-        blob = blobs[0]
-        if args.ensemble > 1:  # members differ by their training seed only
-            blob["members"] = [b["state"] for b in blobs]
+            n_nodes, n_cands = len(nodes.weight), len(nodes.targets)
+            print(f"{obj}: {n_nodes} decision nodes, {n_cands} completions", file=sys.stderr)
+            image_dim = nodes.feats.shape[1] - (
+                len(perception_features({})) if perception_input else 0
+            )
+            index = feature_index(args.features, image_dim)
+            if index is not None and perception_input:
+                index += list(range(image_dim, nodes.feats.shape[1]))
+            blobs = [
+                train(
+                    nodes,
+                    vocab,
+                    args.steps,
+                    args.seed + k,
+                    hidden=args.hidden,
+                    batch=args.batch,
+                    lr=args.lr,
+                    tau=args.tau,
+                    weight_decay=args.weight_decay,
+                    feat_index=index,
+                    norm=(blob["feat_mean"].numpy(), blob["feat_std"].numpy()) if blob else None,
+                    perception_input=perception_input,
+                )
+                for k in range(args.ensemble)
+            ]
+            if not blob:
+                blob = blobs[0]
+                blob["members"] = [b["state"] for b in blobs]
+            states[obj] = [b["state"] for b in blobs]
+        blob["objectives"] = states
+        blob["meta"]["objective"] = objectives[0]
+        blob["meta"]["objectives"] = objectives
         blob["meta"].update(
             {
                 "command": shlex.join(
@@ -453,12 +573,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         *(argv if argv is not None else sys.argv[1:]),
                     ]
                 ),
-                "data": str(args.data),
-                "data_command": manifest.get("command", ""),
+                "data": ", ".join(args.data),
+                "data_command": "; ".join(
+                    str(read_manifest(d).get("command", "")) for d in args.data
+                ),
                 "seed": args.seed,
                 "steps": args.steps,
                 "train_samples": len(train_s),
-                "decision_nodes": int(len(nodes.weight)),
+                "decision_nodes": int(n_nodes),
                 "completions": n_cands,
                 "feature_set": args.features,
                 "ensemble": args.ensemble,
@@ -475,10 +597,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.manifest and not args.eval_only:
         update_manifest(Path(args.manifest), Path(args.out), model.meta)
         print(f"updated {args.manifest} ({MANIFEST_ID})", file=sys.stderr)
-    rows = plan_percentiles(model, args.data, held, toolbox)
     planners = ["embedded", "embedded_stepwise", "fixed", "fixed_perceived", "random"]
-    summary = summarise(rows, planners)
+    by_objective: dict[str, Any] = {}
+    for obj in model.objectives:
+        rows = plan_percentiles(
+            model, args.data[0], held, toolbox, None if obj == data_objective else obj
+        )
+        by_objective[obj] = summarise(rows, planners)
+        print(f"objective {obj}: " + json.dumps(by_objective[obj]["overall"]), file=sys.stderr)
+    summary = by_objective[model.objective]
     summary["bench_kinds"] = _bench_kinds(summary)
+    summary["objectives"] = {o: v["overall"] for o, v in by_objective.items()}
     print(json.dumps(summary["overall"], indent=1))
     for kind, v in summary["kinds"].items():
         cells = " ".join(f"{p}={v[p]:.1f}" for p in planners)

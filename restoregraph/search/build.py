@@ -55,7 +55,18 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 # Folders of the training data that hold clean photos (PolyU holds real noisy captures).
 CLEAN_SUBSETS: tuple[str, ...] = ("CBSD432", "ImageNetSample")
 # manifest keys that must match for a build to resume into an existing directory
-RESUME_KEYS = ("version", "objective", "toolbox", "crop", "seed", "metrics", "features")
+RESUME_KEYS = (
+    "version",
+    "objective",
+    "toolbox",
+    "crop",
+    "seed",
+    "metrics",
+    "features",
+    "mixtures",
+)
+# a manifest written before a key existed means that key's default
+RESUME_DEFAULTS: dict[str, Any] = {"mixtures": "default"}
 
 
 @dataclass
@@ -70,6 +81,7 @@ class BuildConfig:
     features: bool = True  # node features for the embedded planner (features.npz)
     command: str = ""
     toolbox_spec: str = "default"
+    mixtures: str = "default"  # the mixture set drawn (restoregraph.search.mixtures.MIXTURE_SETS)
 
 
 @dataclass
@@ -198,7 +210,7 @@ def build_sample(cfg: BuildConfig, sources: Sequence[str], index: int) -> Sample
     ch, cw = min(cfg.crop, h), min(cfg.crop, w)
     y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
     clean = quantize8(full[y : y + ch, x : x + cw])
-    mixture = sample_mixture(rng, cfg.toolbox)
+    mixture = sample_mixture(rng, cfg.toolbox, cfg.mixtures)
     degraded_f, infos = apply_mixture(clean, mixture, seed=seed)
     degraded = quantize8(degraded_f)
     tasks = [t for t in mixture_tasks(mixture) if t in cfg.toolbox]
@@ -356,6 +368,7 @@ def manifest_for(cfg: BuildConfig) -> dict[str, Any]:
         "toolbox": cfg.toolbox,
         "crop": cfg.crop,
         "seed": cfg.seed,
+        "mixtures": cfg.mixtures,
         "n_images": cfg.n,
         "command": cfg.command,
         "source": cfg.source,
@@ -380,7 +393,11 @@ def prepare(cfg: BuildConfig) -> tuple[Path, list[str]]:
             old = json.loads(mpath.read_text(encoding="utf-8"))
         except ValueError:
             raise OutputError(f"{mpath}: unreadable; build into a new directory") from None
-        diff = [k for k in RESUME_KEYS if old.get(k) != manifest.get(k)]
+        diff = [
+            k
+            for k in RESUME_KEYS
+            if old.get(k, RESUME_DEFAULTS.get(k)) != manifest.get(k, RESUME_DEFAULTS.get(k))
+        ]
         if diff:
             raise OutputError(
                 f"{out} holds search data built with other settings ({', '.join(diff)}); "

@@ -72,12 +72,35 @@ def load_samples(
     return out
 
 
+def load_many(
+    datas: Sequence[str | Path], split: str = "all", percent: int = HELDOUT_PERCENT
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The first directory's manifest and the samples of ``split`` from every directory of
+    ``datas`` (search data built with one toolbox, objective and metrics). Each sample keeps
+    its directory under ``"_data"`` (read by :func:`node_features` and the image readers)."""
+    if not datas:
+        raise InputError("no search-data directory given")
+    manifests = [read_manifest(d) for d in datas]
+    first = manifests[0]
+    for d, m in zip(datas[1:], manifests[1:], strict=True):
+        diff = [k for k in ("toolbox", "objective", "metrics") if m.get(k) != first.get(k)]
+        if diff:
+            raise InputError(f"{d}: built with another {', '.join(diff)} than {datas[0]}")
+    out = []
+    for d in datas:
+        for s in load_samples(d, split, percent):
+            s["_data"] = str(d)
+            out.append(s)
+    return first, out
+
+
 def node_features(data: str | Path, sample: dict[str, Any]) -> dict[tuple[str, ...], np.ndarray]:
-    """Tree path -> feature vector (float32) of every node of ``sample``."""
+    """Tree path -> feature vector (float32) of every node of ``sample`` (read from the
+    sample's own directory when :func:`load_many` recorded one, else from ``data``)."""
     rel = sample.get("features")
     if not rel:
         raise InputError(f"sample {sample.get('id')}: no node features (built with --no-features?)")
-    with np.load(Path(data) / rel) as npz:
+    with np.load(Path(sample.get("_data") or data) / rel) as npz:
         paths = [str(p) for p in npz["paths"]]
         feats = npz["features"].astype(np.float32)
     return {tuple(p.split("|")) if p else (): f for p, f in zip(paths, feats, strict=True)}
@@ -109,6 +132,7 @@ __all__ = [
     "best_reachable",
     "is_heldout",
     "iter_samples",
+    "load_many",
     "load_samples",
     "node_features",
     "percentile_of",

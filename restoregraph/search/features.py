@@ -12,6 +12,7 @@ weights can say which perceiver they were computed with.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -67,4 +68,23 @@ def image_features(image: np.ndarray, weights: str | None = None) -> np.ndarray:
     return torch.cat([pooled, probs]).numpy().astype(np.float32)
 
 
-__all__ = ["feature_dim", "feature_fingerprint", "image_features"]
+def perception_features(perception: Mapping[str, int]) -> np.ndarray:
+    """(27,) float32 encoding of a perception result (type -> level): per perception type, a
+    one-hot of its level 1 / 2 / 3 (all zero when absent or level 0). What the embedded planner
+    reads besides the image: the degradations still to undo and how severe they are."""
+    from restoregraph.tasks import PERCEPTION_TYPES
+
+    out = np.zeros((len(PERCEPTION_TYPES), 3), np.float32)
+    for ptype, level in perception.items():
+        if ptype not in PERCEPTION_TYPES:
+            continue
+        try:
+            lvl = int(level)
+        except (TypeError, ValueError):
+            continue
+        if lvl >= 1:
+            out[PERCEPTION_TYPES.index(ptype), min(lvl, 3) - 1] = 1.0
+    return out.reshape(-1)
+
+
+__all__ = ["feature_dim", "feature_fingerprint", "image_features", "perception_features"]

@@ -6,7 +6,10 @@ blur+rain+noise+JPEG) at random levels, so the planner sees the mixtures it is j
 other half are random: 1-4 types (at most one per restoration task, so every needed task is run
 once), random levels 1-3, in the physical order (scene -> exposure -> optics -> resolution ->
 sensor -> codec) or, one time in three, shuffled (JPEG then still stays last most of the time).
-Only types whose task has a tool in the search toolbox are drawn.
+Only types whose task has a tool in the search toolbox are drawn. The ``bench`` set draws only
+the benchmark's kinds (RestoreAgent's seven and AgenticIR's groups A/B/C, uniformly) at random
+levels and orders: data aimed at the kinds the fair benchmark judges (its test images are never
+used; the crops still come from the training folders).
 """
 
 from __future__ import annotations
@@ -28,6 +31,33 @@ BENCH_MIXTURES: tuple[tuple[str, ...], ...] = (
     ("haze", "rain", "noise", "jpeg"),
     ("motion_blur", "rain", "noise", "jpeg"),
 )
+# AgenticIR's test groups (Zhu et al. 2024; the combinations and groups as in the AgenticIR
+# code's dataset/degradations.txt and eval/compare_methods.py), in its order of application,
+# with its names mapped onto ours: dark -> low_light, defocus blur -> defocus,
+# jpeg compression artifact -> jpeg, low resolution -> low_resolution.
+AGENTICIR_GROUPS: dict[str, tuple[str, ...]] = {
+    "A": (
+        "rain+haze",
+        "motion_blur+low_resolution",
+        "low_light+noise",
+        "defocus+jpeg",
+        "noise+jpeg",
+        "rain+low_resolution",
+        "motion_blur+low_light",
+        "defocus+haze",
+    ),
+    "B": ("motion_blur+jpeg", "haze+noise", "defocus+low_resolution", "rain+low_light"),
+    "C": (
+        "haze+motion_blur+low_resolution",
+        "rain+noise+low_resolution",
+        "low_light+defocus+jpeg",
+        "motion_blur+defocus+noise",
+    ),
+}
+# Which mixtures ``data build --mixtures`` draws: ``default`` is half BENCH_MIXTURES, half
+# random; ``bench`` draws only the benchmark's kinds (RestoreAgent's seven and AgenticIR's
+# groups, uniformly; each at random levels, one time in three in a shuffled order).
+MIXTURE_SETS: tuple[str, ...] = ("default", "bench")
 P_BENCH = 0.5
 COUNT_PROBS: dict[int, float] = {1: 0.2, 2: 0.35, 3: 0.35, 4: 0.1}
 P_SHUFFLED = 1 / 3
@@ -62,14 +92,29 @@ def _order(types: Sequence[str], rng: np.random.Generator, shuffle: bool) -> lis
     ]
 
 
-def sample_mixture(rng: np.random.Generator, tasks: Collection[str]) -> Mixture:
+def benchmark_kinds() -> list[tuple[str, ...]]:
+    """The benchmark's mixtures as type tuples: RestoreAgent's seven, then AgenticIR's groups
+    (repeats dropped)."""
+    agentic = [tuple(m.split("+")) for g in AGENTICIR_GROUPS.values() for m in g]
+    return list(dict.fromkeys([*BENCH_MIXTURES, *agentic]))
+
+
+def sample_mixture(
+    rng: np.random.Generator, tasks: Collection[str], mixtures: str = "default"
+) -> Mixture:
     """A mixture ``[(degradation type, level), ...]`` in the order to apply, whose every type
-    is undone by one of ``tasks`` (the tasks the search toolbox has tools for)."""
+    is undone by one of ``tasks`` (the tasks the search toolbox has tools for), drawn from the
+    ``mixtures`` set (:data:`MIXTURE_SETS`)."""
+    if mixtures not in MIXTURE_SETS:
+        raise ValueError(f"unknown mixture set {mixtures!r}; choose {', '.join(MIXTURE_SETS)}")
     usable = [t for t in DEGRADATION_TYPES if TASK_FOR_DEGRADATION[t] in tasks]
     if not usable:
         raise ValueError("the search toolbox serves no degradation type")
-    bench = [m for m in BENCH_MIXTURES if all(TASK_FOR_DEGRADATION[t] in tasks for t in m)]
-    if bench and rng.random() < P_BENCH:
+    pool = BENCH_MIXTURES if mixtures == "default" else benchmark_kinds()
+    bench = [m for m in pool if all(TASK_FOR_DEGRADATION[t] in tasks for t in m)]
+    if mixtures == "bench" and not bench:
+        raise ValueError("the search toolbox serves none of the benchmark's mixtures")
+    if bench and (mixtures == "bench" or rng.random() < P_BENCH):
         types = list(bench[int(rng.integers(len(bench)))])
         shuffle = rng.random() < P_SHUFFLED
     else:
@@ -125,7 +170,10 @@ def perception_levels(mixture: Sequence[tuple[str, int] | Sequence[object]]) -> 
 
 
 __all__ = [
+    "AGENTICIR_GROUPS",
     "BENCH_MIXTURES",
+    "MIXTURE_SETS",
+    "benchmark_kinds",
     "Mixture",
     "mixture_kind",
     "mixture_tasks",

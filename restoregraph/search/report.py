@@ -46,7 +46,7 @@ def read_build_log(data: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def search_section(data: str | Path) -> str:
+def search_section(data: str | Path, heading: bool = True) -> str:
     """Markdown: what the build made and how fast (pipelines per worker-second)."""
     manifest = read_manifest(data)
     rows = read_build_log(data)
@@ -75,12 +75,13 @@ def search_section(data: str | Path) -> str:
     toolbox = "; ".join(f"{t}: {', '.join(ids)}" for t, ids in manifest["toolbox"].items())
     return "\n".join(
         [
-            "## Pipeline search data (`restoregraph data build`)",
+            *(["## Pipeline search data (`restoregraph data build`)", ""] if heading else []),
+            f"Command: `{manifest.get('command', '')}` (mixtures: "
+            f"{manifest.get('mixtures', 'default')})",
             "",
-            f"Command: `{manifest.get('command', '')}`",
-            "",
-            f"Machine: {machine()}; one worker process, torch 1 thread, `nice -n 10`, on a "
-            "machine shared with other jobs (timings are upper bounds).",
+            f"Machine: {machine()} (the load average is read when this section is written); "
+            "one worker process, torch 1 thread, on a machine shared with other jobs: the "
+            "timings come from the build log and are upper bounds.",
             "",
             f"Search toolbox: {toolbox}. Crop {manifest['crop']} px, objective "
             f"{manifest['objective']}.",
@@ -147,6 +148,26 @@ def measure_latency(
             "min": min(times),
         }
     return out
+
+
+def objective_lines(
+    by_objective: dict[str, dict[str, float]], planners: Sequence[str], names: dict[str, str]
+) -> list[str]:
+    """A table of the overall held-out percentiles under each objective the weights hold (the
+    ranks recomputed under that objective; the embedded planner asked for it), or nothing."""
+    if len(by_objective) < 2:
+        return []
+    rows = [
+        [obj, *(fmt(ov.get(p, float("nan")), 1) for p in planners)]
+        for obj, ov in by_objective.items()
+    ]
+    return [
+        "Per objective (all held-out samples; each pipeline re-ranked under the objective, "
+        "the embedded planner asked for it with `PlanRequest.objective`):",
+        "",
+        md_table(["objective", *(names[p] for p in planners)], rows, "lrrrrr"),
+        "",
+    ]
 
 
 def planner_section(
@@ -234,6 +255,7 @@ def planner_section(
             )
             + ".",
             "",
+            *objective_lines(summary.get("objectives", {}), planners, names),
             "Decision latency (`EmbeddedPlanner.plan`, a noise+JPEG image, whole 2-step plan: "
             "perception-CNN features of the centre 160 px crop, one scorer pass, every allowed "
             "completion scored):",
@@ -245,10 +267,10 @@ def planner_section(
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m restoregraph.search.report")
-    ap.add_argument("--data", required=True)
+    ap.add_argument("--data", required=True, action="append", help="repeat for several")
     ap.add_argument("--doc", default=DEFAULT_DOC)
     args = ap.parse_args(argv)
-    body = search_section(args.data)
+    body = "\n\n".join(search_section(d, heading=i == 0) for i, d in enumerate(args.data))
     body += (
         "\n\nSection written by `"
         + shlex.join(["python", "-m", "restoregraph.search.report", *(argv or sys.argv[1:])])
