@@ -282,7 +282,7 @@ def _ship(out: Path, summary: dict[str, Any]) -> None:
         "bytes": len(blob),
         "trained": datetime.date.today().isoformat(),
         "train_time": f"{summary['seconds'] / 60:.1f} min on a shared 2-core CPU, torch "
-        f"{summary['threads']} thread(s), niced",
+        f"{summary['threads']} thread(s)",
         "loss": f"{summary['loss_first']} -> {summary['loss_last']} (mean of first/last steps)",
     }
     if "eval" in summary:
