@@ -112,6 +112,16 @@ def test_missing_data_dir_is_one_line(
     assert not (tmp_path / "docs").exists()
 
 
+def test_bad_section_name_is_one_line_before_any_run(
+    tiny_data: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    doc = tmp_path / "B.md"
+    argv = ["bench", "agent", "--data", str(tiny_data), "--section", "a b!", "--doc", str(doc)]
+    code, err = run(argv, capsys)
+    assert code == 2 and err.count("\n") == 1 and "--section" in err
+    assert not doc.exists()
+
+
 def test_missing_test_set_is_one_line(tiny_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, err = run(["bench", "tools", "--data", str(tiny_data), "--sets", "Nope"], capsys)
     assert code == 2 and err.count("\n") == 1 and "'Nope' not found" in err

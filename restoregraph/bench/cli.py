@@ -191,6 +191,13 @@ def tools_cmd(ctx: click.Context, **kw: Any) -> None:
 @click.option(
     "--oracle-cap", type=int, default=120, show_default=True, help="Max pipelines per image."
 )
+@click.option(
+    "--section",
+    default="agent",
+    show_default=True,
+    help="Name of the doc section written: another name keeps a second run (e.g. more images, "
+    "fewer planners) beside the main one.",
+)
 @DOC
 @click.pass_context
 def agent_cmd(ctx: click.Context, **kw: Any) -> None:
@@ -206,6 +213,9 @@ def agent_cmd(ctx: click.Context, **kw: Any) -> None:
     )
     from restoregraph.bench.common import data_dir, parse_list
 
+    section = str(kw["section"]).strip()
+    if not section or not section.replace("-", "").replace("_", "").isalnum():
+        raise click.BadParameter("letters, digits, '-' and '_' only", param_hint="--section")
     clock = Clock()
     cfg = AgentConfig(
         data=data_dir(kw["data"]),
@@ -243,7 +253,9 @@ def agent_cmd(ctx: click.Context, **kw: Any) -> None:
     result = run_agent_bench(cfg)
     body = agent_markdown(result)
     title = "Agent: the fair planner benchmark (RestoreAgent's seven mixtures, AgenticIR A/B/C)"
-    _finish(ctx, "agent", title, body, clock)
+    if section != "agent":
+        title += f" -- {section}"
+    _finish(ctx, section, title, body, clock)
 
 
 @bench.command("perception")
