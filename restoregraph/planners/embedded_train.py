@@ -100,27 +100,39 @@ def objective_percentiles(
     return {tuple(pipes[i]["steps"]): 100.0 * r / n for r, i in enumerate(order)}
 
 
+def _z_targets(
+    sample: dict[str, Any], objective: str | None
+) -> dict[tuple[str, ...], float] | None:
+    """Pipeline -> its score under ``objective`` z-scored over the sample's pipelines (a failed
+    one one standard deviation below the worst); None when fewer than two scored."""
+    values = pipeline_scores(sample, objective)
+    scores = [v for v in values if v is not None]
+    if len(scores) < 2:
+        return None
+    mean, std = float(np.mean(scores)), float(np.std(scores)) or 1.0
+    floor = min(scores) - std
+    return {
+        tuple(p["steps"]): ((v if v is not None else floor) - mean) / std
+        for p, v in zip(sample["pipelines"], values, strict=True)
+    }
+
+
 def sample_nodes(
     sample: dict[str, Any],
     feats: dict[tuple[str, ...], np.ndarray],
     rng: np.random.Generator,
     cap: int = MAX_NODES_PER_SAMPLE,
-    objective: str | None = None,
+    objectives: Sequence[str | None] = (None,),
 ) -> list[tuple[tuple[str, ...], list[tuple[str, ...]], np.ndarray, float]]:
-    """(node path, completions, z-scored targets, weight) for the decision nodes of a sample,
-    the targets under ``objective`` (None: the data's own scores)."""
+    """(node path, completions, z-scored targets, weight) for the decision nodes of a sample;
+    the targets are (len(objectives), completions), one row per objective (None: the data's
+    own scores). Which nodes are drawn does not depend on the objectives."""
     k = len(sample["tasks"])
-    pipes = sample["pipelines"]
-    values = pipeline_scores(sample, objective)
-    scores = [v for v in values if v is not None]
-    if k == 0 or len(scores) < 2:
+    found = [_z_targets(sample, o) for o in objectives]
+    zs = [z for z in found if z is not None]
+    if k == 0 or not zs or len(zs) < len(found):
         return []
-    mean, std = float(np.mean(scores)), float(np.std(scores)) or 1.0
-    floor = min(scores) - std
-    z = {
-        tuple(p["steps"]): ((v if v is not None else floor) - mean) / std
-        for p, v in zip(pipes, values, strict=True)
-    }
+    z = zs[0]
     others = [
         tuple(nd["path"])
         for nd in sample["nodes"]
@@ -139,7 +151,7 @@ def sample_nodes(
         comps = [p[len(n) :] for p in z if p[: len(n)] == n]
         if len(comps) < 2:
             continue
-        targets = np.array([z[(*n, *c)] for c in comps], np.float32)
+        targets = np.array([[zo[(*n, *c)] for c in comps] for zo in zs], np.float32)
         weight = 0.5 if n == () else 0.5 / max(1, len(others))
         out.append((n, comps, targets, weight))
     return out
@@ -165,9 +177,25 @@ def build_nodes(
     perception_input: bool = False,
     objective: str | None = None,
 ) -> NodeSet:
-    """Decision nodes of ``samples`` with their completions and targets (under ``objective``;
-    None: the data's own scores); with ``perception_input`` each node's input vector also
-    carries the encoded true perception of what is left to undo there."""
+    """Decision nodes of ``samples`` with their completions and targets under ``objective``
+    (None: the data's own scores); see :func:`build_nodes_for`."""
+    return build_nodes_for(data, samples, vocab, seed, perception_input, [objective])[0]
+
+
+def build_nodes_for(
+    data: str | Path,
+    samples: Sequence[dict[str, Any]],
+    vocab: Sequence[str],
+    seed: int,
+    perception_input: bool = False,
+    objectives: Sequence[str | None] = (None,),
+) -> list[NodeSet]:
+    """One :class:`NodeSet` per objective (None: the data's own scores), read and encoded
+    once: the same decision nodes, completions and inputs, each objective's targets. With
+    ``perception_input`` each node's input vector also carries the encoded true perception of
+    what is left to undo there."""
+    import dataclasses
+
     from restoregraph.search.features import perception_features
 
     rng = np.random.default_rng(seed)
@@ -176,7 +204,7 @@ def build_nodes(
     fidx, offsets, unary, pairs, targets, weights = [], [0], [], [], [], []
     for sample in samples:
         feats = node_features(data, sample)
-        nodes = sample_nodes(sample, feats, rng, objective=objective)
+        nodes = sample_nodes(sample, feats, rng, objectives=objectives)
         total = sum(w for *_, w in nodes) or 1.0
         for path, comps, tgt, w in nodes:
             fidx.append(len(feat_rows))
@@ -191,15 +219,17 @@ def build_nodes(
             targets.append(tgt)
             offsets.append(offsets[-1] + len(comps))
             weights.append(w / total)
-    return NodeSet(
+    all_targets = np.concatenate(targets, axis=1).astype(np.float32)
+    shared = NodeSet(
         feat_idx=np.asarray(fidx, np.int64),
         offsets=np.asarray(offsets, np.int64),
         unary=np.stack(unary).astype(np.float32),
         pairs=np.stack(pairs).astype(np.float32),
-        targets=np.concatenate(targets).astype(np.float32),
+        targets=all_targets[0],
         weight=np.asarray(weights, np.float32),
         feats=np.stack(feat_rows).astype(np.float32),
     )
+    return [dataclasses.replace(shared, targets=t) for t in all_targets]
 
 
 def train(
@@ -504,11 +534,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    manifest = read_manifest(args.data[0])
+    manifest, train_s = load_many(args.data, "train", args.heldout_percent)
+    _, held = load_many(args.data, args.eval_split, args.heldout_percent)
     toolbox = {t: list(v) for t, v in manifest["toolbox"].items()}
     vocab = [i for v in toolbox.values() for i in v]
-    _, train_s = load_many(args.data, "train", args.heldout_percent)
-    _, held = load_many(args.data, args.eval_split, args.heldout_percent)
     print(f"{len(train_s)} training samples, {len(held)} evaluated", file=sys.stderr)
     if not train_s and not args.eval_only:
         raise SystemExit(f"{', '.join(args.data)}: no training samples")
@@ -522,15 +551,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         states: dict[str, list[Any]] = {}
         blob: dict[str, Any] = {}
         n_nodes = n_cands = 0
-        for obj in objectives:
-            nodes = build_nodes(
-                args.data[0],
-                train_s,
-                vocab,
-                args.seed,
-                perception_input=perception_input,
-                objective=None if obj == data_objective else obj,
-            )
+        nodesets = build_nodes_for(
+            args.data[0],
+            train_s,
+            vocab,
+            args.seed,
+            perception_input=perception_input,
+            objectives=[None if o == data_objective else o for o in objectives],
+        )
+        for obj, nodes in zip(objectives, nodesets, strict=True):
             n_nodes, n_cands = len(nodes.weight), len(nodes.targets)
             print(f"{obj}: {n_nodes} decision nodes, {n_cands} completions", file=sys.stderr)
             image_dim = nodes.feats.shape[1] - (

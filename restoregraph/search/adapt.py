@@ -16,7 +16,7 @@ pipeline-search data and fine-tuning the planner. Here:
    ``samples.jsonl`` is rewritten atomically at the end; the manifest's toolbox gets the tool
    and an ``adapted`` entry.
 2. **Planner.** The embedded planner's pairwise scorer is fine-tuned from its current weights
-   (:mod:`restoregraph.planners.embedded_train`'s ``build_nodes`` and ``train``): the new
+   (:mod:`restoregraph.planners.embedded_train`'s ``build_nodes_for`` and ``train``): the new
    tool's unary and pairwise values start as the mean of its task's other tools, every other
    weight is copied, and training goes on for ``steps`` steps at a lower learning rate on the
    extended data.
@@ -435,7 +435,7 @@ def finetune_embedded(
     """Fine-tune the embedded planner at ``weights_in`` on ``data``; write ``weights_out``."""
     import torch
 
-    from restoregraph.planners.embedded_train import build_nodes, train
+    from restoregraph.planners.embedded_train import build_nodes_for, train
     from restoregraph.search.dataset import load_samples, read_manifest
 
     if not Path(weights_in).is_file():
@@ -458,22 +458,19 @@ def finetune_embedded(
     norm = (old["feat_mean"].numpy(), old["feat_std"].numpy())
     blob: dict[str, Any] = {}
     states: dict[str, list[Any]] = {}
-    n_nodes = 0
-    for objective, members in by_objective.items():
-        nodes = build_nodes(
-            data,
-            samples,
-            vocab,
-            seed,
-            perception_input=perception_input,
-            objective=None if objective == data_objective else objective,
-        )
-        n_nodes = len(nodes.weight)
-        n_feats = len(feat_index) if feat_index is not None else nodes.feats.shape[1]
-        if n_feats != len(old["feat_mean"]):
-            raise InputError(
-                "the search data's features differ from those the planner was trained on"
-            )
+    nodesets = build_nodes_for(
+        data,
+        samples,
+        vocab,
+        seed,
+        perception_input=perception_input,
+        objectives=[None if o == data_objective else o for o in by_objective],
+    )
+    n_nodes = len(nodesets[0].weight)
+    n_feats = len(feat_index) if feat_index is not None else nodesets[0].feats.shape[1]
+    if n_feats != len(old["feat_mean"]):
+        raise InputError("the search data's features differ from those the planner was trained on")
+    for (objective, members), nodes in zip(by_objective.items(), nodesets, strict=True):
         out = train(
             nodes,
             vocab,
