@@ -96,9 +96,14 @@ def build_net(
     return PairwiseScorer()
 
 
+def task_names(vocab: Sequence[str]) -> list[str]:
+    """The vocabulary's tasks in first-appearance order (the task-pair table's order)."""
+    return list(dict.fromkeys(t.split(".", 1)[0] for t in vocab))
+
+
 def vocab_tasks(vocab: Sequence[str]) -> list[int]:
-    """Task index (in first-appearance order) of each vocabulary tool."""
-    order = list(dict.fromkeys(t.split(".", 1)[0] for t in vocab))
+    """Task index (in :func:`task_names` order) of each vocabulary tool."""
+    order = task_names(vocab)
     return [order.index(t.split(".", 1)[0]) for t in vocab]
 
 
@@ -422,6 +427,7 @@ __all__ = [
     "best_completion",
     "build_net",
     "completions",
+    "task_names",
     "vocab_tasks",
     "encode_completion",
     "load_model",

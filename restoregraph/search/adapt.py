@@ -394,9 +394,10 @@ def warm_start(old: Mapping[str, Any], new_vocab: Sequence[str]) -> dict[str, An
                 new_pw[a * n_new + b], new_pb[a * n_new + b] = pw[rows].mean(0), pb[rows].mean()
     state["unary.weight"], state["unary.bias"] = new_uw, new_ub
     state["pair.weight"], state["pair.bias"] = new_pw, new_pb
-    if "task_pair.weight" in state:  # task-level order values: tasks in first-appearance order
-        old_tasks = list(dict.fromkeys(t.split(".", 1)[0] for t in old_vocab))
-        new_tasks = list(dict.fromkeys(t.split(".", 1)[0] for t in new_vocab))
+    from restoregraph.planners.embedded import build_net, task_names, vocab_tasks
+
+    if "task_pair.weight" in state:  # task-level order values
+        old_tasks, new_tasks = task_names(old_vocab), task_names(new_vocab)
         tw, tb = state["task_pair.weight"], state["task_pair.bias"]
         n_t, o_t = len(new_tasks), len(old_tasks)
         new_tw = torch.zeros(n_t * n_t, tw.shape[1], dtype=tw.dtype)
@@ -408,16 +409,8 @@ def warm_start(old: Mapping[str, Any], new_vocab: Sequence[str]) -> dict[str, An
                     new_tw[a * n_t + b], new_tb[a * n_t + b] = tw[k], tb[k]
         state["task_pair.weight"], state["task_pair.bias"] = new_tw, new_tb
     # buffers (index tables) are the new vocabulary's: take them from a freshly built net
-    from restoregraph.planners import embedded
-
     hidden, n_feats = state["proj.weight"].shape
-    tasks_of = getattr(embedded, "vocab_tasks", None)
-    try:
-        fresh = embedded.build_net(
-            n_feats, n_new, hidden, *([tasks_of(new_vocab)] if tasks_of else [])
-        )
-    except TypeError:
-        fresh = embedded.build_net(n_feats, n_new, hidden)
+    fresh = build_net(n_feats, n_new, hidden, vocab_tasks(new_vocab))
     for name, buf in fresh.named_buffers():
         state[name] = buf.clone()
     return state
