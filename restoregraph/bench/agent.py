@@ -35,17 +35,10 @@ from restoregraph.bench.common import centre_crop, image_seed, progress, quantiz
 from restoregraph.bench.perception import fingerprint
 from restoregraph.bench.report import fmt, fmt_seconds, md_table
 from restoregraph.errors import InputError
-from restoregraph.search.mixtures import AGENTICIR_GROUPS
+from restoregraph.search.mixtures import AGENTICIR_GROUPS, BENCH_MIXTURES
 
-MIXTURES: tuple[str, ...] = (
-    "noise+jpeg",
-    "low_light+noise",
-    "motion_blur+noise+jpeg",
-    "rain+noise+jpeg",
-    "haze+noise+jpeg",
-    "haze+rain+noise+jpeg",
-    "motion_blur+rain+noise+jpeg",
-)
+# RestoreAgent's seven mixtures (defined once, in search/mixtures.py), as bench names
+MIXTURES: tuple[str, ...] = tuple("+".join(m) for m in BENCH_MIXTURES)
 SUITES: dict[str, tuple[str, ...]] = {
     "restoreagent": MIXTURES,
     "agenticir": tuple(m for g in AGENTICIR_GROUPS.values() for m in g),
