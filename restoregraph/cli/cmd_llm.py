@@ -254,19 +254,17 @@ def register(app: click.Group) -> None:
 
 def _ship(out: Path, summary: dict[str, Any]) -> None:
     import datetime
-    import hashlib
 
     from restoregraph.llm.lora_text import pack_adapter
     from restoregraph.planners.smollm import SHIPPED_ADAPTER
-    from restoregraph.weightfiles import update_manifest
+    from restoregraph.weightfiles import sha256_of, update_manifest
 
     pt, cfg = pack_adapter(out, SHIPPED_ADAPTER)
-    blob = pt.read_bytes()
     entry = {
         "id": SHIPPED_ID,
         "file": pt.name,
         "config_file": cfg.name,
-        "config_sha256": hashlib.sha256(cfg.read_bytes()).hexdigest(),
+        "config_sha256": sha256_of(cfg),
         "architecture": (
             f"peft LoRA r={summary['lora_r']} alpha={2 * summary['lora_r']} on q/k/v/o/gate/up/down "
             f"of the top {summary['layers'] or 'all'} decoder layers of SmolLM2-135M-Instruct "
@@ -278,8 +276,8 @@ def _ship(out: Path, summary: dict[str, Any]) -> None:
         "seed": summary["seed"],
         "steps": summary["steps"],
         "lr": summary["lr"],
-        "sha256": hashlib.sha256(blob).hexdigest(),
-        "bytes": len(blob),
+        "sha256": sha256_of(pt),
+        "bytes": pt.stat().st_size,
         "trained": datetime.date.today().isoformat(),
         "train_time": f"{summary['seconds'] / 60:.1f} min on a shared 2-core CPU, torch "
         f"{summary['threads']} thread(s)",
@@ -296,4 +294,4 @@ def _ship(out: Path, summary: dict[str, Any]) -> None:
             f"{base['exact']}/{base['rows']} exact, {base['task_order']} same order)"
         )
     update_manifest(pt.parent / "MANIFEST.json", entry)
-    click.echo(f"shipped {pt} ({len(blob)} bytes) and updated MANIFEST.json", err=True)
+    click.echo(f"shipped {pt} ({entry['bytes']} bytes) and updated MANIFEST.json", err=True)

@@ -49,6 +49,7 @@ from restoregraph.search.dataset import (
     node_features,
     read_manifest,
 )
+from restoregraph.weightfiles import atomic_torch_save
 
 MAX_NODES_PER_SAMPLE = 40  # decision nodes besides the root used per image
 
@@ -425,11 +426,9 @@ MANIFEST_ID = "planner.embedded"
 def update_manifest(manifest: Path, weights: Path, meta: dict[str, Any]) -> dict[str, Any]:
     """Set this planner's entry of the shared weights MANIFEST.json (a JSON list of entries),
     re-read right before writing; other entries are left as they are."""
-    import hashlib
-
+    from restoregraph.weightfiles import sha256_of
     from restoregraph.weightfiles import update_manifest as update_manifest_entry
 
-    blob = weights.read_bytes()
     entry = {
         "id": MANIFEST_ID,
         "file": weights.name,
@@ -454,8 +453,8 @@ def update_manifest(manifest: Path, weights: Path, meta: dict[str, Any]) -> dict
         "steps": meta.get("steps"),
         "train_samples": meta.get("train_samples"),
         "vocab": meta["vocab"],
-        "sha256": hashlib.sha256(blob).hexdigest(),
-        "bytes": len(blob),
+        "sha256": sha256_of(weights),
+        "bytes": weights.stat().st_size,
         "trained": time.strftime("%Y-%m-%d"),
         "train_time": f"{meta.get('train_seconds')} s wall on a shared 2-core CPU, torch 1 thread",
         "evaluation": "docs/BENCHMARKS.md (section embedded-planner)",
@@ -617,8 +616,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "train_seconds": round(time.perf_counter() - t0, 1),
             }
         )
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        torch.save(blob, args.out)
+        atomic_torch_save(blob, Path(args.out))
         print(f"wrote {args.out} in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
     from restoregraph.planners.embedded import load_model
 

@@ -498,11 +498,9 @@ def finetune_embedded(
             "train_seconds": round(time.perf_counter() - t0, 1),
         }
     )
-    weights_out = Path(weights_out)
-    weights_out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = weights_out.with_name(f".{weights_out.name}.part")
-    torch.save(blob, tmp)
-    tmp.replace(weights_out)
+    from restoregraph.weightfiles import atomic_torch_save
+
+    atomic_torch_save(blob, Path(weights_out))
     return dict(blob["meta"])
 
 
