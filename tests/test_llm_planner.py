@@ -145,6 +145,10 @@ def test_train_pack_load_generate_on_a_tiny_llama(rows, toolbox, tmp_path):
         load_adapter(fresh, tmp_path / "missing.pt")
 
 
+def _accepted(task, tool="dejpeg.deblock"):
+    return {"index": 1, "position": 0, "tool": tool, "task": task, "status": "accepted"}
+
+
 def _request(toolbox, **kw):
     return PlanRequest(perception={"noise": 2, "jpeg": 1}, toolbox=toolbox, **kw)
 
@@ -165,6 +169,17 @@ def test_planner_parses_the_model_answer_and_drops_forbidden_steps(toolbox, monk
     plan = planner.plan(_request(toolbox, failed=failed))
     assert [s["tool"] for s in plan.steps] == ["denoise.oidn"]
     assert "dropped dejpeg.deblock (rolled back here)" in plan.note
+    # a tool rolled back at position 1 is kept at position 0 and dropped at position 1
+    monkeypatch.setattr(
+        SmolLMPlanner, "generate", lambda self, req: "1. dejpeg deblock. 2. denoise oidn."
+    )
+    failed = [{"tool": "denoise.oidn", "position": 1, "reason": "worse"}]
+    plan = planner.plan(_request(toolbox, failed=failed))
+    assert [s["tool"] for s in plan.steps] == ["dejpeg.deblock"]
+    assert "dropped denoise.oidn (rolled back here)" in plan.note
+    failed = [{"tool": "dejpeg.deblock", "position": 1, "reason": "worse"}]
+    plan = planner.plan(_request(toolbox, failed=failed))
+    assert [s["tool"] for s in plan.steps] == ["dejpeg.deblock", "denoise.oidn"]
     (msg,) = planner.messages(_request(toolbox))  # the training rows' single user turn
     assert msg["role"] == "user" and msg["content"].startswith(SYSTEM_PROMPT)
     assert "noise: 2 (mid)" in msg["content"]
@@ -178,6 +193,12 @@ def test_planner_grammar_asks_for_every_needed_task_with_allowed_tools(toolbox):
     assert not g.is_prefix("Stop") and not g.is_prefix("1. denoise oidn.")
     assert not g.is_complete("1. dejpeg deblock.")  # denoise is still needed
     assert g.is_complete("1. dejpeg deblock. 2. denoise tv.")
+    # rolled back at position 0 only: the same tool one step later is allowed
+    assert g.is_complete("1. dejpeg deblock. 2. denoise oidn.")
+    later = planner.grammar(_request(toolbox, failed=failed, history=[_accepted("dejpeg")]))
+    assert later.required == {"denoise"} and later.is_complete("1. denoise oidn.")
+    every = [{"tool": t, "position": 0, "reason": "worse"} for t in toolbox.ids()]
+    assert not planner.grammar(_request(toolbox, failed=every)).required  # nothing runs here
     assert not g.is_prefix("1. dejpeg deblock. 2. sr bicubic.x4.")  # not needed
     unconstrained = get_planner("smollm", adapter="none", constrained="false")
     assert unconstrained.grammar(_request(toolbox)) is None

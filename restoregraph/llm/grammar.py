@@ -4,7 +4,8 @@ Grammar (the template of ``restoregraph.planners.base.format_plan``)::
 
     plan := "Stop." | step (" " step)*
     step := N ". " TASK " " MODEL "."      N = 1, 2, ... in order; TASK MODEL a toolbox tool;
-                                           each task at most once; at most max_steps steps
+                                           each task at most once; at most max_steps steps;
+                                           never a tool ``banned`` at that step number
 
 ``PlanGrammar.allowed_tokens_fn(tokenizer, prompt_len)`` gives a ``prefix_allowed_tokens_fn``
 for ``model.generate``: at each step only the tokens whose text keeps the answer a prefix of
@@ -14,7 +15,7 @@ any tokenizer whose tokens decode to pieces of the plan text (byte-level BPE, Se
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from restoregraph.tools.registry import ToolRegistry
@@ -24,12 +25,23 @@ STOP = "Stop."
 
 class PlanGrammar:
     def __init__(
-        self, toolbox: ToolRegistry, max_steps: int = 8, required: Collection[str] = ()
+        self,
+        toolbox: ToolRegistry,
+        max_steps: int = 8,
+        required: Collection[str] = (),
+        banned: Mapping[int, Collection[str]] | None = None,
     ) -> None:
         """``required``: tasks every whole plan must run (then ``Stop.`` is not a plan unless
-        nothing is required): a planner that knows what is left to undo asks for all of it."""
+        nothing is required): a planner that knows what is left to undo asks for all of it.
+        ``banned``: step number (1 = the plan's first step) -> tool ids not allowed at that
+        step (a tool rolled back at a position is ruled out there only)."""
         self.tools = [f"{s.task} {s.model}." for s in toolbox]
         self.task_of = {f"{s.task} {s.model}.": s.task for s in toolbox}
+        text_of = {s.id: f"{s.task} {s.model}." for s in toolbox}
+        self.banned = {
+            int(step): frozenset(text_of[i] for i in ids if i in text_of)
+            for step, ids in (banned or {}).items()
+        }
         self.max_steps = max_steps
         self.required = frozenset(required)
         # every character a plan can hold: token pieces with any other one are never allowed
@@ -55,8 +67,9 @@ class PlanGrammar:
         i += len(head)
         rest = text[i:]
         prefix = whole = False
+        banned = self.banned.get(step, frozenset())
         for tool in self.tools:
-            if self.task_of[tool] in used:
+            if self.task_of[tool] in used or tool in banned:
                 continue
             if rest.startswith(tool):  # this tool, then the next step or the end
                 p, w = self._walk(text, i + len(tool), step + 1, used | {self.task_of[tool]})

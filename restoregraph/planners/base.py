@@ -44,9 +44,10 @@ class PlanRequest:
     def done_tasks(self) -> set[str]:
         return {h["task"] for h in self.history if h["status"] == "accepted"}
 
-    def is_forbidden(self, tool_id: str) -> bool:
-        """A tool rolled back at this position is not retried at the same point."""
-        pos = self.position
+    def is_forbidden(self, tool_id: str, position: int | None = None) -> bool:
+        """A tool rolled back at a position is not retried at the same point (``position``:
+        this one when None; a plan's i-th kept step runs at ``self.position + i``)."""
+        pos = self.position if position is None else position
         return any(f["tool"] == tool_id and f["position"] == pos for f in self.failed)
 
 

@@ -423,7 +423,7 @@ class OpenAIPlanner:
         dropped: list[str] = []
         repeats = 0
         for s in steps:
-            if request.is_forbidden(s["tool"]):
+            if request.is_forbidden(s["tool"], request.position + len(kept)):
                 dropped.append(s["tool"])
             elif any(k["task"] == s["task"] for k in kept):
                 repeats += 1  # one step per task in a plan; later repeats are dropped

@@ -146,16 +146,26 @@ class SmolLMPlanner:
 
     def grammar(self, request: PlanRequest) -> Any:
         """The plan grammar decoding is held to (``constrained``): every task still needed,
-        each once, each with a tool allowed at this position; None when unconstrained."""
+        each once, never a tool at a position where it was rolled back; None when
+        unconstrained. A task with no tool allowed at this position may still come later."""
         if not self.constrained:
             return None
         from restoregraph.llm.grammar import PlanGrammar
-        from restoregraph.planners._common import allowed_tools, needed_tasks
+        from restoregraph.planners._common import needed_tasks
 
-        ids = [s.id for task in needed_tasks(request) for s in allowed_tools(request, task)]
-        tools = request.toolbox.subset(ids)
+        needed = [t for t in needed_tasks(request) if t not in request.forbidden_tasks]
+        tools = request.toolbox.subset([s.id for t in needed for s in request.toolbox.for_task(t)])
+        banned: dict[int, set[str]] = {}
+        for f in request.failed:  # step 1 of this plan is position request.position
+            step = int(f["position"]) - request.position + 1
+            if step >= 1:
+                banned.setdefault(step, set()).add(str(f["tool"]))
         required = set(tools.tasks())
-        return PlanGrammar(tools, max_steps=max(1, len(required)), required=required)
+        if all(s.id in banned.get(1, set()) for s in tools):  # nothing can run here: Stop
+            required = set()
+        return PlanGrammar(
+            tools, max_steps=max(1, len(required)), required=required, banned=banned
+        )
 
     def generate(self, request: PlanRequest) -> str:
         """The model's raw answer (raises ToolError/InputError when weights are unusable)."""
@@ -192,7 +202,7 @@ class SmolLMPlanner:
         kept: list[PlanStep] = []
         notes: list[str] = []
         for s in steps:
-            if request.is_forbidden(s["tool"]):
+            if request.is_forbidden(s["tool"], request.position + len(kept)):
                 notes.append(f"dropped {s['tool']} (rolled back here)")
             elif any(k["task"] == s["task"] for k in kept):
                 notes.append(f"dropped repeated {s['task']}")
