@@ -14,7 +14,6 @@ project's shipped-weights layout (a ``.pt`` state dict + a ``.json`` LoRA config
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +22,7 @@ from typing import Any
 
 from restoregraph.errors import InputError, PlanError, ToolError
 from restoregraph.llm.textdata import Row, split_row
+from restoregraph.lr_schedule import warmup_cosine
 
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 END_TOKEN = "<|im_end|>"
@@ -157,10 +157,7 @@ def _train(
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
 
     def lr_at(step: int) -> float:  # linear warm-up, cosine decay to 10 %
-        if step < warmup:
-            return lr * (step + 1) / warmup
-        t = (step - warmup) / max(1, steps - warmup)
-        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+        return warmup_cosine(step, steps, lr, warmup, floor=0.1)
 
     rng = random.Random(seed)
     order: list[int] = []

@@ -30,7 +30,6 @@ the model's weights, the answer is a plan ``parse_plan`` accepts.
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -39,6 +38,7 @@ from typing import Any
 
 from restoregraph.errors import InputError
 from restoregraph.llm.lora_text import write_training_summary
+from restoregraph.lr_schedule import warmup_cosine
 
 Row = dict[str, Any]
 
@@ -358,11 +358,8 @@ def _train(
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     warmup = min(10, max(1, steps // 10))
 
-    def lr_at(step: int) -> float:
-        if step < warmup:
-            return lr * (step + 1) / warmup
-        t = (step - warmup) / max(1, steps - warmup)
-        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+    def lr_at(step: int) -> float:  # linear warm-up, cosine decay to 10 %
+        return warmup_cosine(step, steps, lr, warmup, floor=0.1)
 
     rng = random.Random(seed)
     order: list[int] = []

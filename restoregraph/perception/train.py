@@ -19,7 +19,6 @@ zero canvas with a validity mask (see :class:`PerceptionNet`).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from restoregraph.lr_schedule import warmup_cosine
 from restoregraph.perception.cnn import DEFAULT_WIDTHS, PerceptionNet, count_params, image_stats
 from restoregraph.perception.synth import (
     labels_of,
@@ -106,10 +106,7 @@ def _worker_init(_: int) -> None:
 
 def lr_at(step: int, total: int, base: float, warmup: int) -> float:
     """Linear warm-up, then cosine decay to 2% of ``base``."""
-    if step < warmup:
-        return base * (step + 1) / warmup
-    t = (step - warmup) / max(1, total - warmup)
-    return base * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t))))
+    return warmup_cosine(step, total, base, warmup, floor=0.02)
 
 
 def train(

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from restoregraph.lr_schedule import warmup_cosine
 from restoregraph.tools.learned.catalog import Variant, find_variant
 from restoregraph.weightfiles import atomic_torch_save, sha256_of, update_manifest
 
@@ -127,10 +128,7 @@ def batch_at(
 
 def lr_at(step: int, total: int, base: float, warmup: int = 50) -> float:
     """Linear warm-up, then cosine decay to 1% of ``base``."""
-    if step < warmup:
-        return base * (step + 1) / warmup
-    t = (step - warmup) / max(1, total - warmup)
-    return base * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t))))
+    return warmup_cosine(step, total, base, warmup, floor=0.01)
 
 
 def train(
