@@ -12,6 +12,7 @@ import pytest
 from skimage import data as skdata
 
 from restoregraph.degrade import apply_mixture
+from restoregraph.errors import PlanError
 from restoregraph.graph.context import RunContext
 from restoregraph.imageio import save_image
 from restoregraph.planners import get_planner
@@ -244,8 +245,11 @@ def test_training_and_evaluation_smoke(tmp_path: Path) -> None:
     assert model.vocab == [i for v in toolbox.values() for i in v]
     # values per objective (balanced first, the default) over image + perception inputs
     assert model.objectives == ["balanced", "psnr"] and model.perception_input
-    x = model.inputs(np.zeros(len(model.feat_mean) - 27, np.float32), {"noise": 2})
-    assert x.shape == model.feat_mean.shape
+    assert model.size_input  # and the image size, last
+    x = model.inputs(np.zeros(len(model.feat_mean) - 28, np.float32), {"noise": 2}, (64, 64))
+    assert x.shape == model.feat_mean.shape and x[-1] == pytest.approx(-1.0)  # log2(64 / 128)
+    with pytest.raises(PlanError, match="image size"):
+        model.inputs(np.zeros(len(model.feat_mean) - 28, np.float32), {"noise": 2})
     u_bal, _ = model.tables(x, "balanced")
     u_psnr, _ = model.tables(x, "psnr")
     assert not np.allclose(u_bal, u_psnr)  # trained on other targets

@@ -11,7 +11,8 @@ given the current image and the history:
 the perception CNN's pooled features, image statistics and per-type level probabilities) followed,
 for weights trained with it (``meta["perception_input"]``), by the request's perception of what is
 still to undo (:func:`restoregraph.search.features.perception_features`: a level one-hot per
-type), projected to a few dimensions; ``u`` and ``v`` are linear in that projection. The weights
+type) and, for weights trained with ``meta["size_input"]``, the whole image's size
+(:func:`restoregraph.search.features.size_features`), projected to a few dimensions; ``u`` and ``v`` are linear in that projection. The weights
 hold one ensemble per plan objective (``blob["objectives"]``: balanced, psnr, perceptual); the
 request's objective picks it, and one without values plans for the default (the note says so).
 ``applied`` are the tools already accepted in this run (the history). The pairwise form shares
@@ -143,6 +144,8 @@ class Scorer:
         self.feat_index = None if index is None else np.asarray(index, dtype=np.int64)
         # the perception result (type -> level of what is still to undo) is part of the input
         self.perception_input = bool(meta.get("perception_input", False))
+        # and the whole image's size (search.features.size_features), last
+        self.size_input = bool(meta.get("size_input", False))
         # an ensemble stores every member's state under "members" ("state" is the first); a
         # planner trained for several objectives keeps each one's members under "objectives"
         self.objective = str(meta.get("objective", "balanced"))
@@ -170,15 +173,24 @@ class Scorer:
         """The objectives this scorer has values for (the first is its default)."""
         return [self.objective, *(o for o in self.nets_by_objective if o != self.objective)]
 
-    def inputs(self, image_feats: np.ndarray, perception: Mapping[str, int]) -> np.ndarray:
-        """The raw input vector: image features, then (when the scorer reads it) the encoded
-        perception of the degradations still to undo."""
-        from restoregraph.search.features import perception_features
+    def inputs(
+        self,
+        image_feats: np.ndarray,
+        perception: Mapping[str, int],
+        size: tuple[int, int] | None = None,
+    ) -> np.ndarray:
+        """The raw input vector: image features, then (when the scorer reads them) the encoded
+        perception of the degradations still to undo and the image's (height, width)."""
+        from restoregraph.search.features import perception_features, size_features
 
-        f = np.asarray(image_feats, np.float32)
-        if not self.perception_input:
-            return f
-        return np.concatenate([f, perception_features(perception)])
+        parts = [np.asarray(image_feats, np.float32)]
+        if self.perception_input:
+            parts.append(perception_features(perception))
+        if self.size_input:
+            if size is None:
+                raise PlanError("the embedded planner's weights read the image size; none given")
+            parts.append(size_features(*size))
+        return np.concatenate(parts)
 
     def normalise(self, feats: np.ndarray) -> np.ndarray:
         f = np.asarray(feats, np.float32)
@@ -369,7 +381,8 @@ class EmbeddedPlanner:
             for ptype, level in request.perception.items()
             if (task := TASK_FOR_PERCEPTION_TYPE.get(ptype)) in needed
         }
-        feats = model.inputs(image_features(request.load_image()), remaining)
+        image = request.load_image()
+        feats = model.inputs(image_features(image), remaining, image.shape[:2])
         position = request.position
         failed_by_pos: dict[int, set[str]] = {}
         for f in request.failed:

@@ -47,6 +47,7 @@ from restoregraph.planners.embedded import (
 from restoregraph.search.dataset import (
     load_many,
     node_features,
+    node_sizes,
     read_manifest,
 )
 from restoregraph.weightfiles import atomic_torch_save
@@ -158,6 +159,14 @@ def sample_nodes(
     return out
 
 
+def tool_scales(tool_ids: Sequence[str]) -> dict[str, int]:
+    """Tool id -> output/input size ratio (the registry's ``scale``; 1 for unknown tools)."""
+    from restoregraph.tools import default_registry
+
+    registry = default_registry()
+    return {t: int(registry.get(t).scale) if t in registry else 1 for t in tool_ids}
+
+
 def remaining_perception(sample: dict[str, Any], path: Sequence[str]) -> dict[str, int]:
     """The sample's true perception (type -> level) without the types ``path`` has undone."""
     from restoregraph.tasks import TASK_FOR_PERCEPTION_TYPE
@@ -190,14 +199,17 @@ def build_nodes_for(
     seed: int,
     perception_input: bool = False,
     objectives: Sequence[str | None] = (None,),
+    size_input: bool = False,
 ) -> list[NodeSet]:
     """One :class:`NodeSet` per objective (None: the data's own scores), read and encoded
     once: the same decision nodes, completions and inputs, each objective's targets. With
     ``perception_input`` each node's input vector also carries the encoded true perception of
-    what is left to undo there."""
+    what is left to undo there, and with ``size_input`` the node image's size last."""
     import dataclasses
 
-    from restoregraph.search.features import perception_features
+    from restoregraph.search.features import perception_features, size_features
+
+    scales = tool_scales(vocab) if size_input else {}
 
     rng = np.random.default_rng(seed)
     vocab_index = {t: i for i, t in enumerate(vocab)}
@@ -205,6 +217,7 @@ def build_nodes_for(
     fidx, offsets, unary, pairs, targets, weights = [], [0], [], [], [], []
     for sample in samples:
         feats = node_features(data, sample)
+        sizes = node_sizes(data, sample, scales) if size_input else {}
         nodes = sample_nodes(sample, feats, rng, objectives=objectives)
         total = sum(w for *_, w in nodes) or 1.0
         for path, comps, tgt, w in nodes:
@@ -212,6 +225,8 @@ def build_nodes_for(
             row = feats[path]
             if perception_input:
                 row = np.concatenate([row, perception_features(remaining_perception(sample, path))])
+            if size_input:
+                row = np.concatenate([row, size_features(*sizes[path])])
             feat_rows.append(row)
             for c in comps:
                 u, pr = encode_completion(vocab_index, path, c)
@@ -249,6 +264,7 @@ def train(
     init_state: Mapping[str, Any] | None = None,
     norm: tuple[np.ndarray, np.ndarray] | None = None,
     perception_input: bool = False,
+    size_input: bool = False,
 ) -> dict[str, Any]:
     """Fit the scorer; returns the weights blob (state dict, normalisation, meta).
 
@@ -315,6 +331,7 @@ def train(
         "vocab": list(vocab),
         "hidden": hidden,
         "perception_input": bool(perception_input),
+        "size_input": bool(size_input),
     }
     if feat_index is not None:
         meta["feat_index"] = [int(i) for i in feat_index]
@@ -362,6 +379,7 @@ def plan_percentiles(
             f"the data's search toolbox names tools this installation lacks: {', '.join(missing)}"
         )
     subset = registry.subset(ids)
+    scales = {t: int(registry.get(t).scale) for t in ids}
     rows = []
     for sample in samples:
         tasks = list(sample["tasks"])
@@ -373,6 +391,7 @@ def plan_percentiles(
         fixed = FixedPlanner().plan(PlanRequest(perception=sample["perception"], toolbox=subset))
         row["fixed"] = pct.get(tuple(s["tool"] for s in fixed.steps))
         feats = node_features(data, sample)
+        sizes = node_sizes(data, sample, scales) if model is not None and model.size_input else {}
         perceived = perceived_levels(sample, feats[()])
         fixed = FixedPlanner().plan(PlanRequest(perception=perceived, toolbox=subset))
         row["fixed_perceived"] = pct.get(tuple(s["tool"] for s in fixed.steps))
@@ -381,13 +400,13 @@ def plan_percentiles(
             def allowed(task: str, pos: int) -> list[str]:
                 return list(toolbox.get(task, []))
 
-            x = model.inputs(feats[()], sample["perception"])
+            x = model.inputs(feats[()], sample["perception"], sizes.get(()))
             chosen = best_completion(model, x, tasks, allowed, objective=objective)
             row["embedded"] = pct.get(tuple(chosen))
             path: tuple[str, ...] = ()
             while len(path) < len(tasks):
                 todo = [t for t in tasks if t not in _tasks_of(path)]
-                x = model.inputs(feats[path], remaining_perception(sample, path))
+                x = model.inputs(feats[path], remaining_perception(sample, path), sizes.get(path))
                 nxt = best_completion(model, x, todo, allowed, path, len(path), objective=objective)
                 path = (*path, nxt[0])
             row["embedded_stepwise"] = pct.get(path)
@@ -514,6 +533,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="read the image features only (not the perception result's types and levels)",
     )
+    ap.add_argument(
+        "--no-size-input",
+        action="store_true",
+        help="do not read the image size (search.features.size_features)",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--eval-only", action="store_true", help="evaluate --out on the held-out split")
     ap.add_argument("--json", default="", help="write the evaluation summary here")
@@ -544,8 +568,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_objective = str(manifest.get("objective", "balanced"))
     objectives = [o.strip() for o in args.objectives.split(",") if o.strip()] or [data_objective]
     perception_input = not args.no_perception_input
+    size_input = not args.no_size_input
     if not args.eval_only:
-        from restoregraph.search.features import perception_features
+        from restoregraph.search.features import perception_features, size_features
 
         states: dict[str, list[Any]] = {}
         blob: dict[str, Any] = {}
@@ -557,15 +582,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.seed,
             perception_input=perception_input,
             objectives=[None if o == data_objective else o for o in objectives],
+            size_input=size_input,
+        )
+        extra = (len(perception_features({})) if perception_input else 0) + (
+            len(size_features(1, 1)) if size_input else 0
         )
         for obj, nodes in zip(objectives, nodesets, strict=True):
             n_nodes, n_cands = len(nodes.weight), len(nodes.targets)
             print(f"{obj}: {n_nodes} decision nodes, {n_cands} completions", file=sys.stderr)
-            image_dim = nodes.feats.shape[1] - (
-                len(perception_features({})) if perception_input else 0
-            )
+            image_dim = nodes.feats.shape[1] - extra
             index = feature_index(args.features, image_dim)
-            if index is not None and perception_input:
+            if index is not None:
                 index += list(range(image_dim, nodes.feats.shape[1]))
             blobs = [
                 train(
@@ -581,6 +608,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     feat_index=index,
                     norm=(blob["feat_mean"].numpy(), blob["feat_std"].numpy()) if blob else None,
                     perception_input=perception_input,
+                    size_input=size_input,
                 )
                 for k in range(args.ensemble)
             ]

@@ -445,6 +445,7 @@ def finetune_embedded(
     meta = old["meta"]
     feat_index = meta.get("feat_index")
     perception_input = bool(meta.get("perception_input", False))
+    size_input = bool(meta.get("size_input", False))
     data_objective = str(manifest.get("objective", "balanced"))
     default = str(meta.get("objective", data_objective))
     by_objective = dict(old.get("objectives") or {default: [old["state"]]})
@@ -458,6 +459,7 @@ def finetune_embedded(
         seed,
         perception_input=perception_input,
         objectives=[None if o == data_objective else o for o in by_objective],
+        size_input=size_input,
     )
     n_nodes = len(nodesets[0].weight)
     n_feats = len(feat_index) if feat_index is not None else nodesets[0].feats.shape[1]
@@ -476,6 +478,7 @@ def finetune_embedded(
             init_state=warm_start({"state": members[0], "meta": meta}, vocab),
             norm=norm,
             perception_input=perception_input,
+            size_input=size_input,
         )
         states[str(objective)] = [out["state"]]
         if not blob or objective == default:
@@ -511,11 +514,18 @@ def heldout_percentiles(data: Path, weights: Path, tool_id: str) -> dict[str, fl
     import torch
 
     from restoregraph.planners.embedded import Scorer, best_completion
-    from restoregraph.search.dataset import load_samples, node_features, percentile_of
+    from restoregraph.planners.embedded_train import tool_scales
+    from restoregraph.search.dataset import (
+        load_samples,
+        node_features,
+        node_sizes,
+        percentile_of,
+    )
 
     model = Scorer(torch.load(weights, map_location="cpu", weights_only=True))
     task = tool_id.split(".", 1)[0]
     vocab = set(model.vocab)
+    scales = tool_scales(model.vocab) if model.size_input else {}
     pcts: list[float] = []
     uses: list[bool] = []
     for sample in load_samples(data, "heldout"):
@@ -528,7 +538,8 @@ def heldout_percentiles(data: Path, weights: Path, tool_id: str) -> dict[str, fl
         def allowed(t: str, pos: int, tools: set[str] = tools) -> list[str]:
             return sorted(i for i in tools if i.split(".", 1)[0] == t and i in vocab)
 
-        x = model.inputs(feats[()], sample["perception"])
+        size = node_sizes(data, sample, scales)[()] if model.size_input else None
+        x = model.inputs(feats[()], sample["perception"], size)
         chosen = best_completion(model, x, tasks, allowed)
         pct = percentile_of(sample, chosen)
         if pct is None:

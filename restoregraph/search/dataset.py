@@ -106,6 +106,28 @@ def node_features(data: str | Path, sample: dict[str, Any]) -> dict[tuple[str, .
     return {tuple(p.split("|")) if p else (): f for p, f in zip(paths, feats, strict=True)}
 
 
+def node_sizes(
+    data: str | Path, sample: dict[str, Any], scales: dict[str, int]
+) -> dict[tuple[str, ...], tuple[int, int]]:
+    """Tree path -> (height, width) of every node of ``sample``: the degraded image's size
+    times the ``scales`` (tool id -> output/input size ratio) of the tools on the path."""
+    from PIL import Image
+
+    path = Path(sample.get("_data") or data) / str(sample["degraded"])
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except OSError as exc:
+        raise InputError(f"sample {sample.get('id')}: unreadable degraded image ({exc})") from None
+    out: dict[tuple[str, ...], tuple[int, int]] = {}
+    for nd in sample["nodes"]:
+        k = 1
+        for tool in nd["path"]:
+            k *= int(scales.get(tool, 1))
+        out[tuple(nd["path"])] = (height * k, width * k)
+    return out
+
+
 def best_reachable(sample: dict[str, Any]) -> dict[tuple[str, ...], float]:
     """Prefix -> best score among the sample's pipelines that start with it (failed = -inf)."""
     best: dict[tuple[str, ...], float] = {}
@@ -131,6 +153,7 @@ __all__ = [
     "HELDOUT_PERCENT",
     "best_reachable",
     "is_heldout",
+    "node_sizes",
     "iter_samples",
     "load_many",
     "load_samples",

@@ -87,4 +87,18 @@ def perception_features(perception: Mapping[str, int]) -> np.ndarray:
     return out.reshape(-1)
 
 
-__all__ = ["feature_dim", "feature_fingerprint", "image_features", "perception_features"]
+def size_features(height: int, width: int) -> np.ndarray:
+    """(1,) float32: log2 of the image's geometric-mean side over 128 px (0 at 128 x 128). The
+    image features see a fixed-size centre crop; this says how big the whole image is, which
+    changes what super-resolution and deblurring do to it."""
+    side = max(1.0, float(height) * float(width)) ** 0.5
+    return np.array([np.log2(side / 128.0)], np.float32)
+
+
+__all__ = [
+    "feature_dim",
+    "feature_fingerprint",
+    "image_features",
+    "perception_features",
+    "size_features",
+]
