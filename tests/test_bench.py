@@ -190,3 +190,23 @@ def test_classify_says_why_a_pipeline_has_no_rank() -> None:
     )
     got = classify(("dejpeg.deblock", "dehaze.dcp", "dehaze.dcp"), needed, enumerated)
     assert got == "a task repeated; extra dehaze; denoise not perceived"
+
+
+def test_set_images_heldout_keeps_only_the_planners_validation_images(tmp_path):
+    from restoregraph.bench.common import set_images
+    from restoregraph.search.dataset import is_heldout
+
+    folder = tmp_path / "CBSD432"
+    folder.mkdir()
+    names = [f"{i:03d}.png" for i in range(30)]
+    for name in names:
+        save_image(np.zeros((4, 4, 3), np.float32), folder / name)
+    held = [p.name for p in set_images(tmp_path, "CBSD432", 100, heldout=True)]
+    assert held and held == [n for n in names if is_heldout(f"CBSD432/{n}")]
+    assert len(set_images(tmp_path, "CBSD432", 100)) == 30
+    assert set_images(tmp_path, "CBSD432", 1, heldout=True)[0].name == held[0]
+    (tmp_path / "none").mkdir()
+    save_image(np.zeros((4, 4, 3), np.float32), tmp_path / "none" / "x.png")
+    assert not is_heldout("none/x.png")  # crc32 % 100 = 97
+    with pytest.raises(InputError, match="held-out"):
+        set_images(tmp_path, "none", 1, heldout=True)

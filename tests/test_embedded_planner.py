@@ -231,6 +231,7 @@ def test_training_and_evaluation_smoke(tmp_path: Path) -> None:
             "2",
             "--objectives",
             "balanced,psnr",
+            "--size-input",
             "--heldout-percent",
             "0",
             "--eval-split",
@@ -245,7 +246,7 @@ def test_training_and_evaluation_smoke(tmp_path: Path) -> None:
     assert model.vocab == [i for v in toolbox.values() for i in v]
     # values per objective (balanced first, the default) over image + perception inputs
     assert model.objectives == ["balanced", "psnr"] and model.perception_input
-    assert model.size_input  # and the image size, last
+    assert model.size_input  # and the image size, last (--size-input)
     x = model.inputs(np.zeros(len(model.feat_mean) - 28, np.float32), {"noise": 2}, (64, 64))
     assert x.shape == model.feat_mean.shape and x[-1] == pytest.approx(-1.0)  # log2(64 / 128)
     with pytest.raises(PlanError, match="image size"):
@@ -268,6 +269,16 @@ def test_training_and_evaluation_smoke(tmp_path: Path) -> None:
     args = ["--data", str(data), "--data", str(more), "--out", str(both), "--steps", "5"]
     assert embedded_train.main([*args, "--heldout-percent", "0", "--eval-split", "all"]) == 0
     assert load_model(both).meta["train_samples"] == 6
+    assert not load_model(both).size_input  # the size input is opt-in
+    # node sizes: the degraded image's, times the scale of each tool on the path
+    from restoregraph.imageio import load_image
+    from restoregraph.search.dataset import load_samples, node_sizes
+
+    sample = next(s for s in load_samples(data) if s["nodes"][-1]["path"])
+    h, w = load_image(data / sample["degraded"]).shape[:2]
+    deep = tuple(sample["nodes"][-1]["path"])
+    sizes = node_sizes(data, sample, {deep[0]: 2})
+    assert sizes[()] == (h, w) and sizes[deep] == (2 * h, 2 * w)
     other = tmp_path / "other"
     run_build(
         BuildConfig(str(src), str(other), 1, {"denoise": ["denoise.bilateral"]}, seed=2, crop=64),

@@ -68,6 +68,7 @@ EST_PIPELINE_S = 0.35
 class AgentConfig:
     data: Path
     set_name: str = "CBSD68"
+    heldout: bool = False  # only the planners' held-out images (validating on a training set)
     n: int = 4
     planners: list[str] = field(default_factory=lambda: ["fixed", "random", "explore"])
     objective: str = "balanced"
@@ -316,7 +317,7 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
     metric_names(cfg.objective)
     mixtures = [(m, _parse(m)) for m in cfg.mixtures]
     used = fingerprint() if cfg.perceiver is None else f"stand-in {type(cfg.perceiver).__name__}"
-    files = set_images(cfg.data, cfg.set_name, cfg.n)
+    files = set_images(cfg.data, cfg.set_name, cfg.n, cfg.heldout)
     cleans = {p.name: centre_crop(load_image(p), cfg.short, cfg.long) for p in files}
 
     records: list[dict[str, Any]] = []
@@ -608,7 +609,7 @@ def run_objective_switch(
     n = min(cfg.switch_n, cfg.n)
     if not planners or not mixtures:
         return []
-    keep_images = {p.name for p in set_images(cfg.data, cfg.set_name, n)}
+    keep_images = {p.name for p in set_images(cfg.data, cfg.set_name, n, cfg.heldout)}
     out = [
         {**r, "objective": cfg.objective}
         for r in main.records
@@ -731,7 +732,9 @@ def agent_markdown(result: AgentResult) -> str:
         "the embedded planner use)"
     )
     lines = [
-        f"- data: first {cfg.n} images of {cfg.set_name}, centre crops of at most "
+        f"- data: first {cfg.n} images of {cfg.set_name}"
+        + (" among the planners' held-out images (validation)" if cfg.heldout else "")
+        + ", centre crops of at most "
         f"{cfg.short}×{cfg.long} px (short × long side, orientation kept; for time); every "
         f"type of a mixture at {level}; degradation and run seed = crc32(`set/image/mixture`)",
         f"- mixtures: {len(cfg.mixtures)} -- " + mixtures_line(cfg.mixtures),

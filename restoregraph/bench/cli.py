@@ -192,6 +192,12 @@ def tools_cmd(ctx: click.Context, **kw: Any) -> None:
     "--oracle-cap", type=int, default=120, show_default=True, help="Max pipelines per image."
 )
 @click.option(
+    "--heldout",
+    is_flag=True,
+    help="Only images of the planners' held-out split (search.dataset.is_heldout): validate "
+    "on a training set (e.g. --data ../shared/data/train --set CBSD432) without the test sets.",
+)
+@click.option(
     "--section",
     default="agent",
     show_default=True,
@@ -220,6 +226,7 @@ def agent_cmd(ctx: click.Context, **kw: Any) -> None:
     cfg = AgentConfig(
         data=data_dir(kw["data"]),
         set_name=kw["set_name"],
+        heldout=kw["heldout"],
         n=kw["n"],
         planners=parse_list(kw["planners"], "--planners"),
         objective=kw["objective"],

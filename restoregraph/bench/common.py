@@ -58,15 +58,23 @@ def parse_levels(text: str) -> list[int]:
     return sorted(set(levels))
 
 
-def set_images(root: Path, name: str, n: int) -> list[Path]:
-    """The first ``n`` images of test set ``name`` under ``root`` (a clear error if absent)."""
+def set_images(root: Path, name: str, n: int, heldout: bool = False) -> list[Path]:
+    """The first ``n`` images of test set ``name`` under ``root`` (a clear error if absent);
+    with ``heldout`` only those of the planners' held-out split
+    (:func:`restoregraph.search.dataset.is_heldout` of ``name/file``): validation images of a
+    training set that no planner was trained on."""
     folder = root / name
     if not folder.is_dir():
         have = ", ".join(sorted(p.name for p in root.iterdir() if p.is_dir())) or "none"
         raise InputError(f"test set {name!r} not found in {root} (found: {have})")
     files = list_images(folder)
+    if heldout:
+        from restoregraph.search.dataset import is_heldout
+
+        files = [p for p in files if is_heldout(f"{name}/{p.name}")]
     if not files:
-        raise InputError(f"test set {name!r} in {root} holds no images")
+        what = "held-out images" if heldout else "images"
+        raise InputError(f"test set {name!r} in {root} holds no {what}")
     return files[:n]
 
 

@@ -534,9 +534,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="read the image features only (not the perception result's types and levels)",
     )
     ap.add_argument(
-        "--no-size-input",
+        "--size-input",
         action="store_true",
-        help="do not read the image size (search.features.size_features)",
+        help="also read the image size (search.features.size_features; no gain measured: "
+        "docs/embedded_planner.md)",
     )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--eval-only", action="store_true", help="evaluate --out on the held-out split")
@@ -568,7 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_objective = str(manifest.get("objective", "balanced"))
     objectives = [o.strip() for o in args.objectives.split(",") if o.strip()] or [data_objective]
     perception_input = not args.no_perception_input
-    size_input = not args.no_size_input
+    size_input = args.size_input
     if not args.eval_only:
         from restoregraph.search.features import perception_features, size_features
 
