@@ -52,12 +52,18 @@ FAIR_PLANNERS: tuple[str, ...] = (
     "fixed",
     "explore",
     "embedded",
+    "embedded-verify",
     "llm",
 )
+# labels that are a registered planner with options (the embedded planner checking its 3 best
+# plans on the image with the plan critic: EmbeddedPlanner(verify=3))
+OPTION_PLANNERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "embedded-verify": ("embedded", {"verify": 3}),
+}
 LOCAL_LLM_PLANNERS: tuple[str, ...] = ("smollm2", "smollm", "local-llm", "llm-local")
 PERCEPTUAL = ("ms_ssim", "haarpsi", "gmsd")
 INPUT = "input"
-TRIALS_RE = re.compile(r"explore: (\d+) trials")
+TRIALS_RE = re.compile(r"(?:explore|verify): (\d+) trials")
 # rough seconds on the 2-core development machine (shared), for the estimate printed at start
 EST_RUN_S = {"explore": 4.0}
 EST_RUN_DEFAULT_S = 2.5
@@ -101,6 +107,7 @@ class AgentResult:
     perception: str = ""  # the perception files in use (sha256), or the stand-in's name
     skipped: dict[str, str] = field(default_factory=dict)  # planner label -> why it did not run
     resolved: dict[str, str] = field(default_factory=dict)  # planner label -> what ran
+    resolved_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # its options
     toolbox_ids: list[str] = field(default_factory=list)  # the tools every planner could use
     switch: list[dict[str, Any]] = field(default_factory=list)  # objective-switch records
     plans: list[dict[str, Any]] = field(default_factory=list)  # planning-only records
@@ -162,6 +169,9 @@ def resolve_planner(label: str) -> tuple[str, dict[str, Any]] | str:
                 return name, {}
         why = f"OPENAI_BASE_URL {base} does not answer" if base else "no OPENAI_BASE_URL set"
         return f"not run: {why}, and no local LLM planner is registered"
+    if label in OPTION_PLANNERS:
+        name, options = OPTION_PLANNERS[label]
+        return name, dict(options)
     if label not in PLANNERS:
         return f"not run: no planner {label!r} is registered in this install"
     return label, {}
@@ -500,6 +510,7 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
     result = AgentResult(cfg, records, detections, oracle, warmup, used)
     result.skipped = skipped
     result.resolved = {k: v[0] for k, v in resolved.items()}
+    result.resolved_options = {k: dict(v[1]) for k, v in resolved.items() if v[1]}
     result.toolbox_ids = list(tool_ids)
     result.plans = plans
     result.switch = run_objective_switch(cfg, full_registry, result)
@@ -959,6 +970,8 @@ def planners_line(result: AgentResult) -> str:
         "fixed": "fixed expert rules",
         "explore": "explore (AgenticIR-style trials + experience)",
         "embedded": "embedded (learned)",
+        "embedded-verify": "embedded, its 3 best plans run on the image and judged by the "
+        "plan critic",
     }
     parts = []
     for label in result.config.planners:
@@ -967,7 +980,10 @@ def planners_line(result: AgentResult) -> str:
             parts.append(f"{label} ({what}): {result.skipped[label]}")
         else:
             ran = result.resolved.get(label, label)
-            parts.append(f"{label} ({what}" + (f", planner `{ran}`" if ran != label else "") + ")")
+            opts = result.resolved_options.get(label, {})
+            how = f", planner `{ran}`" if ran != label else ""
+            how += "".join(f" {k}={v}" for k, v in opts.items())
+            parts.append(f"{label} ({what}{how})")
     return "; ".join(parts)
 
 

@@ -77,6 +77,12 @@ def data_group(app: click.Group) -> click.Group:
     help="Run on a Ray cluster at ADDRESS ('auto', 'ray://host:10001'; 'local' starts one).",
 )
 @click.option("--no-features", is_flag=True, help="Skip the embedded planner's node features.")
+@click.option(
+    "--leaf-features",
+    is_flag=True,
+    help="Also store the features of every pipeline's final image (what the plan critic, "
+    "restoregraph.planners.critic, is trained on).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def build_cmd(
     source: Path,
@@ -90,6 +96,7 @@ def build_cmd(
     workers: int,
     ray_address: str | None,
     no_features: bool,
+    leaf_features: bool,
     quiet: bool,
 ) -> None:
     """Run EVERY pipeline (every order x every model of the search toolbox) on degraded crops
@@ -111,6 +118,7 @@ def build_cmd(
         crop=crop,
         objective=objective,
         features=not no_features,
+        leaf_features=leaf_features and not no_features,
         command=shlex.join(["restoregraph", *sys.argv[1:]]),
         toolbox_spec=toolbox,
         mixtures=mixtures,

@@ -29,6 +29,12 @@ later steps are re-decided on the intermediate image's features. Tasks whose all
 all outside the network's vocabulary get the fixed rule's tool, after the network's steps; a task
 with a user ``strength`` gets the fixed rule's model for that strength, ordered by the network.
 
+With ``verify=K`` (``-P verify=3``; off by default, so a decision stays a few milliseconds) the
+planner runs its K best completions on the centre crop of the image (at most 256 px a side,
+shared prefixes once) and the plan critic (:mod:`restoregraph.planners.critic`, trained on the
+final images of the search data) picks among them: test-time evidence for mixtures whose best
+order the input image does not reveal. The note counts the tool calls (``verify: N trials``).
+
 When the weights are missing or fail to load, the planner plans with the fixed expert rules and
 says so in the plan's note.
 """
@@ -323,6 +329,29 @@ def completions(
     return out
 
 
+def ranked_completions(
+    model: Scorer,
+    feats: np.ndarray,
+    todo: Sequence[str],
+    allowed: AllowedFn,
+    applied: Sequence[str] = (),
+    position: int = 0,
+    objective: str | None = None,
+) -> list[tuple[tuple[str, ...], float]]:
+    """Every completion of ``todo`` with its score, best first (ties: enumeration order). When
+    no order of all of ``todo`` has an allowed known tool at every step, the last task is left
+    out (the caller plans it) and the rest is scored."""
+    tasks = list(dict.fromkeys(todo))
+    while tasks:
+        cands = completions(tasks, allowed, position, model.knows)
+        if cands:
+            scores = model.score(feats, applied, cands, objective)
+            order = np.argsort(-scores, kind="stable")
+            return [(cands[int(i)], float(scores[int(i)])) for i in order]
+        tasks = tasks[:-1]
+    return []
+
+
 def best_completion(
     model: Scorer,
     feats: np.ndarray,
@@ -332,25 +361,64 @@ def best_completion(
     position: int = 0,
     objective: str | None = None,
 ) -> list[str]:
-    """The best-scored completion of ``todo`` (ties: the first in enumeration order). When no
-    order of all of ``todo`` has an allowed known tool at every step, the last task is left out
-    (the caller plans it) and the rest is scored."""
-    tasks = list(dict.fromkeys(todo))
-    while tasks:
-        cands = completions(tasks, allowed, position, model.knows)
-        if cands:
-            scores = model.score(feats, applied, cands, objective)
-            return list(cands[int(np.argmax(scores))])
-        tasks = tasks[:-1]
-    return []
+    """The best-scored completion of ``todo`` (see :func:`ranked_completions`)."""
+    ranked = ranked_completions(model, feats, todo, allowed, applied, position, objective)
+    return list(ranked[0][0]) if ranked else []
+
+
+VERIFY_CROP = 256  # plans are verified on the centre crop of at most this many px a side
+
+
+def verify_plans(
+    critic: Any,
+    image: np.ndarray,
+    image_feats: np.ndarray,
+    plans: Sequence[Sequence[str]],
+    request: PlanRequest,
+) -> tuple[tuple[str, ...], str]:
+    """Run ``plans`` (the planner's best first) on the centre crop of ``image`` (at most
+    :data:`VERIFY_CROP` px a side; common prefixes once) and return the one the plan critic
+    scores best, with a note that counts the tool calls (``verify: N trials``). A plan whose
+    tool fails is out; when all fail, the planner's first choice stands."""
+    from restoregraph.search.features import image_features
+    from restoregraph.search.tree import walk_tree
+
+    h, w = image.shape[:2]
+    ch, cw = min(h, VERIFY_CROP), min(w, VERIFY_CROP)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    crop = np.ascontiguousarray(image[top : top + ch, left : left + cw])
+    source = image_feats if (ch, cw) == (h, w) else image_features(crop)
+    finals: dict[tuple[str, ...], np.ndarray] = {}
+
+    def on_final(p: tuple[str, ...], out: np.ndarray | None, error: str) -> None:
+        if out is not None:
+            finals[p] = out
+
+    pipelines = [tuple(p) for p in plans]
+    stats = walk_tree(crop, pipelines, request.toolbox, on_final=on_final)
+    ok = [p for p in pipelines if p in finals]
+    if not ok:
+        return pipelines[0], f"verify: {stats.tool_calls} trials; every plan failed on the crop"
+    scores = critic.score(np.stack([image_features(finals[p]) for p in ok]), source)
+    best = ok[int(np.argmax(scores))]
+    rank = pipelines.index(best) + 1
+    note = (
+        f"verify: {stats.tool_calls} trials ({len(ok)} of the planner's best plans run on a "
+        f"{ch}x{cw} crop; the critic chose its #{rank})"
+    )
+    return best, note
 
 
 class EmbeddedPlanner:
-    """Pairwise plan scorer trained on the search data (see the module docstring)."""
+    """Pairwise plan scorer trained on the search data (see the module docstring); with
+    ``verify=K`` (K > 1) it runs its K best plans on the image and lets the plan critic
+    (:mod:`restoregraph.planners.critic`) choose among them."""
 
     name = "embedded"
 
-    def __init__(self, weights: str | None = None) -> None:
+    def __init__(
+        self, weights: str | None = None, verify: int | str = 0, critic: str | None = None
+    ) -> None:
         self.weights = Path(weights) if weights else DEFAULT_WEIGHTS
         self._model: Scorer | None = None
         self._error = ""
@@ -358,6 +426,20 @@ class EmbeddedPlanner:
             self._model = load_model(self.weights)
         except RestoreGraphError as exc:
             self._error = str(exc)
+        try:
+            self.verify = int(verify)
+        except (TypeError, ValueError):
+            raise PlanError(
+                f"embedded planner: verify must be a whole number, got {verify!r}"
+            ) from None
+        if self.verify < 0:
+            raise PlanError(f"embedded planner: verify must be >= 0, got {self.verify}")
+        self.critic_path = critic
+        self._critic: Any = None
+        if self.verify > 1:  # fail now, with the path, rather than at the first plan
+            from restoregraph.planners.critic import load_critic
+
+            self._critic = load_critic(critic)
 
     @property
     def model(self) -> Scorer | None:
@@ -382,7 +464,8 @@ class EmbeddedPlanner:
             if (task := TASK_FOR_PERCEPTION_TYPE.get(ptype)) in needed
         }
         image = request.load_image()
-        feats = model.inputs(image_features(image), remaining, image.shape[:2])
+        image_feats = image_features(image)
+        feats = model.inputs(image_feats, remaining, image.shape[:2])
         position = request.position
         failed_by_pos: dict[int, set[str]] = {}
         for f in request.failed:
@@ -406,7 +489,19 @@ class EmbeddedPlanner:
         # tasks no vocabulary tool can serve go to the fixed rule; the rest are scored
         scorable = [t for t in task_order(needed) if any(model.knows(i) for i in allowed_now[t])]
         objective = request.objective if request.objective in model.objectives else None
-        tools = best_completion(model, feats, scorable, allowed, applied, position, objective)
+        ranked = ranked_completions(model, feats, scorable, allowed, applied, position, objective)
+        tools = list(ranked[0][0]) if ranked else []
+        verified = ""
+        if self.verify > 1 and len(ranked) > 1:
+            if request.objective == self._critic.objective:
+                top = [c for c, _ in ranked[: self.verify]]
+                pick, verified = verify_plans(self._critic, image, image_feats, top, request)
+                tools = list(pick)
+            else:
+                verified = (
+                    f"not verified: the critic judges {self._critic.objective!r}, "
+                    f"not {request.objective!r}"
+                )
         steps = [PlanStep(task=request.toolbox.get(t).task, tool=t) for t in tools]
         planned = {s["task"] for s in steps}
         extra: list[PlanStep] = []
@@ -417,7 +512,7 @@ class EmbeddedPlanner:
                 skipped.append(task)
             else:
                 extra.append(PlanStep(task=task, tool=spec.id))
-        notes = []
+        notes = [verified] if verified else []
         if objective is None and request.objective != model.objective:
             notes.append(
                 f"no values for objective {request.objective!r}; planned for {model.objective!r}"
@@ -438,6 +533,7 @@ __all__ = [
     "EmbeddedPlanner",
     "Scorer",
     "best_completion",
+    "ranked_completions",
     "build_net",
     "completions",
     "task_names",

@@ -64,9 +64,10 @@ RESUME_KEYS = (
     "metrics",
     "features",
     "mixtures",
+    "leaf_features",
 )
 # a manifest written before a key existed means that key's default
-RESUME_DEFAULTS: dict[str, Any] = {"mixtures": "default"}
+RESUME_DEFAULTS: dict[str, Any] = {"mixtures": "default", "leaf_features": False}
 
 
 @dataclass
@@ -79,6 +80,7 @@ class BuildConfig:
     crop: int = 128
     objective: str = "balanced"
     features: bool = True  # node features for the embedded planner (features.npz)
+    leaf_features: bool = False  # also every final image's features (the plan critic's data)
     command: str = ""
     toolbox_spec: str = "default"
     mixtures: str = "default"  # the mixture set drawn (restoregraph.search.mixtures.MIXTURE_SETS)
@@ -236,7 +238,8 @@ def build_sample(cfg: BuildConfig, sources: Sequence[str], index: int) -> Sample
         else:
             node["metrics"] = dict(compute(names, match_size(image, clean), clean))
             images[prefix] = np.round(np.clip(image, 0, 1) * 65535).astype(np.uint16)
-            if cfg.features and len(prefix) < len(tasks):  # a leaf is never a decision point
+            # a leaf is never a decision point; its features are the plan critic's data
+            if cfg.features and (len(prefix) < len(tasks) or cfg.leaf_features):
                 feat_paths.append("|".join(prefix))
                 feats.append(image_features(image))
         nodes.append(node)
@@ -369,6 +372,7 @@ def manifest_for(cfg: BuildConfig) -> dict[str, Any]:
         "crop": cfg.crop,
         "seed": cfg.seed,
         "mixtures": cfg.mixtures,
+        "leaf_features": bool(cfg.leaf_features),
         "n_images": cfg.n,
         "command": cfg.command,
         "source": cfg.source,
