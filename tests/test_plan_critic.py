@@ -132,6 +132,16 @@ def test_embedded_planner_verifies_its_best_plans_with_the_critic(
     assert "not verified" in other.note
     with pytest.raises(PlanError, match="whole number"):
         get_planner("embedded", verify="some")
+    with pytest.raises(PlanError, match="prior"):
+        get_planner("embedded", prior="strong")
+    led = get_planner(
+        "embedded",
+        weights=str(trained["planner"]),
+        verify=3,
+        critic=str(trained["critic"]),
+        prior="100",
+    )  # the planner's own values outweigh the critic: its first choice is kept
+    assert tuple(s["tool"] for s in led.plan(req).steps) == top3[0]
     with pytest.raises(PlanError, match="not found"):
         get_planner("embedded", verify=2, critic=str(trained["critic"].parent / "none.pt"))
 
@@ -141,3 +151,11 @@ def test_bench_label_embedded_verify_is_the_embedded_planner_with_verify() -> No
 
     assert "embedded-verify" in FAIR_PLANNERS
     assert resolve_planner("embedded-verify") == ("embedded", {"verify": 3})
+
+
+def test_combine_pick_weighs_the_critic_against_the_planner() -> None:
+    from restoregraph.planners.critic import combine_pick
+
+    assert combine_pick([0.0, 1.0, 0.5], [3.0, 0.0, 1.0]) == 1  # the critic alone
+    assert combine_pick([0.0, 1.0, 0.5], [3.0, 0.0, 1.0], prior=10.0) == 0
+    assert combine_pick([0.2, 0.2], [1.0, 1.0]) == 0  # ties: the planner's first

@@ -84,6 +84,19 @@ class Critic:
         return (out - out.mean()).astype(np.float64)
 
 
+def combine_pick(critic: Sequence[float], planner: Sequence[float], prior: float = 0.0) -> int:
+    """Index of the candidate to keep: the best critic score, plus ``prior`` x the planner's
+    own value, each standardised over the candidates (0: the critic alone decides)."""
+
+    def z(v: Sequence[float]) -> np.ndarray:
+        a = np.asarray(v, np.float64)
+        sd = a.std()
+        return (a - a.mean()) / sd if sd > 0 else np.zeros_like(a)
+
+    total = z(critic) + float(prior) * z(planner)
+    return int(np.argmax(total))
+
+
 def load_critic(path: str | Path | None = None) -> Critic:
     """Load critic weights (a plain ``torch.save`` dict, read with ``weights_only=True``)."""
     p = Path(path) if path is not None else DEFAULT_WEIGHTS
@@ -107,4 +120,12 @@ def _cached(path: str, mtime_ns: int) -> Critic:
         raise PlanError(f"plan critic weights unreadable: {path} ({exc})") from None
 
 
-__all__ = ["ARCH", "DEFAULT_WEIGHTS", "Critic", "build_critic", "critic_inputs", "load_critic"]
+__all__ = [
+    "ARCH",
+    "DEFAULT_WEIGHTS",
+    "Critic",
+    "build_critic",
+    "combine_pick",
+    "critic_inputs",
+    "load_critic",
+]

@@ -115,15 +115,21 @@ def train(
     return state, mean.astype(np.float32), std.astype(np.float32)
 
 
+def col_name(k: int, prior: float) -> str:
+    return f"verify{k}" + (f"_prior{prior:g}" if prior else "")
+
+
 def evaluate(
     critic_path: Path,
     planner_weights: str | None,
     data: str | Path,
     samples: Sequence[dict[str, Any]],
     ks: Sequence[int],
+    priors: Sequence[float] = (0.0,),
 ) -> dict[str, Any]:
-    """Held-out percentiles: critic alone, embedded alone, embedded verifying its top K."""
-    from restoregraph.planners.critic import load_critic
+    """Held-out percentiles: critic alone, embedded alone, embedded verifying its top K (with
+    each weight of the planner's own values: :func:`.critic.combine_pick`)."""
+    from restoregraph.planners.critic import combine_pick, load_critic
     from restoregraph.planners.embedded import load_model, ranked_completions
 
     critic = load_critic(critic_path)
@@ -149,16 +155,22 @@ def evaluate(
         if model.size_input:
             size = node_sizes(data, sample, tool_scales(model.vocab))[()]
         x = model.inputs(source, sample["perception"], size)
-        ranked = [c for c, _ in ranked_completions(model, x, tasks, allowed)]
+        scored = ranked_completions(model, x, tasks, allowed)
+        ranked = [c for c, _ in scored]
         if not ranked or ranked[0] not in pct:
             continue
         row["embedded"] = pct[ranked[0]]
         for k in ks:
-            top = [c for c in ranked[:k] if c in by_pipe]
-            pick = max(top, key=lambda c: by_pipe[c]) if top else ranked[0]
-            row[f"verify{k}"] = pct[pick]
+            top = [(c, v) for c, v in scored[:k] if c in by_pipe]
+            for lam in priors:
+                pick = (
+                    combine_pick([by_pipe[c] for c, _ in top], [v for _, v in top], lam)
+                    if top
+                    else 0
+                )
+                row[col_name(k, lam)] = pct[top[pick][0] if top else ranked[0]]
         rows.append(row)
-    cols = ["critic_all", "embedded", *(f"verify{k}" for k in ks)]
+    cols = ["critic_all", "embedded", *(col_name(k, lam) for k in ks for lam in priors)]
     kinds: dict[str, dict[str, Any]] = {}
     for r in rows:
         kinds.setdefault(r["kind"], {"n": 0, **{c: [] for c in cols}})
@@ -224,6 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--eval-only", action="store_true", help="evaluate --out on the held-out split")
     ap.add_argument("--planner", default=None, help="embedded planner weights to verify")
     ap.add_argument("--verify-k", default="2,3,4", help="K values evaluated")
+    ap.add_argument(
+        "--priors", default="0", help="weights of the planner's values next to the critic's"
+    )
     ap.add_argument("--json", default="", help="write the evaluation summary here")
     ap.add_argument("--manifest", default="", help="set the 'planner.critic' entry here")
     args = ap.parse_args(argv)
@@ -275,9 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ensemble": args.ensemble,
             "command": command,
             "data": ", ".join(args.data),
-            "data_command": "; ".join(
-                str(read_manifest(d).get("command", "")) for d in args.data
-            ),
+            "data_command": "; ".join(str(read_manifest(d).get("command", "")) for d in args.data),
             "seed": args.seed,
             "steps": args.steps,
             "train_samples": len(examples),
@@ -295,7 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.manifest:
             update_manifest(Path(args.manifest), out, meta)
     ks = [int(k) for k in args.verify_k.split(",") if k.strip()]
-    summary = evaluate(out, args.planner, args.data[0], held, ks)
+    priors = [float(v) for v in args.priors.split(",") if v.strip()]
+    summary = evaluate(out, args.planner, args.data[0], held, ks, priors)
     print(json.dumps(summary["overall"], indent=1))
     for kind, v in summary["kinds"].items():
         cells = " ".join(f"{c}={v[c]:.1f}" for c in v if c != "n")

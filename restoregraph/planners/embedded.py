@@ -373,13 +373,17 @@ def verify_plans(
     critic: Any,
     image: np.ndarray,
     image_feats: np.ndarray,
-    plans: Sequence[Sequence[str]],
+    ranked: Sequence[tuple[tuple[str, ...], float]],
     request: PlanRequest,
+    prior: float = 0.0,
 ) -> tuple[tuple[str, ...], str]:
-    """Run ``plans`` (the planner's best first) on the centre crop of ``image`` (at most
-    :data:`VERIFY_CROP` px a side; common prefixes once) and return the one the plan critic
-    scores best, with a note that counts the tool calls (``verify: N trials``). A plan whose
-    tool fails is out; when all fail, the planner's first choice stands."""
+    """Run the ``ranked`` plans (the planner's best first, with its values) on the centre crop
+    of ``image`` (at most :data:`VERIFY_CROP` px a side; common prefixes once) and return the
+    one the plan critic scores best (plus ``prior`` x the planner's value; both standardised:
+    :func:`restoregraph.planners.critic.combine_pick`), with a note that counts the tool calls
+    (``verify: N trials``). A plan whose tool fails is out; when all fail, the planner's first
+    choice stands."""
+    from restoregraph.planners.critic import combine_pick
     from restoregraph.search.features import image_features
     from restoregraph.search.tree import walk_tree
 
@@ -394,13 +398,14 @@ def verify_plans(
         if out is not None:
             finals[p] = out
 
-    pipelines = [tuple(p) for p in plans]
+    pipelines = [tuple(p) for p, _ in ranked]
+    values = {tuple(p): v for p, v in ranked}
     stats = walk_tree(crop, pipelines, request.toolbox, on_final=on_final)
     ok = [p for p in pipelines if p in finals]
     if not ok:
         return pipelines[0], f"verify: {stats.tool_calls} trials; every plan failed on the crop"
     scores = critic.score(np.stack([image_features(finals[p]) for p in ok]), source)
-    best = ok[int(np.argmax(scores))]
+    best = ok[combine_pick(list(scores), [values[p] for p in ok], prior)]
     rank = pipelines.index(best) + 1
     note = (
         f"verify: {stats.tool_calls} trials ({len(ok)} of the planner's best plans run on a "
@@ -417,7 +422,11 @@ class EmbeddedPlanner:
     name = "embedded"
 
     def __init__(
-        self, weights: str | None = None, verify: int | str = 0, critic: str | None = None
+        self,
+        weights: str | None = None,
+        verify: int | str = 0,
+        critic: str | None = None,
+        prior: float | str = 0.0,
     ) -> None:
         self.weights = Path(weights) if weights else DEFAULT_WEIGHTS
         self._model: Scorer | None = None
@@ -434,6 +443,10 @@ class EmbeddedPlanner:
             ) from None
         if self.verify < 0:
             raise PlanError(f"embedded planner: verify must be >= 0, got {self.verify}")
+        try:
+            self.prior = float(prior)
+        except (TypeError, ValueError):
+            raise PlanError(f"embedded planner: prior must be a number, got {prior!r}") from None
         self.critic_path = critic
         self._critic: Any = None
         if self.verify > 1:  # fail now, with the path, rather than at the first plan
@@ -494,8 +507,9 @@ class EmbeddedPlanner:
         verified = ""
         if self.verify > 1 and len(ranked) > 1:
             if request.objective == self._critic.objective:
-                top = [c for c, _ in ranked[: self.verify]]
-                pick, verified = verify_plans(self._critic, image, image_feats, top, request)
+                pick, verified = verify_plans(
+                    self._critic, image, image_feats, ranked[: self.verify], request, self.prior
+                )
                 tools = list(pick)
             else:
                 verified = (
