@@ -32,7 +32,9 @@ with a user ``strength`` gets the fixed rule's model for that strength, ordered 
 With ``verify=K`` (``-P verify=3``; off by default, so a decision stays a few milliseconds) the
 planner runs its K best completions on the centre crop of the image (at most 256 px a side,
 shared prefixes once) and the plan critic (:mod:`restoregraph.planners.critic`, trained on the
-final images of the search data) picks among them: test-time evidence for mixtures whose best
+final images of the search data) picks among them, its score plus ``prior`` (default 1) times
+the planner's own value, both standardised over the K (K = 3, prior 1 were chosen on the
+critic data's held-out split: docs/embedded_planner.md): test-time evidence for mixtures whose best
 order the input image does not reveal. The note counts the tool calls (``verify: N trials``).
 
 When the weights are missing or fail to load, the planner plans with the fixed expert rules and
@@ -426,7 +428,7 @@ class EmbeddedPlanner:
         weights: str | None = None,
         verify: int | str = 0,
         critic: str | None = None,
-        prior: float | str = 0.0,
+        prior: float | str = 1.0,
     ) -> None:
         self.weights = Path(weights) if weights else DEFAULT_WEIGHTS
         self._model: Scorer | None = None
