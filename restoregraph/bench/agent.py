@@ -65,7 +65,7 @@ PERCEPTUAL = ("ms_ssim", "haarpsi", "gmsd")
 INPUT = "input"
 TRIALS_RE = re.compile(r"(?:explore|verify): (\d+) trials")
 # rough seconds on the 2-core development machine (shared), for the estimate printed at start
-EST_RUN_S = {"explore": 4.0}
+EST_RUN_S = {"explore": 4.0, "embedded-verify": 3.5}
 EST_RUN_DEFAULT_S = 2.5
 EST_PIPELINE_S = 0.35
 
