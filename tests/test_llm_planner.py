@@ -60,10 +60,16 @@ def test_fixed_rows_have_the_export_layout(rows, toolbox, tmp_path):
     messages, answer = split_row(back[0])
     assert messages == [back[0]["messages"][0]] and answer == back[0]["messages"][-1]["content"]
     # content given as parts (the vision layout) reads the same; image parts are dropped
-    parts = {**back[0], "messages": [
-        {"role": m["role"], "content": [{"type": "image"}, {"type": "text", "text": m["content"]}]}
-        for m in back[0]["messages"]
-    ]}
+    parts = {
+        **back[0],
+        "messages": [
+            {
+                "role": m["role"],
+                "content": [{"type": "image"}, {"type": "text", "text": m["content"]}],
+            }
+            for m in back[0]["messages"]
+        ],
+    }
     assert split_row(parts) == (messages, answer)
     train, held = split_by_sample(back, 0.25, seed=0)
     assert held and train and not {r["sample"] for r in train} & {r["sample"] for r in held}
@@ -86,9 +92,15 @@ def _tiny_llama(rows):
     tok = build_tiny_tokenizer(texts, vocab_size=500)
     torch.manual_seed(0)
     cfg = LlamaConfig(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-        initializer_range=0.2, tie_word_embeddings=True,
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        initializer_range=0.2,
+        tie_word_embeddings=True,
         eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
     )
     return LlamaForCausalLM(cfg).eval(), tok
@@ -114,7 +126,13 @@ def test_train_pack_load_generate_on_a_tiny_llama(rows, toolbox, tmp_path):
     before = generate_text(model, tok, split_row(train[0])[0], 24)
     threads = torch.get_num_threads()
     summary = train_lora_text(
-        train, tmp_path / "adapter", steps=60, seed=0, lr=1e-2, lora_r=8, layers=None,
+        train,
+        tmp_path / "adapter",
+        steps=60,
+        seed=0,
+        lr=1e-2,
+        lora_r=8,
+        layers=None,
         base=(model, tok),
     )
     assert torch.get_num_threads() == threads
@@ -159,7 +177,8 @@ def test_planner_parses_the_model_answer_and_drops_forbidden_steps(toolbox, monk
     planner = get_planner("smollm", adapter="none")
     assert isinstance(planner, SmolLMPlanner)
     monkeypatch.setattr(
-        SmolLMPlanner, "generate",
+        SmolLMPlanner,
+        "generate",
         lambda self, req: "1. dejpeg deblock. 2. denoise oidn. 3. denoise tv.",
     )
     plan = planner.plan(_request(toolbox))

@@ -53,10 +53,28 @@ def test_tiny_qwen2vl_lora_end_to_end(tmp_path):
     tiny, adapter = tmp_path / "tiny", tmp_path / "adapter"
     rc = _script().main(
         [
-            "--make-tiny", str(tiny), "--model", str(tiny), "--data", str(rows_file),
-            "--out", str(adapter), "--steps", "80", "--lr", "1e-2", "--lora-r", "8",
-            "--seed", "0", "--device", "cpu", "--threads", "1",
-            "--target-modules", ALL_LINEAR,
+            "--make-tiny",
+            str(tiny),
+            "--model",
+            str(tiny),
+            "--data",
+            str(rows_file),
+            "--out",
+            str(adapter),
+            "--steps",
+            "80",
+            "--lr",
+            "1e-2",
+            "--lora-r",
+            "8",
+            "--seed",
+            "0",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--target-modules",
+            ALL_LINEAR,
         ]
     )
     assert rc == 0

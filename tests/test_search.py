@@ -383,6 +383,8 @@ def test_search_report_section(full_build: Path, tmp_path: Path) -> None:
     assert "<!-- bench:search:start -->" in text and "pipelines/s" in text
     assert "3 samples" in text and "(mixtures: default)" in text
     # several directories: one heading, one block each
-    assert report.main(["--data", str(full_build), "--data", str(full_build), "--doc", str(doc)]) == 0
+    assert (
+        report.main(["--data", str(full_build), "--data", str(full_build), "--doc", str(doc)]) == 0
+    )
     text = doc.read_text()
     assert text.count("## Pipeline search data") == 1 and text.count("3 samples") == 2

@@ -136,7 +136,15 @@ def test_progress_log_renders_the_plan_as_it_runs() -> None:
     log = ProgressLog("Restoring")
     assert "perception" in log.markdown()
     log({"event": "perception", "present": {"noise": 2}, "quality": 0.5})
-    log({"event": "plan", "plan": "1. denoise nlmeans. 2. dejpeg deblock.", "note": "", "round": 1, "steps": 2})
+    log(
+        {
+            "event": "plan",
+            "plan": "1. denoise nlmeans. 2. dejpeg deblock.",
+            "note": "",
+            "round": 1,
+            "steps": 2,
+        }
+    )
     log({"event": "step_start", "index": 1, "tool": "denoise.nlmeans", "task": "denoise"})
     assert "(0/2 steps)" in log.markdown() and "denoise.nlmeans" in log.markdown()
     log(

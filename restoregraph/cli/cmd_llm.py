@@ -16,9 +16,7 @@ from restoregraph.errors import InputError, OutputError
 SHIPPED_ID = "planner.smollm2.lora"
 
 
-def _rows(
-    datas: tuple[Path, ...], fixture: int, seed: int
-) -> tuple[list[dict[str, Any]], str]:
+def _rows(datas: tuple[Path, ...], fixture: int, seed: int) -> tuple[list[dict[str, Any]], str]:
     from restoregraph.llm.textdata import fixed_planner_rows, read_rows
     from restoregraph.tools import builtin_registry
 

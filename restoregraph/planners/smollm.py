@@ -163,9 +163,7 @@ class SmolLMPlanner:
         required = set(tools.tasks())
         if all(s.id in banned.get(1, set()) for s in tools):  # nothing can run here: Stop
             required = set()
-        return PlanGrammar(
-            tools, max_steps=max(1, len(required)), required=required, banned=banned
-        )
+        return PlanGrammar(tools, max_steps=max(1, len(required)), required=required, banned=banned)
 
     def generate(self, request: PlanRequest) -> str:
         """The model's raw answer (raises ToolError/InputError when weights are unusable)."""
