@@ -177,12 +177,13 @@ def resolve_planner(label: str) -> tuple[str, dict[str, Any]] | str:
     return label, {}
 
 
-def bench_toolbox(cfg: AgentConfig, registry: Any) -> Any:
-    """The registry every planner and the oracle use: all tools, or the search toolbox."""
-    if cfg.toolbox == "all":
+def bench_toolbox(toolbox: str, registry: Any) -> Any:
+    """The registry every planner and the oracle use: all tools (``toolbox="all"``), or the
+    search toolbox (``"search"``)."""
+    if toolbox == "all":
         return registry
-    if cfg.toolbox != "search":
-        raise InputError(f"--toolbox must be 'search' or 'all', got {cfg.toolbox!r}")
+    if toolbox != "search":
+        raise InputError(f"--toolbox must be 'search' or 'all', got {toolbox!r}")
     from restoregraph.search.toolbox import default_toolbox, toolbox_ids
 
     return registry.subset(toolbox_ids(default_toolbox(registry)))
@@ -207,13 +208,52 @@ def mixture_models(types: Sequence[str], levels: Sequence[int], registry: Any) -
     return candidate_models(PlanRequest(perception=perception, toolbox=registry))
 
 
+def degrade_case(
+    clean: np.ndarray,
+    set_name: str,
+    name: str,
+    mixture: str,
+    steps: Sequence[tuple[str, int | None]],
+    level: int | None,
+) -> tuple[np.ndarray, list[Any], int]:
+    """One benchmark input: ``clean`` degraded by ``mixture`` (every type at ``level``, or each
+    at its parsed / seeded level when None), rounded to 8 bits; with its degradation infos and
+    its seed (crc32 of ``set/image/mixture``: the same image always gets the same draw)."""
+    from restoregraph.degrade import apply_mixture
+
+    seed = image_seed(set_name, name, mixture)
+    spec = [(t, level if level is not None else lvl) for t, lvl in steps]
+    degraded, infos = apply_mixture(clean, spec, seed=seed)
+    return quantize8(degraded), list(infos), seed
+
+
+def oracle_case(
+    degraded: np.ndarray,
+    clean: np.ndarray,
+    infos: Sequence[Any],
+    registry: Any,
+    cap: int,
+    seed: int,
+    objective: str,
+) -> tuple[dict[str, list[str]], list[tuple[str, ...]], list[Any]]:
+    """The oracle on one input: the mixture's candidate models, the enumerated pipelines (every
+    order x every model of its TRUE tasks, a seeded sample of ``cap`` when there are more) and
+    every one of them run and scored against ``clean`` (best first)."""
+    from restoregraph.planners.oracle import enumerate_pipelines, score_pipelines
+
+    models = mixture_models([i.type for i in infos], [i.level for i in infos], registry)
+    pipelines = enumerate_pipelines(models, cap, seed)
+    scored = score_pipelines(degraded, clean, registry, pipelines, objective, measure=measure)
+    return models, pipelines, scored
+
+
 def pipeline_count(models: dict[str, list[str]]) -> int:
     return math.factorial(len(models)) * math.prod(len(v) for v in models.values())
 
 
 def estimate_seconds(cfg: AgentConfig, registry: Any) -> tuple[float, int, int]:
     """(seconds, agent runs, oracle pipelines) for the run ``cfg`` describes (rough)."""
-    registry = bench_toolbox(cfg, registry)
+    registry = bench_toolbox(cfg.toolbox, registry)
     runs = len(cfg.mixtures) * cfg.n * len(cfg.planners)
     agent = (
         cfg.n * len(cfg.mixtures) * sum(EST_RUN_S.get(p, EST_RUN_DEFAULT_S) for p in cfg.planners)
@@ -291,9 +331,7 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
     from restoregraph.planners import PLANNERS
     from restoregraph.planners import get_planner as make_planner
     from restoregraph.planners.oracle import (
-        enumerate_pipelines,
         rank_percentile,
-        score_pipelines,
     )
     from restoregraph.runner import Runner
     from restoregraph.tasks import TASK_FOR_DEGRADATION, TASK_FOR_PERCEPTION_TYPE
@@ -303,7 +341,7 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
 
         registry = default_registry()
     full_registry = registry
-    registry = bench_toolbox(cfg, registry)
+    registry = bench_toolbox(cfg.toolbox, registry)
     tool_ids = tuple(registry.ids())
     if INPUT in cfg.planners or "oracle" in cfg.planners:
         raise InputError("--planners: 'input' and 'oracle' are rows of their own, not planners")
@@ -369,10 +407,9 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
             for mi, name in bar:
                 mixture, steps = mixtures[mi]
                 clean = cleans[name]
-                seed = image_seed(cfg.set_name, name, mixture)
-                spec = [(t, cfg.level if cfg.level is not None else lvl) for t, lvl in steps]
-                degraded, infos = apply_mixture(clean, spec, seed=seed)
-                degraded = quantize8(degraded)
+                degraded, infos, seed = degrade_case(
+                    clean, cfg.set_name, name, mixture, steps, cfg.level
+                )
                 in_path = work / f"{mi}-{Path(name).stem}.png"
                 save_image(degraded, in_path)
                 base = {
@@ -427,14 +464,10 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
                 )
                 if cfg.oracle:
                     t1 = time.perf_counter()
-                    models = mixture_models(
-                        [i.type for i in infos], [i.level for i in infos], registry
+                    models, pipelines, scored = oracle_case(
+                        degraded, clean, infos, registry, cfg.oracle_cap, seed, cfg.objective
                     )
-                    pipelines = enumerate_pipelines(models, cfg.oracle_cap, seed)
                     enumerated = set(pipelines)
-                    scored = score_pipelines(
-                        degraded, clean, registry, pipelines, cfg.objective, measure=measure
-                    )
                     ok = [sp for sp in scored if sp.ok]
                     needed = {TASK_FOR_DEGRADATION[i.type] for i in infos}
                     perceived_tasks = {TASK_FOR_PERCEPTION_TYPE[t] for t in detected}
@@ -913,8 +946,14 @@ def plans_summary(result: AgentResult) -> str:
         ties = sum(1 for a, b in pairs if a == b)
         parts.append(f"{p} better than fixed on {better}, tied on {ties}, of {len(pairs)} mixtures")
     text = f"Per mixture (mean planned-pipeline rank %): {'; '.join(parts)}." if parts else ""
+    notes = planner_notes(recs, cfg.planners)
+    return text + ("\n\n" + notes if notes else "")
+
+
+def planner_notes(recs: list[dict[str, Any]], planners: Sequence[str]) -> str:
+    """Each planner's most common plan note and n/a reasons (a fallback shows here)."""
     notes = []
-    for p in cfg.planners:
+    for p in planners:
         ns = Counter(r["note"] for r in recs if r["candidate"] == p and r["note"])
         errs = Counter(r["why"] for r in recs if r["candidate"] == p and r["why"])
         if ns:
@@ -924,9 +963,9 @@ def plans_summary(result: AgentResult) -> str:
             )
         for why, k in errs.most_common(2):
             notes.append(f"- {p}: n/a on {k}: {why}")
-    if notes:
-        text += "\n\nPlanner notes (most common; a fallback shows here):\n\n" + "\n".join(notes)
-    return text
+    if not notes:
+        return ""
+    return "Planner notes (most common; a fallback shows here):\n\n" + "\n".join(notes)
 
 
 def plan_switch_table(result: AgentResult) -> str:

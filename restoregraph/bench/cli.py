@@ -265,6 +265,114 @@ def agent_cmd(ctx: click.Context, **kw: Any) -> None:
     _finish(ctx, section, title, body, clock)
 
 
+@bench.command("plans")
+@DATA
+@click.option("--set", "set_name", default="CBSD68", show_default=True, help="Test set.")
+@click.option(
+    "--n", "n", type=int, default=30, show_default=True, help="First N images per mixture."
+)
+@click.option(
+    "--planners",
+    default="random,random-order,random-model,fixed,embedded",
+    show_default=True,
+    help="Planners to compare (the labels of `bench agent`).",
+)
+@click.option(
+    "--baseline", default="fixed", show_default=True, help="The planner others are paired with."
+)
+@click.option(
+    "--suite",
+    default="restoreagent,agenticir",
+    show_default=True,
+    help="Mixture suites: restoreagent (its seven mixtures), agenticir (groups A, B, C).",
+)
+@click.option(
+    "--mixtures",
+    default=None,
+    help="Only these mixtures (comma-separated, e.g. noise+jpeg; default: the --suite ones).",
+)
+@click.option(
+    "--toolbox", type=click.Choice(["search", "all"]), default="search", show_default=True
+)
+@OBJECTIVE
+@click.option(
+    "--level",
+    type=click.Choice(["1", "2", "3", "sample"]),
+    default="2",
+    show_default=True,
+    help="Level of every type of a mixture (sample: drawn per image from its seed).",
+)
+@click.option("--short", type=int, default=192, show_default=True, help="Crop: short side (px).")
+@click.option("--long", type=int, default=256, show_default=True, help="Crop: long side (px).")
+@click.option(
+    "--oracle-cap", type=int, default=120, show_default=True, help="Max pipelines per image."
+)
+@click.option(
+    "--heldout",
+    is_flag=True,
+    help="Only images of the planners' held-out split (validation on a training set).",
+)
+@click.option("--section", default="plans", show_default=True, help="Doc section written.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write every case and plan as JSON here.",
+)
+@DOC
+@click.pass_context
+def plans_cmd(ctx: click.Context, **kw: Any) -> None:
+    """Planning only, many images per mixture: every planner plans once from the true
+    degradations; each plan is ranked among every pipeline and paired with the baseline."""
+    from restoregraph.bench.agent import suite_mixtures
+    from restoregraph.bench.common import data_dir, parse_list
+    from restoregraph.bench.plans import (
+        PlanBenchConfig,
+        estimate,
+        plan_bench_markdown,
+        run_plan_bench,
+        write_json,
+    )
+    from restoregraph.tools import default_registry
+
+    section = str(kw["section"]).strip()
+    if not section or not section.replace("-", "").replace("_", "").isalnum():
+        raise click.BadParameter("letters, digits, '-' and '_' only", param_hint="--section")
+    clock = Clock()
+    cfg = PlanBenchConfig(
+        data=data_dir(kw["data"]),
+        set_name=kw["set_name"],
+        heldout=kw["heldout"],
+        n=kw["n"],
+        planners=parse_list(kw["planners"], "--planners"),
+        baseline=kw["baseline"],
+        objective=kw["objective"],
+        level=None if kw["level"] == "sample" else int(kw["level"]),
+        short=kw["short"],
+        long=kw["long"],
+        mixtures=parse_list(kw["mixtures"], "--mixtures")
+        if kw["mixtures"]
+        else suite_mixtures(parse_list(kw["suite"], "--suite")),
+        oracle_cap=kw["oracle_cap"],
+        toolbox=kw["toolbox"],
+    )
+    registry = default_registry()
+    est, pipes = estimate(cfg, registry)
+    click.echo(
+        f"bench plans: {pipes} oracle pipelines; estimated {est / 60:.0f}-{est / 60 * 1.5:.0f} "
+        "min on a shared 2-core CPU",
+        err=True,
+    )
+    result = run_plan_bench(cfg, registry)
+    if kw["json_path"] is not None:
+        click.echo(f"wrote {write_json(result, kw['json_path'])}", err=True)
+    title = "Planning only: RestoreAgent Table 1 on many images, paired with the fixed rules"
+    if section != "plans":
+        title += f" -- {section}"
+    _finish(ctx, section, title, plan_bench_markdown(result), clock)
+
+
 @bench.command("perception")
 @DATA
 @click.option("--set", "set_name", default="CBSD68", show_default=True, help="Held-out set.")
