@@ -73,6 +73,24 @@ def _finish(ctx: click.Context, name: str, title: str, body: str, clock: Clock) 
     click.echo(f"wrote section {name!r} of {path} ({clock.seconds:.0f} s)", err=True)
 
 
+def _section(kw: dict[str, Any]) -> str:
+    """``--section``: the doc section's name (letters, digits, '-' and '_')."""
+    section = str(kw["section"]).strip()
+    if not section or not section.replace("-", "").replace("_", "").isalnum():
+        raise click.BadParameter("letters, digits, '-' and '_' only", param_hint="--section")
+    return section
+
+
+def _mixtures(kw: dict[str, Any]) -> list[str]:
+    """``--mixtures`` when given, else the mixtures of ``--suite``."""
+    from restoregraph.bench.agent import suite_mixtures
+    from restoregraph.bench.common import parse_list
+
+    if kw["mixtures"]:
+        return parse_list(kw["mixtures"], "--mixtures")
+    return suite_mixtures(parse_list(kw["suite"], "--suite"))
+
+
 @click.group()
 def bench() -> None:
     """Measure the tools, the agent and perception; write docs/BENCHMARKS.md sections."""
@@ -215,13 +233,10 @@ def agent_cmd(ctx: click.Context, **kw: Any) -> None:
         agent_markdown,
         estimate_seconds,
         run_agent_bench,
-        suite_mixtures,
     )
     from restoregraph.bench.common import data_dir, parse_list
 
-    section = str(kw["section"]).strip()
-    if not section or not section.replace("-", "").replace("_", "").isalnum():
-        raise click.BadParameter("letters, digits, '-' and '_' only", param_hint="--section")
+    section = _section(kw)
     clock = Clock()
     cfg = AgentConfig(
         data=data_dir(kw["data"]),
@@ -234,9 +249,7 @@ def agent_cmd(ctx: click.Context, **kw: Any) -> None:
         short=kw["short"],
         long=kw["long"],
         max_steps=kw["max_steps"],
-        mixtures=parse_list(kw["mixtures"], "--mixtures")
-        if kw["mixtures"]
-        else suite_mixtures(parse_list(kw["suite"], "--suite")),
+        mixtures=_mixtures(kw),
         oracle=kw["oracle"],
         oracle_cap=kw["oracle_cap"],
         toolbox=kw["toolbox"],
@@ -325,7 +338,6 @@ def agent_cmd(ctx: click.Context, **kw: Any) -> None:
 def plans_cmd(ctx: click.Context, **kw: Any) -> None:
     """Planning only, many images per mixture: every planner plans once from the true
     degradations; each plan is ranked among every pipeline and paired with the baseline."""
-    from restoregraph.bench.agent import suite_mixtures
     from restoregraph.bench.common import data_dir, parse_list
     from restoregraph.bench.plans import (
         PlanBenchConfig,
@@ -336,9 +348,7 @@ def plans_cmd(ctx: click.Context, **kw: Any) -> None:
     )
     from restoregraph.tools import default_registry
 
-    section = str(kw["section"]).strip()
-    if not section or not section.replace("-", "").replace("_", "").isalnum():
-        raise click.BadParameter("letters, digits, '-' and '_' only", param_hint="--section")
+    section = _section(kw)
     clock = Clock()
     cfg = PlanBenchConfig(
         data=data_dir(kw["data"]),
@@ -351,9 +361,7 @@ def plans_cmd(ctx: click.Context, **kw: Any) -> None:
         level=None if kw["level"] == "sample" else int(kw["level"]),
         short=kw["short"],
         long=kw["long"],
-        mixtures=parse_list(kw["mixtures"], "--mixtures")
-        if kw["mixtures"]
-        else suite_mixtures(parse_list(kw["suite"], "--suite")),
+        mixtures=_mixtures(kw),
         oracle_cap=kw["oracle_cap"],
         toolbox=kw["toolbox"],
     )
