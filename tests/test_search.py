@@ -181,7 +181,7 @@ def test_bench_mixture_set_draws_only_benchmark_kinds() -> None:
         assert all(1 <= lvl <= 3 for _, lvl in mix)
         drawn.add(mixture_kind(mix))
     assert drawn == wanted
-    with pytest.raises(ValueError, match="mixture set"):
+    with pytest.raises(ValueError, match="unknown degradation type"):
         sample_mixture(np.random.default_rng(0), everything, "nope")
     with pytest.raises(ValueError, match="none of the benchmark"):
         sample_mixture(np.random.default_rng(0), {"desnow": []}, "bench")

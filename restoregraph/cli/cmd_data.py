@@ -63,11 +63,11 @@ def data_group(app: click.Group) -> click.Group:
 )
 @click.option(
     "--mixtures",
-    type=click.Choice(["default", "bench"]),
     default="default",
     show_default=True,
-    help="Mixtures drawn: 'default' (half RestoreAgent's seven, half random types) or 'bench' "
-    "(only the benchmark's kinds: RestoreAgent's seven and AgenticIR's groups).",
+    help="Mixtures drawn: 'default' (half RestoreAgent's seven, half random types), 'bench' "
+    "(only the benchmark's kinds: RestoreAgent's seven and AgenticIR's groups) or a list of "
+    "kinds such as 'defocus+haze,defocus+jpeg' (only those; random levels and orders).",
 )
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
 @click.option(

@@ -31,6 +31,7 @@ import numpy as np
 
 from restoregraph.errors import InputError, OutputError
 from restoregraph.search.mixtures import (
+    check_mixtures,
     mixture_kind,
     mixture_tasks,
     perception_levels,
@@ -83,7 +84,7 @@ class BuildConfig:
     leaf_features: bool = False  # also every final image's features (the plan critic's data)
     command: str = ""
     toolbox_spec: str = "default"
-    mixtures: str = "default"  # the mixture set drawn (restoregraph.search.mixtures.MIXTURE_SETS)
+    mixtures: str = "default"  # MIXTURE_SETS name, or a list of kinds (parse_mixture_list)
 
 
 @dataclass
@@ -511,6 +512,10 @@ def run_build(
     if workers < 1:
         raise InputError(f"--workers must be >= 1, got {workers}")
     metric_names(cfg.objective)
+    try:
+        check_mixtures(cfg.mixtures, cfg.toolbox)
+    except ValueError as exc:
+        raise InputError(f"--mixtures: {exc}") from None
     sources = list_sources(cfg.source)
     out, done_ids = prepare(cfg)
     done = set(done_ids)

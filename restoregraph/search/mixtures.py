@@ -9,7 +9,8 @@ sensor -> codec) or, one time in three, shuffled (JPEG then still stays last mos
 Only types whose task has a tool in the search toolbox are drawn. The ``bench`` set draws only
 the benchmark's kinds (RestoreAgent's seven and AgenticIR's groups A/B/C, uniformly) at random
 levels and orders: data aimed at the kinds the fair benchmark judges (its test images are never
-used; the crops still come from the training folders).
+used; the crops still come from the training folders). A list of kinds (``defocus+haze,
+defocus+jpeg``) draws only those, the same way: data aimed at mixtures a planner gets wrong.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ AGENTICIR_GROUPS: dict[str, tuple[str, ...]] = {
 }
 # Which mixtures ``data build --mixtures`` draws: ``default`` is half BENCH_MIXTURES, half
 # random; ``bench`` draws only the benchmark's kinds (RestoreAgent's seven and AgenticIR's
-# groups, uniformly; each at random levels, one time in three in a shuffled order).
+# groups, uniformly; each at random levels, one time in three in a shuffled order); any other
+# value is a comma-separated list of kinds (parse_mixture_list), drawn like ``bench``.
 MIXTURE_SETS: tuple[str, ...] = ("default", "bench")
 P_BENCH = 0.5
 COUNT_PROBS: dict[int, float] = {1: 0.2, 2: 0.35, 3: 0.35, 4: 0.1}
@@ -99,22 +101,59 @@ def benchmark_kinds() -> list[tuple[str, ...]]:
     return list(dict.fromkeys([*BENCH_MIXTURES, *agentic]))
 
 
+def parse_mixture_list(spec: str) -> list[tuple[str, ...]]:
+    """``"defocus+haze,defocus+jpeg"`` -> ``[("defocus", "haze"), ("defocus", "jpeg")]``: kinds of
+    1-4 known degradation types, at most one per restoration task (ValueError otherwise)."""
+    kinds: list[tuple[str, ...]] = []
+    for part in (p.strip() for p in spec.split(",")):
+        types = tuple(t.strip() for t in part.split("+") if t.strip())
+        if not types:
+            raise ValueError(f"empty mixture in {spec!r}")
+        unknown = [t for t in types if t not in TASK_FOR_DEGRADATION]
+        if unknown:
+            raise ValueError(
+                f"unknown degradation type(s) {', '.join(unknown)} in {part!r}; choose from "
+                f"{', '.join(DEGRADATION_TYPES)}"
+            )
+        tasks = [TASK_FOR_DEGRADATION[t] for t in types]
+        if len(set(tasks)) != len(tasks) or len(types) > 4:
+            raise ValueError(f"{part!r}: 1-4 types, at most one per restoration task")
+        kinds.append(types)
+    return list(dict.fromkeys(kinds))
+
+
+def check_mixtures(mixtures: str, tasks: Collection[str]) -> None:
+    """ValueError unless ``mixtures`` is a mixture set or a list of kinds ``tasks`` can undo."""
+    if mixtures in MIXTURE_SETS:
+        return
+    for kind in parse_mixture_list(mixtures):
+        missing = [t for t in kind if TASK_FOR_DEGRADATION[t] not in tasks]
+        if missing:
+            raise ValueError(
+                f"the search toolbox has no tool for {', '.join(missing)} ({'+'.join(kind)})"
+            )
+
+
 def sample_mixture(
     rng: np.random.Generator, tasks: Collection[str], mixtures: str = "default"
 ) -> Mixture:
     """A mixture ``[(degradation type, level), ...]`` in the order to apply, whose every type
     is undone by one of ``tasks`` (the tasks the search toolbox has tools for), drawn from the
-    ``mixtures`` set (:data:`MIXTURE_SETS`)."""
-    if mixtures not in MIXTURE_SETS:
-        raise ValueError(f"unknown mixture set {mixtures!r}; choose {', '.join(MIXTURE_SETS)}")
+    ``mixtures`` set (:data:`MIXTURE_SETS`, or a list of kinds: :func:`parse_mixture_list`)."""
+    check_mixtures(mixtures, tasks)
     usable = [t for t in DEGRADATION_TYPES if TASK_FOR_DEGRADATION[t] in tasks]
     if not usable:
         raise ValueError("the search toolbox serves no degradation type")
-    pool = BENCH_MIXTURES if mixtures == "default" else benchmark_kinds()
+    if mixtures == "default":
+        pool = list(BENCH_MIXTURES)
+    elif mixtures == "bench":
+        pool = benchmark_kinds()
+    else:
+        pool = parse_mixture_list(mixtures)
     bench = [m for m in pool if all(TASK_FOR_DEGRADATION[t] in tasks for t in m)]
-    if mixtures == "bench" and not bench:
+    if mixtures != "default" and not bench:
         raise ValueError("the search toolbox serves none of the benchmark's mixtures")
-    if bench and (mixtures == "bench" or rng.random() < P_BENCH):
+    if bench and (mixtures != "default" or rng.random() < P_BENCH):
         types = list(bench[int(rng.integers(len(bench)))])
         shuffle = rng.random() < P_SHUFFLED
     else:
@@ -178,5 +217,7 @@ __all__ = [
     "mixture_kind",
     "mixture_tasks",
     "perception_levels",
+    "check_mixtures",
+    "parse_mixture_list",
     "sample_mixture",
 ]
