@@ -3,7 +3,7 @@
 Images inside the library are float32 RGB arrays of shape (H, W, 3) with values in [0, 1].
 """
 
-from restoregraph.errors import (
+from restoregraph.core.errors import (
     InputError,
     MetricUnavailable,
     PlanError,

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from restoregraph.graph.context import RunContext
+from restoregraph.core.settings import RunContext
 from restoregraph.runner import Runner, RunResult
 
 

@@ -31,9 +31,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from restoregraph.bench.common import natural_key
-from restoregraph.errors import BatchError, InputError, OutputError, RestoreGraphError
-from restoregraph.graph.context import RunContext, home_dir
+from restoregraph.core.errors import BatchError, InputError, OutputError, RestoreGraphError
+from restoregraph.core.settings import RunContext, home_dir
+from restoregraph.core.util import natural_key
 
 MANIFEST = ".restoregraph-batch.json"
 LOCK = ".restoregraph-batch.lock"

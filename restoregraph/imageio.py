@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from restoregraph.errors import InputError, OutputError
+from restoregraph.core.errors import InputError, OutputError
 
 DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP; configurable per call and via RESTOREGRAPH_MAX_PIXELS
 MIN_SIDE = 8

@@ -22,11 +22,11 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
-from restoregraph.errors import InputError, RestoreGraphError
+from restoregraph.core.errors import InputError, RestoreGraphError
+from restoregraph.core.settings import RunContext, home_dir
+from restoregraph.core.state import FailedAttempt, StepRecord
 from restoregraph.graph.builder import RECURSION_LIMIT, compile_graph
 from restoregraph.graph.checkpointer import make_checkpointer
-from restoregraph.graph.context import RunContext, home_dir
-from restoregraph.graph.state import FailedAttempt, StepRecord
 from restoregraph.graph.store import ImageStore
 from restoregraph.imageio import check_output_path, load_image, save_image
 

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --eval: constrain decoding to the plan grammar")
     args = ap.parse_args(argv)
 
-    from restoregraph.errors import RestoreGraphError
+    from restoregraph.core.errors import RestoreGraphError
 
     try:
         return run(args)
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from restoregraph.llm import mllm
+    from restoregraph.lab.training import mllm
 
     device = args.device
     if device == "auto":
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     (args.out / "training.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(summary), flush=True)
     if args.eval:
-        from restoregraph.errors import PlanError
+        from restoregraph.core.errors import PlanError
         from restoregraph.planners.base import parse_plan
         from restoregraph.tools import default_registry
 

@@ -5,7 +5,7 @@ survived, identical outputs after resume, ...) and import the session fixture
 ``reliability_counts`` (``from tests.reliability_counts import reliability_counts  # noqa``),
 which writes the counts of this process when the session ends, to
 ``$RESTOREGRAPH_RELIABILITY_OUT/counts-<pid>.json`` (nothing is written when the variable is
-unset). With ``pytest -n 2`` every worker writes its own file; ``restoregraph.bench.reliability.merge``
+unset). With ``pytest -n 2`` every worker writes its own file; ``restoregraph.lab.bench.reliability.merge``
 adds them up.
 ``restoregraph bench reliability`` sets the variable, runs the tests and reports the merged
 counts in docs/BENCHMARKS.md.

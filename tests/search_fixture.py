@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from restoregraph.core.tasks import TASK_FOR_DEGRADATION
 from restoregraph.degrade import apply_mixture
 from restoregraph.imageio import as_float_image, save_image
 from restoregraph.metrics import balanced_scores, compute
-from restoregraph.tasks import TASK_FOR_DEGRADATION
 
 FIXTURE_TOOLS: dict[str, list[str]] = {
     "denoise": ["denoise.bilateral", "denoise.tv"],

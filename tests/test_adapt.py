@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from restoregraph.errors import InputError
+from restoregraph.core.errors import InputError
 from restoregraph.imageio import as_float_image, save_image
 
 TOOLBOX = {"denoise": ["denoise.bilateral"], "dejpeg": ["dejpeg.deblock"]}
@@ -21,9 +21,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     import skimage.data
     import torch
 
-    from restoregraph.planners.embedded_train import build_nodes, train
-    from restoregraph.search.build import BuildConfig, run_build
-    from restoregraph.search.dataset import load_samples
+    from restoregraph.lab.search.build import BuildConfig, run_build
+    from restoregraph.lab.search.dataset import load_samples
+    from restoregraph.lab.training.embedded_train import build_nodes, train
 
     root = tmp_path_factory.mktemp("adapt")
     src = root / "src"
@@ -44,8 +44,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_warm_start_keeps_the_old_tools_values(built: tuple[Path, Path]) -> None:
     import torch
 
+    from restoregraph.lab.search.adapt import warm_start
     from restoregraph.planners.embedded import Scorer
-    from restoregraph.search.adapt import warm_start
 
     _, weights = built
     old = torch.load(weights, weights_only=True)
@@ -66,9 +66,9 @@ def test_adapt_extends_data_and_finetunes(built: tuple[Path, Path], tmp_path: Pa
 
     import torch
 
+    from restoregraph.lab.search.adapt import adapt
+    from restoregraph.lab.search.dataset import iter_samples, node_features
     from restoregraph.planners.embedded import Scorer
-    from restoregraph.search.adapt import adapt
-    from restoregraph.search.dataset import iter_samples, node_features
 
     src_data, weights = built
     data = tmp_path / "data"
@@ -115,8 +115,8 @@ def test_adapt_new_task_builds_samples_that_need_it(
 ) -> None:
     import shutil
 
-    from restoregraph.search.adapt import extend_data
-    from restoregraph.search.dataset import iter_samples
+    from restoregraph.lab.search.adapt import extend_data
+    from restoregraph.lab.search.dataset import iter_samples
 
     data = tmp_path / "data"
     shutil.copytree(built[0], data)

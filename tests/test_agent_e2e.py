@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from restoregraph.core.settings import RunContext
+from restoregraph.core.tasks import TASK_FOR_DEGRADATION
 from restoregraph.degrade import apply_mixture
-from restoregraph.graph.context import RunContext
 from restoregraph.imageio import load_image, save_image
 from restoregraph.metrics import balanced_scores, compute
 from restoregraph.runner import Runner
-from restoregraph.tasks import TASK_FOR_DEGRADATION
 from restoregraph.tools import builtin_registry
 from restoregraph.tools.registry import ToolSpec
 

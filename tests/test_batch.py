@@ -29,9 +29,9 @@ from restoregraph.batch import (
     plan_batch,
     run_batch,
 )
+from restoregraph.core.errors import InputError, OutputError
+from restoregraph.core.settings import RunContext
 from restoregraph.degrade import apply_mixture, parse_mixture
-from restoregraph.errors import InputError, OutputError
-from restoregraph.graph.context import RunContext
 from restoregraph.imageio import as_float_image, load_image, save_image
 
 N_IMAGES = 50

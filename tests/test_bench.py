@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from restoregraph.bench.report import markers, replace_section, write_section
 from restoregraph.cli.main import main
-from restoregraph.errors import InputError
+from restoregraph.core.errors import InputError
+from restoregraph.core.tasks import PERCEPTION_TYPES
 from restoregraph.imageio import save_image
+from restoregraph.lab.bench.report import markers, replace_section, write_section
 from restoregraph.perception.base import PerceptionResult
-from restoregraph.tasks import PERCEPTION_TYPES
 from restoregraph.tools import builtin_registry
 
 
@@ -143,7 +143,7 @@ class TruthPerceiver:
 
 
 def test_bench_agent_tiny(tiny_data: Path, home: Path) -> None:
-    from restoregraph.bench.agent import AgentConfig, agent_markdown, run_agent_bench
+    from restoregraph.lab.bench.agent import AgentConfig, agent_markdown, run_agent_bench
 
     cfg = AgentConfig(
         data=tiny_data,
@@ -171,7 +171,7 @@ def test_bench_agent_tiny(tiny_data: Path, home: Path) -> None:
 
 
 def test_classify_says_why_a_pipeline_has_no_rank() -> None:
-    from restoregraph.bench.agent import classify
+    from restoregraph.lab.bench.agent import classify
 
     enumerated: set[tuple[str, ...]] = {
         ("dejpeg.deblock", "denoise.oidn"),
@@ -193,8 +193,8 @@ def test_classify_says_why_a_pipeline_has_no_rank() -> None:
 
 
 def test_set_images_heldout_keeps_only_the_planners_validation_images(tmp_path):
-    from restoregraph.bench.common import set_images
-    from restoregraph.search.dataset import is_heldout
+    from restoregraph.lab.bench.common import set_images
+    from restoregraph.lab.search.dataset import is_heldout
 
     folder = tmp_path / "CBSD432"
     folder.mkdir()

@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from restoregraph.bench.agent import (
+from restoregraph.core.errors import InputError
+from restoregraph.degrade import parse_mixture
+from restoregraph.imageio import save_image
+from restoregraph.lab.bench.agent import (
     AGENTICIR_GROUPS,
     FAIR_HEADERS,
     MIXTURES,
@@ -19,9 +22,6 @@ from restoregraph.bench.agent import (
     run_agent_bench,
     suite_mixtures,
 )
-from restoregraph.degrade import parse_mixture
-from restoregraph.errors import InputError
-from restoregraph.imageio import save_image
 from tests.test_bench import TruthPerceiver
 
 

@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from restoregraph.bench.plans import (
+from restoregraph.cli.main import main
+from restoregraph.core.errors import InputError
+from restoregraph.imageio import save_image
+from restoregraph.lab.bench.plans import (
     Paired,
     PlanBenchConfig,
     paired,
     plan_bench_markdown,
     run_plan_bench,
 )
-from restoregraph.cli.main import main
-from restoregraph.errors import InputError
-from restoregraph.imageio import save_image
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from restoregraph.bench.reliability import (
+from restoregraph.cli.main import main
+from restoregraph.core.errors import InputError
+from restoregraph.lab.bench.reliability import (
     LABELS,
     ReliabilityResult,
     junit_outcomes,
@@ -17,8 +19,6 @@ from restoregraph.bench.reliability import (
     reliability_markdown,
     source_root,
 )
-from restoregraph.cli.main import main
-from restoregraph.errors import InputError
 
 
 def test_merge_adds_every_process_counts(tmp_path: Path) -> None:

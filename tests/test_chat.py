@@ -21,8 +21,8 @@ from restoregraph.chat.classifier import encoder_available, read_phrases
 from restoregraph.chat.router import LLMRouter, Route, RuleRouter, normalise, parse_route
 from restoregraph.chat.session import ChatSession, route_instruction
 from restoregraph.cli.main import main
+from restoregraph.core.settings import RunContext
 from restoregraph.degrade import apply_mixture
-from restoregraph.graph.context import RunContext
 from restoregraph.imageio import load_image, save_image
 from restoregraph.runner import Runner
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from restoregraph.core.errors import RestoreGraphError
+from restoregraph.core.settings import RunContext
 from restoregraph.degrade import apply_mixture
-from restoregraph.errors import RestoreGraphError
-from restoregraph.graph.context import RunContext
 from restoregraph.imageio import save_image
 from restoregraph.nodes.execution import MILD_MIX, apply_strength
 from restoregraph.nodes.planning import _ask, apply_constraints

@@ -11,6 +11,8 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from restoregraph.core.errors import InputError
+from restoregraph.core.tasks import DEGRADATION_TYPES
 from restoregraph.degrade import (
     DEGRADATIONS,
     DegradationInfo,
@@ -20,9 +22,7 @@ from restoregraph.degrade import (
     parse_mixture,
     step_seed,
 )
-from restoregraph.errors import InputError
 from restoregraph.imageio import as_float_image
-from restoregraph.tasks import DEGRADATION_TYPES
 
 TYPES = list(DEGRADATION_TYPES)
 LEVELS = (1, 2, 3)

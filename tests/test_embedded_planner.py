@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
+from restoregraph.core.errors import PlanError
+from restoregraph.core.settings import RunContext
 from restoregraph.degrade import apply_mixture
-from restoregraph.errors import PlanError
-from restoregraph.graph.context import RunContext
 from restoregraph.imageio import save_image
 from restoregraph.planners import get_planner
 from restoregraph.planners.base import PlanRequest
@@ -199,8 +199,8 @@ def test_graph_end_to_end(mode: str, tmp_path: Path, home: Path, degraded128: np
 
 
 def test_training_and_evaluation_smoke(tmp_path: Path) -> None:
-    from restoregraph.planners import embedded_train
-    from restoregraph.search.build import BuildConfig, run_build
+    from restoregraph.lab.search.build import BuildConfig, run_build
+    from restoregraph.lab.training import embedded_train
 
     src = tmp_path / "clean"
     src.mkdir()
@@ -272,7 +272,7 @@ def test_training_and_evaluation_smoke(tmp_path: Path) -> None:
     assert not load_model(both).size_input  # the size input is opt-in
     # node sizes: the degraded image's, times the scale of each tool on the path
     from restoregraph.imageio import load_image
-    from restoregraph.search.dataset import load_samples, node_sizes
+    from restoregraph.lab.search.dataset import load_samples, node_sizes
 
     sample = next(s for s in load_samples(data) if s["nodes"][-1]["path"])
     h, w = load_image(data / sample["degraded"]).shape[:2]
@@ -284,15 +284,15 @@ def test_training_and_evaluation_smoke(tmp_path: Path) -> None:
         BuildConfig(str(src), str(other), 1, {"denoise": ["denoise.bilateral"]}, seed=2, crop=64),
         show_progress=False,
     )
-    from restoregraph.errors import InputError
+    from restoregraph.core.errors import InputError
 
     with pytest.raises(InputError, match="toolbox"):
         embedded_train.main(["--data", str(data), "--data", str(other), "--out", str(both)])
 
 
 def test_perception_features_encode_levels_of_known_types() -> None:
-    from restoregraph.search.features import perception_features
-    from restoregraph.tasks import PERCEPTION_TYPES
+    from restoregraph.core.tasks import PERCEPTION_TYPES
+    from restoregraph.planners.features import perception_features
 
     v = perception_features({"noise": 3, "jpeg": 1, "sparkles": 2, "rain": 0, "haze": "x"})
     assert v.shape == (3 * len(PERCEPTION_TYPES),) and v.sum() == 2

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from restoregraph.cli.main import main
+from restoregraph.lab.training.experience import distil, markdown
 from restoregraph.planners import get_planner
 from restoregraph.planners.base import PlanRequest
-from restoregraph.planners.experience import Experience, distil, load_experience, markdown
+from restoregraph.planners.experience import Experience, load_experience
 from restoregraph.planners.explore import ExplorePlanner
 from restoregraph.planners.openai import OpenAIPlanner
 from restoregraph.prompts.plan import EXPERIENCE_HEADER, render_user_prompt

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from restoregraph.errors import InputError, PlanError
+from restoregraph.core.errors import InputError, PlanError
 from restoregraph.imageio import MIN_SIDE, load_image
 from restoregraph.planners.base import MAX_PLAN_STEPS, parse_plan, validate_steps
 from restoregraph.tools import builtin_registry

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import skimage.data
 
+from restoregraph.core.settings import RunContext
 from restoregraph.degrade import apply_mixture
-from restoregraph.graph.context import RunContext
 from restoregraph.imageio import load_image, save_image
 from restoregraph.runner import Runner
 from tests.conftest import crop

@@ -6,8 +6,8 @@ from typing import Any
 
 from langgraph.graph import END
 
+from restoregraph.core.settings import RunContext
 from restoregraph.graph.builder import compile_graph
-from restoregraph.graph.context import RunContext
 from restoregraph.nodes.reflection import judge
 from restoregraph.nodes.rescheduling import route
 

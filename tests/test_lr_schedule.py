@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from restoregraph.lr_schedule import warmup_cosine
+from restoregraph.lab.training.lr_schedule import warmup_cosine
 
 
 def test_warmup_then_cosine_to_the_floor():

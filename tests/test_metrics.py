@@ -17,7 +17,7 @@ import torch.hub
 from skimage import data
 
 import restoregraph.metrics as m
-from restoregraph.errors import InputError, MetricUnavailable
+from restoregraph.core.errors import InputError, MetricUnavailable
 from restoregraph.metrics import learned, noref, pyiqa_backend
 from restoregraph.metrics.fullref import MS_SSIM_WEIGHTS, ms_ssim_levels
 

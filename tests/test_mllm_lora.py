@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("peft")
 pytest.importorskip("transformers")
 
-from restoregraph.errors import InputError  # noqa: E402
+from restoregraph.core.errors import InputError  # noqa: E402
 from restoregraph.planners.base import parse_plan  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_mllm_lora.py"
@@ -43,7 +43,7 @@ def _offline(monkeypatch):
 def test_tiny_qwen2vl_lora_end_to_end(tmp_path):
     import torch
 
-    from restoregraph.llm import mllm
+    from restoregraph.lab.training import mllm
     from restoregraph.tools import builtin_registry
 
     threads = torch.get_num_threads()
@@ -123,7 +123,7 @@ def test_plan_grammar_prefixes():
 
 
 def test_read_vision_rows_errors(tmp_path):
-    from restoregraph.llm import mllm
+    from restoregraph.lab.training import mllm
 
     with pytest.raises(InputError):
         mllm.read_vision_rows(tmp_path / "missing.jsonl")

@@ -11,8 +11,10 @@ import pytest
 import skimage.data
 import torch
 
+from restoregraph.core.errors import ToolError
+from restoregraph.core.tasks import PERCEPTION_TYPE_FOR_DEGRADATION, PERCEPTION_TYPES
 from restoregraph.degrade import degrade
-from restoregraph.errors import ToolError
+from restoregraph.lab.training.perception_data import sample_mixture, scale_of
 from restoregraph.perception import (
     DEFAULT_WEIGHTS,
     CNNPerceiver,
@@ -27,8 +29,6 @@ from restoregraph.perception.cnn import (
     sha256_file,
     thresholds_path,
 )
-from restoregraph.perception.synth import sample_mixture, scale_of
-from restoregraph.tasks import PERCEPTION_TYPE_FOR_DEGRADATION, PERCEPTION_TYPES
 
 MANIFEST = DEFAULT_WEIGHTS.parent / "MANIFEST.json"
 
@@ -175,7 +175,7 @@ def test_mixture_sampler_respects_constraints() -> None:
 
 
 def test_tiny_training_run_is_resumable(tmp_path: Path) -> None:
-    from restoregraph.perception.train import train
+    from restoregraph.lab.training.perception import train
 
     images = [skimage.data.astronaut(), skimage.data.chelsea()]
     out, ckpt = tmp_path / "w.pt", tmp_path / "w.ckpt"

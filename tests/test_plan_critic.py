@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from restoregraph.errors import OutputError, PlanError
+from restoregraph.core.errors import OutputError, PlanError
 from restoregraph.imageio import save_image
 
 TOOLBOX = {
@@ -26,8 +26,8 @@ TOOLBOX = {
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from restoregraph.planners import critic_train, embedded_train
-    from restoregraph.search.build import BuildConfig, run_build
+    from restoregraph.lab.search.build import BuildConfig, run_build
+    from restoregraph.lab.training import critic_train, embedded_train
 
     root = tmp_path_factory.mktemp("critic")
     src = root / "clean"
@@ -51,8 +51,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_leaf_features_are_stored_and_a_resume_must_match(trained: dict[str, Path]) -> None:
-    from restoregraph.search.build import BuildConfig, prepare
-    from restoregraph.search.dataset import load_samples, node_features
+    from restoregraph.lab.search.build import BuildConfig, prepare
+    from restoregraph.lab.search.dataset import load_samples, node_features
 
     data = trained["data"]
     assert json.loads((data / "manifest.json").read_text())["leaf_features"] is True
@@ -65,9 +65,9 @@ def test_leaf_features_are_stored_and_a_resume_must_match(trained: dict[str, Pat
 
 
 def test_critic_trains_loads_scores_and_evaluates(trained: dict[str, Path]) -> None:
+    from restoregraph.lab.search.dataset import load_samples
+    from restoregraph.lab.training.critic_train import sample_finals
     from restoregraph.planners.critic import load_critic
-    from restoregraph.planners.critic_train import sample_finals
-    from restoregraph.search.dataset import load_samples
 
     critic = load_critic(trained["critic"])
     assert len(critic.nets) == 2 and critic.objective == "balanced"
@@ -108,7 +108,7 @@ def test_embedded_planner_verifies_its_best_plans_with_the_critic(
     assert "verify" not in plain.plan(req).note
     plan = checked.plan(req)
     assert "verify: " in plan.note and " trials (" in plan.note
-    from restoregraph.search.features import image_features
+    from restoregraph.planners.features import image_features
 
     model = plain.model
     x = model.inputs(image_features(degraded), req.perception)
@@ -116,7 +116,7 @@ def test_embedded_planner_verifies_its_best_plans_with_the_critic(
     top3 = [c for c, _ in ranked_completions(model, x, ["dejpeg", "denoise"], allowed)[:3]]
     assert tuple(s["tool"] for s in plan.steps) in top3
     # the bench counts the verification's tool calls
-    from restoregraph.bench.agent import _trials
+    from restoregraph.lab.bench.agent import _trials
 
     calls = _trials([{"event": "plan", "note": plan.note}])
     assert calls >= 3  # three plans of two steps sharing at most one first step
@@ -147,7 +147,7 @@ def test_embedded_planner_verifies_its_best_plans_with_the_critic(
 
 
 def test_bench_label_embedded_verify_is_the_embedded_planner_with_verify() -> None:
-    from restoregraph.bench.agent import FAIR_PLANNERS, resolve_planner
+    from restoregraph.lab.bench.agent import FAIR_PLANNERS, resolve_planner
 
     assert "embedded-verify" in FAIR_PLANNERS
     assert resolve_planner("embedded-verify") == ("embedded", {"verify": 3})

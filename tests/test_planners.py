@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from restoregraph.errors import PlanError, ToolError
-from restoregraph.graph.state import FailedAttempt, StepRecord
+from restoregraph.core.errors import PlanError, ToolError
+from restoregraph.core.state import FailedAttempt, StepRecord
 from restoregraph.planners import PLANNERS, get_planner, register_planner
 from restoregraph.planners.base import (
     MAX_PLAN_STEPS,
@@ -815,7 +815,7 @@ def test_builtin_registry_fixed_and_random() -> None:
 
 
 def perception_level(perception: dict[str, int], task: str) -> int:
-    from restoregraph.tasks import TASK_FOR_PERCEPTION_TYPE
+    from restoregraph.core.tasks import TASK_FOR_PERCEPTION_TYPE
 
     return max(lvl for t, lvl in perception.items() if TASK_FOR_PERCEPTION_TYPE[t] == task)
 
@@ -851,7 +851,7 @@ def test_builtin_oracle_with_real_metrics(astronaut: np.ndarray, degraded: np.nd
 def test_builtin_explore_with_real_quality_and_perception(degraded: np.ndarray) -> None:
     reg = _builtin()
     pytest.importorskip("restoregraph.metrics")
-    from restoregraph.errors import RestoreGraphError
+    from restoregraph.core.errors import RestoreGraphError
 
     try:
         from restoregraph.perception import default_perceiver

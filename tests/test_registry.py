@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import restoregraph.tools.registry as registry_module
-from restoregraph.errors import ToolError
-from restoregraph.tasks import TASKS
+from restoregraph.core.errors import ToolError
+from restoregraph.core.tasks import TASKS
 from restoregraph.tools import ToolRegistry, ToolSpec, builtin_registry
 from restoregraph.tools.classical import OPTIONAL_TOOL_IDS, classical_specs
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from restoregraph.cli.main import main
-from restoregraph.errors import RestoreGraphError
-from restoregraph.graph.context import RunContext
+from restoregraph.core.errors import RestoreGraphError
+from restoregraph.core.settings import RunContext
 from restoregraph.graph.store import ImageStore
 from restoregraph.imageio import save_image
 from restoregraph.perception.base import PerceptionResult

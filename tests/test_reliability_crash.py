@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from restoregraph.core.settings import RunContext
 from restoregraph.degrade import apply_mixture
-from restoregraph.graph.context import RunContext
 from restoregraph.graph.store import ImageStore
 from restoregraph.imageio import load_image, save_image
 from restoregraph.runner import Runner

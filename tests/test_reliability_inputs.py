@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from restoregraph.cli.main import main
-from restoregraph.errors import InputError
+from restoregraph.core.errors import InputError
 from restoregraph.imageio import load_image
 from tests.badinput import Case, build_corpus, restore_permissions
 from tests.reliability_counts import count, reliability_counts  # noqa: F401

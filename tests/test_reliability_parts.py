@@ -24,9 +24,9 @@ import numpy as np
 import pytest
 
 from restoregraph.api import summarise
+from restoregraph.core.errors import ToolError
+from restoregraph.core.settings import RunContext
 from restoregraph.degrade import apply_mixture
-from restoregraph.errors import ToolError
-from restoregraph.graph.context import RunContext
 from restoregraph.imageio import save_image
 from restoregraph.planners.base import Plan, PlanRequest
 from restoregraph.runner import Runner

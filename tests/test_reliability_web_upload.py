@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from restoregraph.errors import InputError
+from restoregraph.core.errors import InputError
 from restoregraph.imageio import load_image
 from restoregraph.runner import Runner
 from tests.badinput import Case, build_corpus, restore_permissions

@@ -16,11 +16,11 @@ import pytest
 from skimage import data as skdata
 
 from restoregraph.imageio import save_image
-from restoregraph.search.build import BuildConfig, build_sample, list_sources, run_build
-from restoregraph.search.dataset import best_reachable, is_heldout, load_samples, node_features
-from restoregraph.search.mixtures import mixture_kind, mixture_tasks, sample_mixture
-from restoregraph.search.toolbox import default_toolbox, load_toolbox, validate_toolbox
-from restoregraph.search.tree import (
+from restoregraph.lab.search.build import BuildConfig, build_sample, list_sources, run_build
+from restoregraph.lab.search.dataset import best_reachable, is_heldout, load_samples, node_features
+from restoregraph.lab.search.mixtures import mixture_kind, mixture_tasks, sample_mixture
+from restoregraph.lab.search.toolbox import default_toolbox, load_toolbox, validate_toolbox
+from restoregraph.planners.tree import (
     TreeStats,
     count_prefixes,
     enumerate_pipelines,
@@ -142,7 +142,7 @@ def test_default_toolbox_spans_and_caps() -> None:
 
 
 def test_toolbox_file_errors(tmp_path: Path) -> None:
-    from restoregraph.errors import InputError
+    from restoregraph.core.errors import InputError
 
     reg = builtin_registry()
     bad = tmp_path / "tb.json"
@@ -169,8 +169,8 @@ def test_mixtures_use_only_served_tasks() -> None:
 
 
 def test_bench_mixture_set_draws_only_benchmark_kinds() -> None:
-    from restoregraph.search.mixtures import benchmark_kinds
-    from restoregraph.tasks import TASK_FOR_DEGRADATION
+    from restoregraph.core.tasks import TASK_FOR_DEGRADATION
+    from restoregraph.lab.search.mixtures import benchmark_kinds
 
     everything = {t: [] for t in set(TASK_FOR_DEGRADATION.values())}
     wanted = {mixture_kind([(t, 1) for t in m]) for m in benchmark_kinds()}
@@ -335,7 +335,7 @@ def test_ray_local_gives_identical_output(sources: Path, full_build: Path, tmp_p
 
 
 def test_other_settings_refuse_to_resume(sources: Path, full_build: Path) -> None:
-    from restoregraph.errors import OutputError
+    from restoregraph.core.errors import OutputError
 
     cfg = _cfg(sources, full_build, 3)
     cfg.crop = CROP + 8
@@ -375,7 +375,7 @@ def test_cli_errors(sources: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_search_report_section(full_build: Path, tmp_path: Path) -> None:
-    from restoregraph.search import report
+    from restoregraph.lab.search import report
 
     doc = tmp_path / "BENCH.md"
     assert report.main(["--data", str(full_build), "--doc", str(doc)]) == 0

@@ -8,9 +8,15 @@ from pathlib import Path
 import pytest
 
 from restoregraph.cli.main import main
+from restoregraph.lab.search.export import (
+    SCENARIOS,
+    SampleTree,
+    export,
+    iter_samples,
+    prompt_toolbox,
+)
 from restoregraph.planners.base import parse_plan
 from restoregraph.prompts.plan import ROLLBACK_ANSWER, STOP_ANSWER, is_rollback
-from restoregraph.search.export import SCENARIOS, SampleTree, export, iter_samples, prompt_toolbox
 from tests.search_fixture import build_fixture
 
 

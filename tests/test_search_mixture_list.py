@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from restoregraph.search.mixtures import check_mixtures, parse_mixture_list, sample_mixture
+from restoregraph.lab.search.mixtures import check_mixtures, parse_mixture_list, sample_mixture
 
 TASKS = {"deblur", "dehaze", "dejpeg", "denoise"}
 

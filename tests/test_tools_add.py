@@ -14,7 +14,7 @@ import torch
 
 from restoregraph.cli.errors import run_cli
 from restoregraph.cli.main import app
-from restoregraph.errors import InputError, ToolError
+from restoregraph.core.errors import InputError, ToolError
 from restoregraph.tools import default_registry, reset_default_registry
 from restoregraph.tools.loading import load_model
 from restoregraph.tools.user import add_user_tool, config_path, read_user_tools, remove_user_tool

@@ -12,8 +12,8 @@ import skimage.data
 from skimage.metrics import structural_similarity
 from skimage.transform import resize
 
+from restoregraph.core.errors import ToolError
 from restoregraph.degrade import degrade
-from restoregraph.errors import ToolError
 from restoregraph.tools import ToolRegistry, ToolSpec, run_tool
 from restoregraph.tools.classical import (
     classical_specs,

@@ -13,8 +13,8 @@ import pytest
 import skimage.data
 from click.testing import CliRunner
 
+from restoregraph.core.errors import InputError
 from restoregraph.degrade import apply_mixture, parse_mixture
-from restoregraph.errors import InputError
 from restoregraph.imageio import load_image, save_image
 from restoregraph.runner import Runner
 from restoregraph.web.progress import ProgressLog

@@ -42,7 +42,7 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from restoregraph.tasks import TASKS
+from restoregraph.core.tasks import TASKS
 
 log = logging.getLogger(__name__)
 

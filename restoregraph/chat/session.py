@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from restoregraph.chat.router import Route, make_router
-from restoregraph.graph.context import RunContext
+from restoregraph.core.settings import RunContext
 from restoregraph.runner import Runner, RunResult
 
 EventFn = Callable[[dict[str, Any]], None]

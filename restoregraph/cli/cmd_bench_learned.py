@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from restoregraph.bench.cli import DATA, DOC, Clock, _finish
+from restoregraph.lab.bench.cli import DATA, DOC, Clock, _finish
 
 
 def register(app: click.Group) -> None:
@@ -37,8 +37,8 @@ def learned_cmd(ctx: click.Context, **kw: Any) -> None:
     """Each learned tool on its own degradation vs the input and the best classical tool."""
     import torch
 
-    from restoregraph.bench.common import data_dir, parse_levels, parse_list
-    from restoregraph.bench.learned import LearnedConfig, learned_markdown, run_learned_bench
+    from restoregraph.lab.bench.common import data_dir, parse_levels, parse_list
+    from restoregraph.lab.bench.learned import LearnedConfig, learned_markdown, run_learned_bench
 
     torch.set_num_threads(1)  # a shared machine: one thread, like the training runs
     clock = Clock()

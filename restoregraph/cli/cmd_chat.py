@@ -65,7 +65,7 @@ def chat_cmd(
     import json
 
     from restoregraph.chat.session import ChatSession
-    from restoregraph.errors import InputError
+    from restoregraph.core.errors import InputError
     from restoregraph.imageio import check_output_path, save_image
     from restoregraph.planners import PLANNERS
     from restoregraph.runner import Runner
@@ -163,9 +163,9 @@ def bench_chat_cmd(
     the named task only) beside the full agent on 512 px images."""
     import torch
 
-    from restoregraph.bench.chat import run_bench
-    from restoregraph.bench.cli import Clock, _finish
-    from restoregraph.bench.common import data_dir
+    from restoregraph.lab.bench.chat import run_bench
+    from restoregraph.lab.bench.cli import Clock, _finish
+    from restoregraph.lab.bench.common import data_dir
 
     torch.set_num_threads(1)
     clock = Clock()

@@ -52,7 +52,7 @@ def data_group(app: click.Group) -> click.Group:
     "--toolbox",
     default="default",
     show_default=True,
-    help="'default' (restoregraph.search.toolbox) or a JSON file {task: [tool ids]}.",
+    help="'default' (restoregraph.lab.search.toolbox) or a JSON file {task: [tool ids]}.",
 )
 @click.option(
     "--objective",
@@ -103,8 +103,8 @@ def build_cmd(
     of clean images, as a prefix tree, and store all pipelines with scores and ranks."""
     import torch
 
-    from restoregraph.search.build import BuildConfig, run_build
-    from restoregraph.search.toolbox import load_toolbox
+    from restoregraph.lab.search.build import BuildConfig, run_build
+    from restoregraph.lab.search.toolbox import load_toolbox
     from restoregraph.tools import default_registry
 
     torch.set_num_threads(1)

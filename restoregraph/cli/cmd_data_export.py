@@ -18,7 +18,7 @@ from restoregraph.cli.options import OVERWRITE
 
 
 def _command_line() -> str:
-    from restoregraph.bench.cli import command_line
+    from restoregraph.lab.bench.cli import command_line
 
     ctx = click.get_current_context()
     text = command_line(ctx)
@@ -47,7 +47,7 @@ def _command_line() -> str:
 @OVERWRITE
 def export_cmd(data: Path, out: Path, fmt: str, text_only: bool, overwrite: bool) -> None:
     """Instruction data (five scenarios: fresh, partial, rollback, avoid, stop) from DATA."""
-    from restoregraph.search.export import export
+    from restoregraph.lab.search.export import export
 
     res = export(data, out, fmt, text_only, overwrite, command=_command_line(), progress=True)
     counts = ", ".join(f"{k} {v}" for k, v in res.per_scenario.items())
@@ -77,7 +77,8 @@ def export_cmd(data: Path, out: Path, fmt: str, text_only: bool, overwrite: bool
 @click.option("--overwrite", is_flag=True, help="Replace existing files.")
 def experience_cmd(data: Path, out: Path, json_path: Path | None, overwrite: bool) -> None:
     """Distil order and model statistics from DATA into a document and a JSON (AgenticIR)."""
-    from restoregraph.planners.experience import DEFAULT_PATH, distil_to_files
+    from restoregraph.lab.training.experience import distil_to_files
+    from restoregraph.planners.experience import DEFAULT_PATH
 
     exp = distil_to_files(
         data, out, json_path or DEFAULT_PATH, overwrite=overwrite, command=_command_line()

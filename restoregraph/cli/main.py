@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from restoregraph.cli.options import HOME, OBJECTIVE, OVERWRITE, PLANNER
-from restoregraph.errors import InputError
+from restoregraph.core.errors import InputError
 
 console = Console(stderr=True)
 out_console = Console()
@@ -346,7 +346,7 @@ def restore(
     IMAGE may be a folder: every image in it is restored into the folder -o (see docs/batch.md);
     the same command run again resumes an interrupted batch.
     """
-    from restoregraph.graph.context import RunContext
+    from restoregraph.core.settings import RunContext
     from restoregraph.planners import PLANNERS
 
     if planner not in PLANNERS:
@@ -494,8 +494,8 @@ def gc_cmd(home: Path | None) -> None:
 
 
 def _add_bench() -> None:
-    """``restoregraph bench tools|agent|perception`` (defined in restoregraph/bench/cli.py)."""
-    from restoregraph.bench.cli import bench
+    """``restoregraph bench tools|agent|perception`` (defined in restoregraph/lab/bench/cli.py)."""
+    from restoregraph.lab.bench.cli import bench
 
     app.add_command(bench)
 

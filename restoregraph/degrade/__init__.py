@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from restoregraph.core.errors import InputError
+from restoregraph.core.tasks import DEGRADATION_TYPES
 from restoregraph.degrade._spec import LEVELS, Degradation, Param
 from restoregraph.degrade.blur import BLUR, DEFOCUS, MOTION_BLUR
 from restoregraph.degrade.jpeg import JPEG
@@ -31,9 +33,7 @@ from restoregraph.degrade.light import LOW_LIGHT
 from restoregraph.degrade.noise import NOISE, POISSON
 from restoregraph.degrade.resolution import LOW_RESOLUTION
 from restoregraph.degrade.weather import HAZE, RAIN, SNOW
-from restoregraph.errors import InputError
 from restoregraph.imageio import as_float_image
-from restoregraph.tasks import DEGRADATION_TYPES
 
 # type name -> declaration (parameters, per-level ranges, function). One entry per type.
 DEGRADATIONS: dict[str, Degradation] = {
@@ -56,7 +56,7 @@ DEGRADATIONS: dict[str, Degradation] = {
 if set(DEGRADATIONS) != set(DEGRADATION_TYPES):  # pragma: no cover - a declaration is missing
     raise RuntimeError(
         f"restoregraph.degrade declares {sorted(DEGRADATIONS)}, "
-        f"but restoregraph.tasks.DEGRADATION_TYPES is {sorted(DEGRADATION_TYPES)}"
+        f"but restoregraph.core.tasks.DEGRADATION_TYPES is {sorted(DEGRADATION_TYPES)}"
     )
 
 __all__ = [

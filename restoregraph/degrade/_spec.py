@@ -15,7 +15,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from restoregraph.errors import InputError
+from restoregraph.core.errors import InputError
 
 LEVELS = (1, 2, 3)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from restoregraph.core.tasks import DEGRADATION_TYPES
 from restoregraph.degrade import DEGRADATIONS, degrade
 from restoregraph.imageio import as_float_image, to_uint8
-from restoregraph.tasks import DEGRADATION_TYPES
 
 LABEL_HEIGHT = 14
 GAP = 4

@@ -5,9 +5,9 @@ The builder is loaded lazily (it imports the nodes, which import this package's 
 
 from typing import Any
 
+from restoregraph.core.settings import RunContext, home_dir
+from restoregraph.core.state import ImageRef, RestoreInput, RestoreOutput, RestoreState
 from restoregraph.graph.checkpointer import make_checkpointer
-from restoregraph.graph.context import RunContext, home_dir
-from restoregraph.graph.state import ImageRef, RestoreInput, RestoreOutput, RestoreState
 from restoregraph.graph.store import ImageStore
 
 

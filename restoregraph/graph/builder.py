@@ -8,8 +8,8 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from restoregraph.graph.context import RunContext
-from restoregraph.graph.state import RestoreInput, RestoreOutput, RestoreState
+from restoregraph.core.settings import RunContext
+from restoregraph.core.state import RestoreInput, RestoreOutput, RestoreState
 from restoregraph.nodes.execution import execution
 from restoregraph.nodes.perception import perception
 from restoregraph.nodes.planning import planning

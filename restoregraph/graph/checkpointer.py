@@ -9,7 +9,7 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 
-from restoregraph.errors import RestoreGraphError
+from restoregraph.core.errors import RestoreGraphError
 
 
 def make_checkpointer(uri: str | Path | None) -> BaseCheckpointSaver[Any]:

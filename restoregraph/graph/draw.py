@@ -11,7 +11,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from restoregraph.errors import OutputError
+from restoregraph.core.errors import OutputError
 
 
 def graph_edges() -> tuple[list[str], list[tuple[str, str, bool]]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from restoregraph.graph.context import RunContext, home_dir
+from restoregraph.core.settings import RunContext, home_dir
 from restoregraph.graph.store import ImageStore
 from restoregraph.tools import default_registry
 from restoregraph.tools.registry import ToolRegistry

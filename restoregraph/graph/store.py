@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from restoregraph.errors import InputError
-from restoregraph.graph.state import ImageRef
+from restoregraph.core.errors import InputError
+from restoregraph.core.state import ImageRef
 
 TOUCH_AFTER_S = 60.0  # re-putting an image older than this refreshes its mtime (see put)
 

@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from restoregraph.errors import ToolError
+from restoregraph.core.errors import ToolError
 
 log = logging.getLogger(__name__)
 

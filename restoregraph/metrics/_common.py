@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from restoregraph.errors import InputError
+from restoregraph.core.errors import InputError
 from restoregraph.imageio import as_float_image
 
 if TYPE_CHECKING:

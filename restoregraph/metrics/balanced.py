@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from restoregraph.errors import InputError, MetricUnavailable
+from restoregraph.core.errors import InputError, MetricUnavailable
 from restoregraph.imageio import to_uint8
 from restoregraph.metrics import noref
 from restoregraph.metrics._common import to_image

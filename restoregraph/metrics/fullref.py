@@ -36,7 +36,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from restoregraph.errors import InputError
+from restoregraph.core.errors import InputError
 from restoregraph.imageio import resize_bicubic
 from restoregraph.metrics._common import to_image, to_pair
 

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from restoregraph.errors import InputError, MetricUnavailable
+from restoregraph.core.errors import InputError, MetricUnavailable
 from restoregraph.metrics._common import to_pair, to_tensor
 
 if TYPE_CHECKING:

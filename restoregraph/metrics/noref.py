@@ -43,7 +43,7 @@ import scipy.linalg
 from PIL import Image
 from scipy.special import gamma as gamma_fn
 
-from restoregraph.errors import InputError, MetricUnavailable
+from restoregraph.core.errors import InputError, MetricUnavailable
 from restoregraph.imageio import to_uint8
 from restoregraph.metrics._common import luminance, to_image
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from restoregraph.errors import MetricUnavailable
+from restoregraph.core.errors import MetricUnavailable
 from restoregraph.metrics._common import to_image, to_pair, to_tensor
 
 # The pyiqa metrics the registry exposes: name -> higher_is_better.

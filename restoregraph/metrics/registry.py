@@ -14,7 +14,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from restoregraph.errors import InputError, MetricUnavailable
+from restoregraph.core.errors import InputError, MetricUnavailable
 from restoregraph.metrics import fullref, learned, noref, pyiqa_backend
 from restoregraph.metrics._common import to_image
 

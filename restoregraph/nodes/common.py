@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from restoregraph.graph.context import RunContext
+from restoregraph.core.settings import RunContext
 from restoregraph.graph.resources import get_perceiver
 from restoregraph.perception.base import PerceptionResult
 

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 from langgraph.runtime import Runtime
 
-from restoregraph.errors import ToolError
-from restoregraph.graph.context import RunContext
+from restoregraph.core.errors import ToolError
+from restoregraph.core.settings import RunContext
+from restoregraph.core.state import RestoreState
 from restoregraph.graph.resources import get_registry, get_store
-from restoregraph.graph.state import RestoreState
 from restoregraph.nodes.common import emit
 from restoregraph.tools.run import run_tool
 

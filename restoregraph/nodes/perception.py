@@ -6,9 +6,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from restoregraph.graph.context import RunContext
+from restoregraph.core.settings import RunContext
+from restoregraph.core.state import RestoreState
 from restoregraph.graph.resources import get_store
-from restoregraph.graph.state import RestoreState
 from restoregraph.imageio import load_image
 from restoregraph.nodes.common import assess, emit, present_levels
 

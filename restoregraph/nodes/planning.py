@@ -9,10 +9,10 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from restoregraph.errors import PlanError
-from restoregraph.graph.context import RunContext
+from restoregraph.core.errors import PlanError
+from restoregraph.core.settings import RunContext
+from restoregraph.core.state import PlanStep, RestoreState
 from restoregraph.graph.resources import get_planner, get_registry, get_store
-from restoregraph.graph.state import PlanStep, RestoreState
 from restoregraph.nodes.common import emit
 from restoregraph.planners._common import needed_tasks
 from restoregraph.planners.base import Plan, PlanRequest, validate_steps

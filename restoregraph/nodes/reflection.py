@@ -13,11 +13,11 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from restoregraph.graph.context import RunContext
+from restoregraph.core.settings import RunContext
+from restoregraph.core.state import FailedAttempt, RestoreState, StepRecord
+from restoregraph.core.tasks import TASK_FOR_PERCEPTION_TYPE
 from restoregraph.graph.resources import get_store
-from restoregraph.graph.state import FailedAttempt, RestoreState, StepRecord
 from restoregraph.nodes.common import assess, emit, present_levels
-from restoregraph.tasks import TASK_FOR_PERCEPTION_TYPE
 
 
 def judge(

@@ -8,9 +8,9 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from restoregraph.graph.context import RunContext
-from restoregraph.graph.state import RestoreState
-from restoregraph.tasks import TASK_FOR_PERCEPTION_TYPE
+from restoregraph.core.settings import RunContext
+from restoregraph.core.state import RestoreState
+from restoregraph.core.tasks import TASK_FOR_PERCEPTION_TYPE
 
 
 def remaining_tasks(state: RestoreState) -> set[str]:

@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from restoregraph.tasks import PERCEPTION_TYPES
+from restoregraph.core.tasks import PERCEPTION_TYPES
 
 
 @dataclass

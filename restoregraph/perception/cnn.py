@@ -5,7 +5,7 @@ residual go through five stride-2 blocks (conv 3x3 stride 2 -> BN -> ReLU -> con
 ReLU) and global average + max pooling; the pooled features, with a few hand-crafted global image
 statistics (:func:`image_stats`: brightness, residual energy, JPEG blockiness...), feed an MLP head
 giving, per perception type, four logits (absent, level 1, 2, 3). Presence thresholds per type
-are calibrated after training (:mod:`restoregraph.perception.calibrate`).
+are calibrated after training (:mod:`restoregraph.lab.training.perception_calibrate`).
 
 Degradations such as noise, JPEG blocking and low resolution live at the *pixel* scale, so the
 perceiver looks at crops of the image at its native resolution (resizing would wash out noise and
@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from restoregraph.errors import ToolError
+from restoregraph.core.errors import ToolError
+from restoregraph.core.tasks import PERCEPTION_TYPES
 from restoregraph.imageio import as_float_image
 from restoregraph.perception.base import PerceptionResult
-from restoregraph.tasks import PERCEPTION_TYPES
 
 N_LEVELS = 4  # absent, level 1, 2, 3
 DEFAULT_WIDTHS: tuple[int, ...] = (32, 48, 64, 80, 96)
@@ -274,7 +274,7 @@ def load_net(path: str | Path) -> PerceptionNet:
     if not p.is_file():
         raise ToolError(
             f"perception weights not found: {p} (train them with "
-            "`python -m restoregraph.perception.train`, see restoregraph/weights/MANIFEST.json)"
+            "`python -m restoregraph.lab.training.perception`, see restoregraph/weights/MANIFEST.json)"
         )
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
@@ -331,7 +331,7 @@ def probs_from_logits(logits: torch.Tensor) -> dict[str, list[float]]:
 
 def thresholds_path(weights_path: Path) -> Path:
     """``perception_cnn.pt`` -> ``perception_cnn.thresholds.json`` (calibrated presence
-    thresholds, written by ``python -m restoregraph.perception.calibrate``)."""
+    thresholds, written by ``python -m restoregraph.lab.training.perception_calibrate``)."""
     return weights_path.with_name(weights_path.stem + ".thresholds.json")
 
 
@@ -371,7 +371,7 @@ class CNNPerceiver:
         if not path.is_file():
             raise ToolError(
                 f"perception weights not found: {path} (train them with "
-                "`python -m restoregraph.perception.train`)"
+                "`python -m restoregraph.lab.training.perception`)"
             )
         self.weights_path = path.resolve()
         self.crop = int(crop)

@@ -16,7 +16,7 @@ from typing import Any
 # ``planners.base``, which imports ``graph.state``: importing the graph package first keeps
 # ``import restoregraph.planners`` (as the very first import) free of a circular import.
 import restoregraph.graph  # noqa: F401
-from restoregraph.errors import PlanError
+from restoregraph.core.errors import PlanError
 from restoregraph.planners.base import (
     MAX_PLAN_STEPS,
     Plan,

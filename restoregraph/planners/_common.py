@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from restoregraph.core.tasks import TASK_FOR_PERCEPTION_TYPE
 from restoregraph.planners.base import PlanRequest
-from restoregraph.tasks import TASK_FOR_PERCEPTION_TYPE
 from restoregraph.tools.registry import ToolSpec
 
 

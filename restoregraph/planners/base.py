@@ -13,8 +13,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from restoregraph.errors import PlanError
-from restoregraph.graph.state import FailedAttempt, PlanStep, StepRecord
+from restoregraph.core.errors import PlanError
+from restoregraph.core.state import FailedAttempt, PlanStep, StepRecord
 from restoregraph.tools.registry import ToolRegistry
 
 MAX_PLAN_STEPS = 16

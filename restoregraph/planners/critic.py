@@ -6,10 +6,10 @@ which. With ``verify=K`` the planner runs its K best plans on the image and asks
 pick one: test-time evidence, at K plans' tool calls instead of every pipeline's.
 
 The critic scores a final image ``y`` of input ``x`` as ``f([phi(y), phi(y) - phi(x)])``: ``phi``
-is the compact part of :func:`restoregraph.search.features.image_features` (image statistics and
+is the compact part of :func:`restoregraph.planners.features.image_features` (image statistics and
 the perception CNN's per-type level probabilities: how much noise, blur, haze... is left), ``f``
 a small MLP. It is trained listwise on the pipeline-search data built with ``--leaf-features``
-(:mod:`restoregraph.planners.critic_train`): for each training image, a softmax over its
+(:mod:`restoregraph.lab.training.critic_train`): for each training image, a softmax over its
 pipelines' final images against their z-scored objective scores. Only differences between
 candidates of the same input matter, so a score is meaningful only next to its siblings'.
 """
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from restoregraph.errors import PlanError
+from restoregraph.core.errors import PlanError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "plan_critic.pt"
@@ -103,7 +103,7 @@ def load_critic(path: str | Path | None = None) -> Critic:
     if not p.is_file():
         raise PlanError(
             f"plan critic weights not found: {p} (train them with "
-            "`python -m restoregraph.planners.critic_train`)"
+            "`python -m restoregraph.lab.training.critic_train`)"
         )
     return _cached(str(p.resolve()), p.stat().st_mtime_ns)
 

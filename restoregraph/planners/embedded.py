@@ -7,12 +7,12 @@ given the current image and the history:
                           + sum_{i<j} v(c_i before c_j | x)          (order)
                           + sum_{a in applied, i} v(a before c_i | x)
 
-``x`` is the current image's feature vector (:func:`restoregraph.search.features.image_features`:
+``x`` is the current image's feature vector (:func:`restoregraph.planners.features.image_features`:
 the perception CNN's pooled features, image statistics and per-type level probabilities) followed,
 for weights trained with it (``meta["perception_input"]``), by the request's perception of what is
-still to undo (:func:`restoregraph.search.features.perception_features`: a level one-hot per
+still to undo (:func:`restoregraph.planners.features.perception_features`: a level one-hot per
 type) and, for weights trained with ``meta["size_input"]``, the whole image's size
-(:func:`restoregraph.search.features.size_features`), projected to a few dimensions; ``u`` and ``v`` are linear in that projection. The weights
+(:func:`restoregraph.planners.features.size_features`), projected to a few dimensions; ``u`` and ``v`` are linear in that projection. The weights
 hold one ensemble per plan objective (``blob["objectives"]``: balanced, psnr, perceptual); the
 request's objective picks it, and one without values plans for the default (the note says so).
 ``applied`` are the tools already accepted in this run (the history). The pairwise form shares
@@ -51,12 +51,12 @@ from typing import Any
 
 import numpy as np
 
-from restoregraph.errors import PlanError, RestoreGraphError
-from restoregraph.graph.state import PlanStep
+from restoregraph.core.errors import PlanError, RestoreGraphError
+from restoregraph.core.state import PlanStep
+from restoregraph.core.tasks import TASK_FOR_PERCEPTION_TYPE
 from restoregraph.planners._common import allowed_tools, needed_tasks
 from restoregraph.planners.base import Plan, PlanRequest
 from restoregraph.planners.fixed import FixedPlanner, choose_tool, task_order
-from restoregraph.tasks import TASK_FOR_PERCEPTION_TYPE
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "embedded_planner.pt"
@@ -189,7 +189,7 @@ class Scorer:
     ) -> np.ndarray:
         """The raw input vector: image features, then (when the scorer reads them) the encoded
         perception of the degradations still to undo and the image's (height, width)."""
-        from restoregraph.search.features import perception_features, size_features
+        from restoregraph.planners.features import perception_features, size_features
 
         parts = [np.asarray(image_feats, np.float32)]
         if self.perception_input:
@@ -286,7 +286,7 @@ def load_model(path: str | Path | None = None) -> Scorer:
     if not p.is_file():
         raise PlanError(
             f"embedded planner weights not found: {p} (train them with "
-            "`python -m restoregraph.planners.embedded_train`)"
+            "`python -m restoregraph.lab.training.embedded_train`)"
         )
     return _cached_model(str(p.resolve()), p.stat().st_mtime_ns)
 
@@ -386,8 +386,8 @@ def verify_plans(
     (``verify: N trials``). A plan whose tool fails is out; when all fail, the planner's first
     choice stands."""
     from restoregraph.planners.critic import combine_pick
-    from restoregraph.search.features import image_features
-    from restoregraph.search.tree import walk_tree
+    from restoregraph.planners.features import image_features
+    from restoregraph.planners.tree import walk_tree
 
     h, w = image.shape[:2]
     ch, cw = min(h, VERIFY_CROP), min(w, VERIFY_CROP)
@@ -471,7 +471,7 @@ class EmbeddedPlanner:
             return Plan(steps=[], note="embedded: nothing left to restore")
         if request.load_image is None:
             raise PlanError("the embedded planner needs the current image (request.load_image)")
-        from restoregraph.search.features import image_features
+        from restoregraph.planners.features import image_features
 
         remaining = {
             ptype: int(needed[task]) if task in request.strength else level

@@ -36,13 +36,13 @@ from typing import Any
 
 import numpy as np
 
-from restoregraph.errors import PlanError, RestoreGraphError
-from restoregraph.graph.state import PlanStep
+from restoregraph.core.errors import PlanError, RestoreGraphError
+from restoregraph.core.state import PlanStep
+from restoregraph.core.tasks import TASKS
 from restoregraph.planners._common import allowed_tools, needed_tasks
 from restoregraph.planners.base import Plan, PlanRequest
 from restoregraph.planners.experience import Experience, load_experience
 from restoregraph.planners.fixed import fixed_steps, rank_tools, task_order
-from restoregraph.tasks import TASKS
 from restoregraph.tools.registry import ToolSpec
 from restoregraph.tools.run import run_tool
 

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from restoregraph.graph.state import PlanStep
+from restoregraph.core.state import PlanStep
 from restoregraph.planners._common import allowed_tools, needed_tasks
 from restoregraph.planners.base import Plan, PlanRequest
 from restoregraph.tools.registry import ToolSpec

@@ -35,8 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from restoregraph.errors import PlanError
-from restoregraph.graph.state import PlanStep
+from restoregraph.core.errors import PlanError
+from restoregraph.core.state import PlanStep
+from restoregraph.core.tasks import TASKS
 from restoregraph.planners.base import (
     MAX_PLAN_STEPS,
     Plan,
@@ -46,7 +47,6 @@ from restoregraph.planners.base import (
     validate_steps,
 )
 from restoregraph.prompts.plan import SYSTEM_PROMPT, render_retry_prompt, render_user_prompt
-from restoregraph.tasks import TASKS
 from restoregraph.tools.registry import ToolRegistry
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ def parse_reply(content: object, toolbox: ToolRegistry) -> list[PlanStep]:
 
 def _default_fallback() -> Planner:
     """``embedded`` when registered and buildable (its weights present), else ``fixed``."""
-    from restoregraph.errors import RestoreGraphError
+    from restoregraph.core.errors import RestoreGraphError
     from restoregraph.planners import PLANNERS, get_planner
 
     if "embedded" in PLANNERS:
@@ -296,7 +296,7 @@ class OpenAIPlanner:
         """Experience lines for the needed tasks and the run's objective ("" when off/none)."""
         if not self.experience:
             return ""
-        from restoregraph.errors import RestoreGraphError
+        from restoregraph.core.errors import RestoreGraphError
         from restoregraph.planners._common import needed_tasks
         from restoregraph.planners.experience import load_experience
 

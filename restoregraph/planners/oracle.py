@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from restoregraph.errors import PlanError, RestoreGraphError
-from restoregraph.graph.state import PlanStep
+from restoregraph.core.errors import PlanError, RestoreGraphError
+from restoregraph.core.state import PlanStep
 from restoregraph.planners._common import allowed_tools, needed_tasks
 from restoregraph.planners.base import Plan, PlanRequest
 from restoregraph.planners.fixed import rank_tools, task_order
-from restoregraph.search.tree import (
+from restoregraph.planners.tree import (
     Pipeline,
     TreeStats,
     count_prefixes,

@@ -16,8 +16,8 @@ from __future__ import annotations
 import random as _random
 from typing import Literal
 
-from restoregraph.errors import PlanError
-from restoregraph.graph.state import PlanStep
+from restoregraph.core.errors import PlanError
+from restoregraph.core.state import PlanStep
 from restoregraph.planners._common import allowed_tools, needed_tasks
 from restoregraph.planners.base import Plan, PlanRequest
 from restoregraph.planners.fixed import choose_tool, task_order

@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from restoregraph.errors import PlanError, RestoreGraphError
-from restoregraph.graph.state import PlanStep
+from restoregraph.core.errors import PlanError, RestoreGraphError
+from restoregraph.core.state import PlanStep
 from restoregraph.planners.base import Plan, Planner, PlanRequest, parse_plan
 from restoregraph.prompts.plan import SYSTEM_PROMPT, render_training_prompt, render_user_prompt
 
@@ -48,7 +48,7 @@ def _load(adapter: Path | None, cache: bool) -> tuple[Any, Any]:
     key = (str(adapter) if adapter else "", cache)
     with _LOCK:
         if key not in _MODELS:
-            from restoregraph.llm.lora_text import load_adapter
+            from restoregraph.llm.lora import load_adapter
             from restoregraph.llm.smollm import load_base
 
             model, tok = load_base(cache=cache)
@@ -169,7 +169,7 @@ class SmolLMPlanner:
         """The model's raw answer (raises ToolError/InputError when weights are unusable)."""
         import torch
 
-        from restoregraph.llm.lora_text import generate_text
+        from restoregraph.llm.lora import generate_text
 
         model, tok = _load(self.adapter, self.cache)
         old = torch.get_num_threads()

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from restoregraph.tasks import SEVERITY_NAMES, TASK_FOR_PERCEPTION_TYPE
+from restoregraph.core.tasks import SEVERITY_NAMES, TASK_FOR_PERCEPTION_TYPE
 from restoregraph.tools.registry import ToolRegistry
 
 SYSTEM_PROMPT = """\

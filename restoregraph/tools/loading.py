@@ -7,7 +7,7 @@ state dict is then unwrapped (``params_ema``, ``state_dict``, ``module.`` prefix
 to spandrel's auto-detection, so the project's own small models and users' full-size release
 weights (NAFNet, Restormer, SCUNet, SwinIR, DRUNet, RetinexFormer ...) load the same way.
 
-Every failure is a one-line :class:`~restoregraph.errors.ToolError` that says what to do.
+Every failure is a one-line :class:`~restoregraph.core.errors.ToolError` that says what to do.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from restoregraph.errors import ToolError
+from restoregraph.core.errors import ToolError
 
 if TYPE_CHECKING:  # pragma: no cover
     from spandrel import ImageModelDescriptor

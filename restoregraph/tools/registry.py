@@ -15,8 +15,8 @@ from importlib.metadata import entry_points
 
 import numpy as np
 
-from restoregraph.errors import ToolError
-from restoregraph.tasks import TASKS
+from restoregraph.core.errors import ToolError
+from restoregraph.core.tasks import TASKS
 
 ENTRY_POINT_GROUP = "restoregraph.tools"
 TOOL_ID_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9][a-z0-9_]*){1,2}$")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from restoregraph.errors import ToolError
+from restoregraph.core.errors import ToolError
 from restoregraph.imageio import as_float_image
 from restoregraph.tools.registry import ToolSpec
 

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from restoregraph.errors import InputError, ToolError
-from restoregraph.tasks import TASKS
+from restoregraph.core.errors import InputError, ToolError
+from restoregraph.core.tasks import TASKS
 from restoregraph.tools.registry import TOOL_ID_RE, ToolRegistry, ToolSpec
 
 CONFIG_NAME = "tools.json"
@@ -29,7 +29,7 @@ WEIGHTS_SUBDIR = "weights"
 def _home(home: str | os.PathLike[str] | None) -> Path:
     if home is not None:
         return Path(home)
-    from restoregraph.graph.context import home_dir
+    from restoregraph.core.settings import home_dir
 
     return home_dir()
 

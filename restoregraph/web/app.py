@@ -17,7 +17,7 @@ from typing import Any
 
 import gradio as gr
 
-from restoregraph.errors import RestoreGraphError
+from restoregraph.core.errors import RestoreGraphError
 from restoregraph.web.progress import ProgressLog, _md
 from restoregraph.web.session import Conversation, Reply, RunView, Workspace, format_bytes
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from restoregraph.errors import InputError
+from restoregraph.core.errors import InputError
 
 # System fonts only: the default gradio theme would fetch Google Fonts from the internet.
 SANS = ["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"]
@@ -41,7 +41,7 @@ def serve(
     block: bool = True,
 ) -> Any:
     """Build the workspace and the page, and serve them (blocking unless ``block=False``)."""
-    from restoregraph.graph.context import home_dir
+    from restoregraph.core.settings import home_dir
     from restoregraph.runner import Runner
 
     if max_upload_mb <= 0:

@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from restoregraph.errors import InputError, RestoreGraphError
-from restoregraph.graph.context import RunContext
-from restoregraph.graph.state import ImageRef, StepRecord
+from restoregraph.core.errors import InputError, RestoreGraphError
+from restoregraph.core.settings import RunContext
+from restoregraph.core.state import ImageRef, StepRecord
 from restoregraph.graph.store import ImageStore
 from restoregraph.imageio import load_image, save_image, to_uint8
 from restoregraph.runner import Runner

@@ -29,15 +29,15 @@ import numpy as np
 import pytest
 
 import restoregraph
+from restoregraph.core.settings import RunContext
+from restoregraph.core.tasks import PERCEPTION_TYPES
 from restoregraph.degrade import apply_mixture
-from restoregraph.graph.context import RunContext
 from restoregraph.imageio import load_image, save_image
 from restoregraph.perception.base import PerceptionResult
 from restoregraph.planners import get_planner
 from restoregraph.planners.base import PlanRequest
 from restoregraph.planners.openai import OpenAIPlanner, plan_schema
 from restoregraph.runner import Runner
-from restoregraph.tasks import PERCEPTION_TYPES
 from restoregraph.tools import builtin_registry
 
 URL = os.environ.get("RESTOREGRAPH_VLLM_URL", "").rstrip("/")

@@ -4,7 +4,7 @@ Each entry of ``restoregraph/weights/MANIFEST.json`` with ``"kind": "learned_too
 is present becomes one ToolSpec (``kind="learned"``); the weights are loaded on first use (see
 :class:`~restoregraph.tools.learned.model.LearnedModel`), so registering costs no torch import.
 What each tool is trained on lives in :mod:`restoregraph.tools.learned.catalog`; training is
-``restoregraph train-tool TASK --variant V`` (:mod:`restoregraph.tools.train`).
+``restoregraph train-tool TASK --variant V`` (:mod:`restoregraph.lab.training.tools`).
 
 Tool ids (stable public API): ``denoise.nafnet.{low,mid,high}``, ``dejpeg.nafnet.{mild,severe}``,
 ``deblur.nafnet.{motion,defocus}``, ``derain.nafnet``, ``dehaze.nafnet``, ``lowlight.nafnet``,

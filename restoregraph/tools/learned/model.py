@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from restoregraph.errors import ToolError
+from restoregraph.core.errors import ToolError
 from restoregraph.tools.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, tiled_apply
 
 

@@ -1,0 +1,1 @@
+"""restoregraph/core/__init__.py"""

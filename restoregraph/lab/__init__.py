@@ -1,0 +1,1 @@
+"""restoregraph/lab/__init__.py"""

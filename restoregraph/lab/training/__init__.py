@@ -1,0 +1,1 @@
+"""restoregraph/lab/training/__init__.py"""

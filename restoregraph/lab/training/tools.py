@@ -1,0 +1,389 @@
+"""Train one small learned restoration tool on synthetic degradations of clean training photos.
+
+    restoregraph train-tool denoise --variant low
+    python -m restoregraph.lab.training.tools denoise --variant low --steps 1000 --seed 0
+
+The variant (architecture, degradation sampler, default steps) comes from
+:mod:`restoregraph.tools.learned.catalog`. Clean images (CBSD432/ and ImageNetSample/ under
+``--data``) are loaded once; a pool of (degraded, clean) patch pairs is then synthesised up front
+with :mod:`restoregraph.degrade` (degrading larger crops, so that haze depth, rain streaks and
+blur kernels see realistic context) and kept in memory: synthesis on the fly would cost more
+than the small models' training steps. Everything is a pure function of ``--seed``: the pool,
+the batch drawn at each step (seeded by ``(seed, step)``) and the initial weights, so a resumed
+run (``--resume``) continues the exact same stream. A checkpoint (model, optimiser, step) is
+written atomically every ``--save-every`` steps.
+
+The final weights are a plain state dict saved as safetensors with the architecture's own key
+names, so :func:`restoregraph.tools.loading.load_model` (spandrel auto-detection) loads them
+like any released checkpoint; a manifest entry (command, data, seed, steps, sha256, bytes, train
+time) is written into ``MANIFEST.json`` next to the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from restoregraph.lab.training.lr_schedule import warmup_cosine
+from restoregraph.tools.learned.catalog import Variant, find_variant
+from restoregraph.weightfiles import atomic_torch_save, sha256_of, update_manifest
+
+TRAIN_SUBSETS = ("CBSD432", "ImageNetSample")
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+SOURCE = 160  # side of the clean crop that is degraded before patches are cut from it
+
+
+def build_model(variant: Variant) -> Any:
+    """A freshly initialised torch module of the variant's spandrel architecture."""
+    from spandrel.architectures.Compact import Compact
+    from spandrel.architectures.DnCNN import DnCNN
+    from spandrel.architectures.NAFNet import NAFNet
+
+    classes: dict[str, Callable[..., Any]] = {"DnCNN": DnCNN, "NAFNet": NAFNet, "Compact": Compact}
+    return classes[variant.arch_name](**variant.arch_kwargs)
+
+
+def build_pool(
+    images: Sequence[np.ndarray],
+    variant: Variant,
+    *,
+    seed: int,
+    n_sources: int,
+    per_source: int,
+    crop: int,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(degraded, clean) uint8 patch pairs: (N, crop/scale, crop/scale, 3) and (N, crop, crop, 3).
+
+    Each source ``i`` is a pure function of ``(seed, i)``: an image, a SOURCE-pixel crop, a flip,
+    the variant's degradation (seeded) and ``per_source`` patches at multiples of 8 (so JPEG
+    blocks stay aligned with the patch grid)."""
+    from restoregraph.degrade import apply_mixture
+    from restoregraph.imageio import to_uint8
+
+    s = variant.scale
+    lq_side = crop // s
+    xs = np.empty((n_sources * per_source, lq_side, lq_side, 3), np.uint8)
+    ys = np.empty((n_sources * per_source, crop, crop, 3), np.uint8)
+    it: Any = range(n_sources)
+    if progress:
+        from restoregraph.core.util import progress as bar
+
+        it = bar(it, total=n_sources, desc=f"synthesising {variant.id} patches")
+    k = 0
+    for i in it:
+        rng = np.random.default_rng([seed, 1, i])
+        img = images[int(rng.integers(len(images)))]
+        h, w = img.shape[:2]
+        side = min(SOURCE, h, w) // (8 * s) * (8 * s)
+        top = int(rng.integers(h - side + 1))
+        left = int(rng.integers(w - side + 1))
+        clean = img[top : top + side, left : left + side]
+        if rng.random() < 0.5:
+            clean = clean[:, ::-1]
+        clean_f = np.ascontiguousarray(clean, dtype=np.float32) / np.float32(255.0)
+        out, _ = apply_mixture(clean_f, variant.sampler(rng), seed=int(rng.integers(2**31)))
+        lq = to_uint8(out)
+        cells = (side // s - lq_side) // 8 + 1
+        for _ in range(per_source):
+            y0 = int(rng.integers(cells)) * 8
+            x0 = int(rng.integers(cells)) * 8
+            xs[k] = lq[y0 : y0 + lq_side, x0 : x0 + lq_side]
+            ys[k] = clean[y0 * s : y0 * s + crop, x0 * s : x0 * s + crop]
+            k += 1
+    return xs, ys
+
+
+def batch_at(
+    xs: np.ndarray, ys: np.ndarray, seed: int, step: int, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The batch of step ``step``: random pairs with a random flip/rotation (dihedral group)."""
+    rng = np.random.default_rng([seed, 2, step])
+    idx = rng.integers(len(xs), size=batch_size)
+    t = int(rng.integers(8))
+    x, y = xs[idx], ys[idx]
+    if t & 1:
+        x, y = x[:, :, ::-1], y[:, :, ::-1]
+    if t & 2:
+        x, y = x[:, ::-1], y[:, ::-1]
+    if t & 4:
+        x, y = x.transpose(0, 2, 1, 3), y.transpose(0, 2, 1, 3)
+    to = np.float32(1.0 / 255.0)
+    return (
+        np.ascontiguousarray(x.transpose(0, 3, 1, 2), np.float32) * to,
+        np.ascontiguousarray(y.transpose(0, 3, 1, 2), np.float32) * to,
+    )
+
+
+def lr_at(step: int, total: int, base: float, warmup: int = 50) -> float:
+    """Linear warm-up, then cosine decay to 1% of ``base``."""
+    return warmup_cosine(step, total, base, warmup, floor=0.01)
+
+
+def train(
+    variant: Variant,
+    data: str | Path,
+    *,
+    out_dir: str | Path = WEIGHTS_DIR,
+    steps: int | None = None,
+    seed: int = 0,
+    batch_size: int | None = None,
+    crop: int | None = None,
+    lr: float | None = None,
+    n_images: int = 240,
+    n_sources: int = 1500,
+    per_source: int = 4,
+    threads: int | None = 1,
+    checkpoint: str | Path | None = None,
+    save_every: int = 200,
+    resume: bool = False,
+    stop_after: int | None = None,
+    manifest: str | Path | None = None,
+    command: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train ``variant``; write ``<out_dir>/<file>`` and its manifest entry; return the entry.
+
+    ``stop_after`` ends the run after that many steps (a checkpoint, no weights); a later call
+    with ``resume=True`` continues it and gives the same weights as an uninterrupted run."""
+    import torch
+    from safetensors.torch import save_file
+
+    from restoregraph.lab.training.perception_data import list_images, load_uint8
+
+    steps = int(steps or variant.steps)
+    batch_size = int(batch_size or variant.batch_size)
+    crop = int(crop or variant.crop)
+    lr = float(lr or variant.lr)
+    if crop % (8 * variant.scale):
+        raise ValueError(f"--crop must be a multiple of {8 * variant.scale}")
+    out_dir = Path(out_dir)
+    out = out_dir / variant.file
+    ckpt_path = Path(checkpoint) if checkpoint else Path("runs") / f"{variant.file}.ckpt"
+    manifest_path = Path(manifest) if manifest else out_dir / "MANIFEST.json"
+    if threads:
+        torch.set_num_threads(int(threads))
+        try:
+            import cv2
+
+            cv2.setNumThreads(int(threads))
+        except ImportError:  # pragma: no cover
+            pass
+    config = {
+        "id": variant.id,
+        "seed": seed,
+        "steps": steps,
+        "batch_size": batch_size,
+        "crop": crop,
+        "lr": lr,
+        "n_images": n_images,
+        "n_sources": n_sources,
+        "per_source": per_source,
+    }
+
+    t0 = time.time()
+    paths = list_images(data, TRAIN_SUBSETS)
+    if not paths:
+        raise FileNotFoundError(f"no training images under {data}")
+    pick = np.random.default_rng([seed, 0]).permutation(len(paths))[:n_images]
+    images = load_uint8([paths[i] for i in sorted(pick.tolist())])
+    xs, ys = build_pool(
+        images,
+        variant,
+        seed=seed,
+        n_sources=n_sources,
+        per_source=per_source,
+        crop=crop,
+        progress=progress,
+    )
+    del images
+    pool_s = time.time() - t0
+    print(f"{variant.id}: pool of {len(xs)} patch pairs in {pool_s:.0f} s", flush=True)
+
+    torch.manual_seed(seed)
+    net = build_model(variant)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    start = 0
+    elapsed_before = 0.0
+    if resume and ckpt_path.is_file():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if ck["config"] != config:
+            raise ValueError(
+                f"--resume: checkpoint {ckpt_path} was made with {ck['config']}, this run is {config}"
+            )
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        start = int(ck["step"])
+        elapsed_before = float(ck.get("elapsed_s", 0.0))
+        print(f"resumed from {ckpt_path} at step {start}", flush=True)
+    elif resume:
+        print(f"--resume: no checkpoint at {ckpt_path}, starting from scratch", flush=True)
+
+    n_params = sum(p.numel() for p in net.parameters())
+    print(
+        f"{variant.id}: {variant.arch_name} {variant.arch_kwargs} params={n_params:,} "
+        f"steps={steps} batch={batch_size} crop={crop} threads={torch.get_num_threads()}",
+        flush=True,
+    )
+
+    def save_checkpoint(step: int, elapsed: float) -> None:
+        atomic_torch_save(
+            {
+                "model": net.state_dict(),
+                "optimizer": opt.state_dict(),
+                "step": step,
+                "elapsed_s": elapsed,
+                "config": config,
+            },
+            ckpt_path,
+        )
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    t_train = time.time()
+    net.train()
+    ema = float("nan")
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not progress,
+    ) as bar:
+        task = bar.add_task(f"training {variant.id}", total=steps, completed=start, loss=0.0)
+        for step in range(start, steps):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, steps, lr)
+            xb, yb = batch_at(xs, ys, seed, step, batch_size)
+            pred = net(torch.from_numpy(xb))
+            loss = torch.sqrt((pred - torch.from_numpy(yb)) ** 2 + 1e-6).mean()  # Charbonnier
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            value = float(loss.detach())
+            ema = value if math.isnan(ema) else 0.98 * ema + 0.02 * value
+            bar.update(task, advance=1, loss=ema)
+            done = step + 1
+            if done % save_every == 0 or done in (steps, stop_after):
+                save_checkpoint(done, elapsed_before + time.time() - t_train)
+            if done == stop_after and done < steps:  # time-boxed run: continue with --resume
+                print(f"stopped at step {done}; checkpoint {ckpt_path}", flush=True)
+                return {"id": variant.id, "stopped_at": done, "checkpoint": str(ckpt_path)}
+            if not progress and done % 100 == 0:
+                print(f"step {done}/{steps} loss {ema:.4f}", flush=True)
+    train_s = elapsed_before + time.time() - t_train
+
+    net.eval()
+    state = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    save_file(state, str(tmp), metadata={"restoregraph_tool": variant.id})
+    os.replace(tmp, out)
+
+    entry: dict[str, Any] = {
+        "id": variant.id,
+        "file": out.name,
+        "kind": "learned_tool",
+        "task": variant.task,
+        "description": variant.description,
+        "severity": list(variant.severity),
+        "scale": variant.scale,
+        "cost": variant.cost,
+        "architecture": f"spandrel {variant.arch_name} {json.dumps(variant.arch_kwargs)}",
+        "params": n_params,
+        "command": command or "",
+        "data": f"{data} {' + '.join(TRAIN_SUBSETS)}: {len(pick)} images, "
+        f"{len(xs)} synthesised patch pairs ({n_sources} degraded {SOURCE}px crops)",
+        "seed": seed,
+        "steps": steps,
+        "batch_size": batch_size,
+        "crop": crop,
+        "lr": lr,
+        "final_loss": round(ema, 5),
+        "sha256": sha256_of(out),
+        "bytes": out.stat().st_size,
+        "trained": date.today().isoformat(),
+        "train_time": f"{train_s / 60:.1f} min training + {pool_s:.0f} s data synthesis, "
+        f"{torch.get_num_threads()} torch thread(s) on a shared 2-core CPU (no GPU)",
+    }
+    update_manifest(manifest_path, entry)
+    print(f"wrote {out} ({entry['bytes']:,} bytes) and its entry in {manifest_path}", flush=True)
+    return entry
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("task")
+    p.add_argument("--variant", default=None)
+    p.add_argument("--data", default="../shared/data/train")
+    p.add_argument("--out-dir", default=str(WEIGHTS_DIR))
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--crop", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--n-images", type=int, default=240)
+    p.add_argument("--n-sources", type=int, default=1500)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--save-every", type=int, default=200)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--stop-after", type=int, default=None)
+    p.add_argument("--manifest", default=None)
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    variant = find_variant(args.task, args.variant)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if args.steps is None:  # record the resolved value, so the command reproduces the run
+        given += ["--steps", str(variant.steps)]
+    command = "python -m restoregraph.lab.training.tools " + " ".join(shlex.quote(a) for a in given)
+    train(
+        variant,
+        args.data,
+        out_dir=args.out_dir,
+        steps=args.steps,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        crop=args.crop,
+        lr=args.lr,
+        n_images=args.n_images,
+        n_sources=args.n_sources,
+        threads=args.threads,
+        checkpoint=args.checkpoint,
+        save_every=args.save_every,
+        resume=args.resume,
+        stop_after=args.stop_after,
+        manifest=args.manifest,
+        command=command,
+        progress=not args.no_progress,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
