@@ -205,23 +205,12 @@ def _comparable(settings: dict[str, Any]) -> str:
     return json.dumps(settings, sort_keys=True, default=str)
 
 
-def plan_batch(
-    input_dir: str | os.PathLike[str],
-    output_dir: str | os.PathLike[str],
-    ctx: RunContext,
-    *,
-    home: str | os.PathLike[str] | None = None,
-    batch_id: str | None = None,
-    instruction: str = "",
-    overwrite: bool = False,
-) -> Batch:
-    """Check the folders and decide every image's output, run id and seed. Writes nothing."""
-    src_dir = Path(input_dir)
+def _check_folders(src_dir: Path, out_dir: Path, ctx: RunContext) -> None:
+    """Refuse a missing input folder, an output that is a file, and ``--reference``."""
     if not src_dir.exists():
         raise InputError(f"{src_dir}: no such folder")
     if not src_dir.is_dir():
         raise InputError(f"{src_dir}: not a folder")
-    out_dir = Path(output_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir}: exists and is not a folder (a batch writes into a folder)")
     from restoregraph.imageio import SAVE_FORMATS
@@ -232,22 +221,13 @@ def plan_batch(
         )
     if ctx.reference:
         raise InputError("--reference needs one image; it cannot be used with a folder")
-    home_path = (Path(home) if home else home_dir()).resolve()
-    bid = batch_id or default_batch_id(src_dir, out_dir)
-    if not BATCH_ID_RE.match(bid):
-        raise InputError(f"invalid batch id {bid!r}: use up to 40 letters, digits, '.', '_' or '-'")
-    settings = ctx.settings()
-    settings.pop("seed")
-    settings["store_dir"] = settings["store_dir"] or str(home_path / "store")
-    base_seed = ctx.seed
-    identity = {
-        "input_dir": str(src_dir.resolve()),
-        "home": str(home_path),
-        "seed": base_seed,
-        "instruction": instruction,
-        "settings": settings,
-    }
 
+
+def _earlier_batch(
+    out_dir: Path, bid: str, identity: dict[str, Any], overwrite: bool
+) -> tuple[dict[str, Any] | None, bool, set[str]]:
+    """The manifest OUTDIR holds (if any), whether it is this batch (to resume), and the
+    outputs it lists. Another batch's OUTDIR is refused without ``overwrite``."""
     manifest = _read_manifest(out_dir / MANIFEST) if out_dir.is_dir() else None
     resumed = False
     earlier_outputs: set[str] = set()
@@ -266,8 +246,14 @@ def plan_batch(
                 " with other settings; run it with the same settings to resume, pass "
                 "--overwrite to replace its outputs, or choose another -o"
             )
+    return manifest, resumed, earlier_outputs
 
-    files = [
+
+def _input_files(
+    src_dir: Path, out_dir: Path, manifest: dict[str, Any] | None, earlier_outputs: set[str]
+) -> list[Path]:
+    """The files of the input folder, less what this batch wrote there earlier."""
+    return [
         p
         for p in scan(src_dir)
         if not (
@@ -276,9 +262,14 @@ def plan_batch(
             and (p.name in earlier_outputs or p.name in (SUMMARY_CSV, SUMMARY_JSON))
         )
     ]
+
+
+def _plan_items(
+    files: list[Path], src_dir: Path, out_dir: Path, bid: str, settings_digest: str, seed: int
+) -> list[BatchItem]:
+    """One item per file; an output that would land on an input is refused."""
     inputs = {p.resolve() for p in files}
     names = _output_names(files)
-    settings_digest = _digest(_comparable(identity), bid)
     items: list[BatchItem] = []
     for i, p in enumerate(files):
         rel = p.relative_to(src_dir).as_posix()
@@ -294,7 +285,7 @@ def plan_batch(
                 src=str(p.resolve()),
                 out=str(out_abs),
                 run_id=run_id_for(bid, settings_digest, rel),
-                seed=image_seed(base_seed, rel),
+                seed=image_seed(seed, rel),
             )
         )
     for name in (SUMMARY_CSV, SUMMARY_JSON):
@@ -302,15 +293,56 @@ def plan_batch(
             raise OutputError(
                 f"{out_dir / name}: refusing to overwrite an input file (choose another -o)"
             )
+    return items
+
+
+def _check_taken(out_dir: Path, items: list[BatchItem]) -> None:
+    """Refuse outputs (or summary files) that exist in OUTDIR and are not from this batch."""
+    taken = [Path(it.out) for it in items if Path(it.out).exists()]
+    taken += [out_dir / n for n in (SUMMARY_CSV, SUMMARY_JSON) if (out_dir / n).exists()]
+    if taken:
+        more = f" and {len(taken) - 1} more" if len(taken) > 1 else ""
+        raise OutputError(
+            f"{taken[0]}{more}: already exist in {out_dir} and are not from this batch "
+            "(pass --overwrite to replace them, or choose another -o)"
+        )
+
+
+def plan_batch(
+    input_dir: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    ctx: RunContext,
+    *,
+    home: str | os.PathLike[str] | None = None,
+    batch_id: str | None = None,
+    instruction: str = "",
+    overwrite: bool = False,
+) -> Batch:
+    """Check the folders and decide every image's output, run id and seed. Writes nothing."""
+    src_dir = Path(input_dir)
+    out_dir = Path(output_dir)
+    _check_folders(src_dir, out_dir, ctx)
+    home_path = (Path(home) if home else home_dir()).resolve()
+    bid = batch_id or default_batch_id(src_dir, out_dir)
+    if not BATCH_ID_RE.match(bid):
+        raise InputError(f"invalid batch id {bid!r}: use up to 40 letters, digits, '.', '_' or '-'")
+    settings = ctx.settings()
+    settings.pop("seed")
+    settings["store_dir"] = settings["store_dir"] or str(home_path / "store")
+    base_seed = ctx.seed
+    identity = {
+        "input_dir": str(src_dir.resolve()),
+        "home": str(home_path),
+        "seed": base_seed,
+        "instruction": instruction,
+        "settings": settings,
+    }
+    manifest, resumed, earlier_outputs = _earlier_batch(out_dir, bid, identity, overwrite)
+    files = _input_files(src_dir, out_dir, manifest, earlier_outputs)
+    settings_digest = _digest(_comparable(identity), bid)
+    items = _plan_items(files, src_dir, out_dir, bid, settings_digest, base_seed)
     if not resumed and not overwrite and out_dir.is_dir():
-        taken = [Path(it.out) for it in items if Path(it.out).exists()]
-        taken += [out_dir / n for n in (SUMMARY_CSV, SUMMARY_JSON) if (out_dir / n).exists()]
-        if taken:
-            more = f" and {len(taken) - 1} more" if len(taken) > 1 else ""
-            raise OutputError(
-                f"{taken[0]}{more}: already exist in {out_dir} and are not from this batch "
-                "(pass --overwrite to replace them, or choose another -o)"
-            )
+        _check_taken(out_dir, items)
     return Batch(
         batch_id=bid,
         input_dir=src_dir.resolve(),

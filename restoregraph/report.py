@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from restoregraph.graph.store import ImageStore
 from restoregraph.imageio import to_uint8
+from restoregraph.store.images import ImageStore
 
 THUMB = 256
 

@@ -26,9 +26,9 @@ from restoregraph.core.errors import InputError, RestoreGraphError
 from restoregraph.core.settings import RunContext, home_dir
 from restoregraph.core.state import FailedAttempt, StepRecord
 from restoregraph.graph.builder import RECURSION_LIMIT, compile_graph
-from restoregraph.graph.checkpointer import make_checkpointer
-from restoregraph.graph.store import ImageStore
 from restoregraph.imageio import check_output_path, load_image, save_image
+from restoregraph.store.checkpointer import make_checkpointer
+from restoregraph.store.images import ImageStore
 
 EventFn = Callable[[dict[str, Any]], None]
 GC_GRACE_S = 600.0  # gc keeps unreferenced images younger than this (runs in progress)

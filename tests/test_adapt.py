@@ -44,7 +44,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_warm_start_keeps_the_old_tools_values(built: tuple[Path, Path]) -> None:
     import torch
 
-    from restoregraph.lab.search.adapt import warm_start
+    from restoregraph.lab.training.adapt import warm_start
     from restoregraph.planners.embedded import Scorer
 
     _, weights = built
@@ -66,8 +66,8 @@ def test_adapt_extends_data_and_finetunes(built: tuple[Path, Path], tmp_path: Pa
 
     import torch
 
-    from restoregraph.lab.search.adapt import adapt
     from restoregraph.lab.search.dataset import iter_samples, node_features
+    from restoregraph.lab.training.adapt import adapt
     from restoregraph.planners.embedded import Scorer
 
     src_data, weights = built
@@ -115,8 +115,8 @@ def test_adapt_new_task_builds_samples_that_need_it(
 ) -> None:
     import shutil
 
-    from restoregraph.lab.search.adapt import extend_data
     from restoregraph.lab.search.dataset import iter_samples
+    from restoregraph.lab.training.adapt import extend_data
 
     data = tmp_path / "data"
     shutil.copytree(built[0], data)

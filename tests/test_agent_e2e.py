@@ -184,7 +184,7 @@ def test_library_use_memory_checkpointer_and_stepwise(
 
 def test_as_tool_and_gc(tmp_path: Path, home: Path, chelsea_192: np.ndarray) -> None:
     from restoregraph.api import as_tool
-    from restoregraph.graph.store import ImageStore
+    from restoregraph.store.images import ImageStore
 
     src = degraded_file(tmp_path, chelsea_192, [("noise", 3)])
     tool = as_tool(home=home, max_steps=3)

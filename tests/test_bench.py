@@ -12,7 +12,7 @@ from restoregraph.cli.main import main
 from restoregraph.core.errors import InputError
 from restoregraph.core.tasks import PERCEPTION_TYPES
 from restoregraph.imageio import save_image
-from restoregraph.lab.bench.report import markers, replace_section, write_section
+from restoregraph.lab.report import markers, replace_section, write_section
 from restoregraph.perception.base import PerceptionResult
 from restoregraph.tools import builtin_registry
 
@@ -193,7 +193,7 @@ def test_classify_says_why_a_pipeline_has_no_rank() -> None:
 
 
 def test_set_images_heldout_keeps_only_the_planners_validation_images(tmp_path):
-    from restoregraph.lab.bench.common import set_images
+    from restoregraph.lab.common import set_images
     from restoregraph.lab.search.dataset import is_heldout
 
     folder = tmp_path / "CBSD432"

@@ -14,11 +14,11 @@ import pytest
 from restoregraph.cli.main import main
 from restoregraph.core.errors import RestoreGraphError
 from restoregraph.core.settings import RunContext
-from restoregraph.graph.store import ImageStore
 from restoregraph.imageio import save_image
 from restoregraph.perception.base import PerceptionResult
 from restoregraph.planners.base import MAX_PLAN_STEPS, Plan, PlanRequest
 from restoregraph.runner import Runner
+from restoregraph.store.images import ImageStore
 from restoregraph.tools.registry import ToolRegistry, ToolSpec
 from tests.reliability_counts import count, reliability_counts  # noqa: F401
 

@@ -23,9 +23,9 @@ import pytest
 
 from restoregraph.core.settings import RunContext
 from restoregraph.degrade import apply_mixture
-from restoregraph.graph.store import ImageStore
 from restoregraph.imageio import load_image, save_image
 from restoregraph.runner import Runner
+from restoregraph.store.images import ImageStore
 from tests.reliability_counts import count, reliability_counts  # noqa: F401
 
 MAX_STEPS = 4

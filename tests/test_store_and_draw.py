@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from restoregraph.cli.main import main
-from restoregraph.graph.checkpointer import make_checkpointer
-from restoregraph.graph.store import ImageStore
+from restoregraph.store.checkpointer import make_checkpointer
+from restoregraph.store.images import ImageStore
 
 
 def test_store_is_content_addressed_and_lossless(tmp_path: Path) -> None:

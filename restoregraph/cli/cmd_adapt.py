@@ -1,5 +1,5 @@
 """``restoregraph adapt --add-tool ID``: extend the search data for a new tool and fine-tune the
-embedded planner from its current weights (``restoregraph/lab/search/adapt.py``); reports the time."""
+embedded planner from its current weights (``restoregraph/lab/training/adapt.py``); reports the time."""
 
 from __future__ import annotations
 
@@ -65,8 +65,8 @@ def adapt_cmd(
     import datetime as _dt
     import time
 
-    from restoregraph.lab.bench.report import machine
-    from restoregraph.lab.search.adapt import adapt
+    from restoregraph.lab.report import machine
+    from restoregraph.lab.training.adapt import adapt
 
     started, t0, where = _dt.datetime.now(_dt.UTC), time.perf_counter(), machine()
     from restoregraph.lab.bench.cli import command_line
@@ -104,7 +104,7 @@ def adapt_cmd(
         click.echo(f"held-out: {eval_line(s)}", err=True)
     click.echo(f"adapt wall time: {s.total_seconds / 60:.1f} min", err=True)
     if doc is not None:
-        from restoregraph.lab.bench.report import header, write_section
+        from restoregraph.lab.report import header, write_section
 
         body = header(
             f"Adapt: adding {tool} to the search data and the embedded planner",
@@ -118,7 +118,7 @@ def adapt_cmd(
 
 
 def eval_line(s: object) -> str:
-    from restoregraph.lab.search.adapt import AdaptSummary
+    from restoregraph.lab.training.adapt import AdaptSummary
 
     assert isinstance(s, AdaptSummary)
     b, a = s.eval_before, s.eval_after
@@ -135,7 +135,7 @@ def eval_line(s: object) -> str:
 
 def adapt_markdown(s: object, steps: int) -> str:
     from restoregraph.core.util import md_table
-    from restoregraph.lab.search.adapt import AdaptSummary
+    from restoregraph.lab.training.adapt import AdaptSummary
 
     assert isinstance(s, AdaptSummary)
     rows = [
@@ -168,7 +168,7 @@ def adapt_markdown(s: object, steps: int) -> str:
         f"A new tool `{s.tool}` (task {s.task}): only the pipelines that contain it are run "
         "(one prefix tree per sample), every pipeline is re-scored and re-ranked, then the "
         "embedded planner is fine-tuned from its current weights "
-        "(`restoregraph/lab/search/adapt.py`).\n\n"
+        "(`restoregraph/lab/training/adapt.py`).\n\n"
         + md_table(["part", "wall time", "what"], rows, "lrl")
         + f"\n\nHeld-out check: {eval_line(s)}."
     )

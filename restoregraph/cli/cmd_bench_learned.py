@@ -37,8 +37,8 @@ def learned_cmd(ctx: click.Context, **kw: Any) -> None:
     """Each learned tool on its own degradation vs the input and the best classical tool."""
     import torch
 
-    from restoregraph.lab.bench.common import data_dir, parse_levels, parse_list
     from restoregraph.lab.bench.learned import LearnedConfig, learned_markdown, run_learned_bench
+    from restoregraph.lab.common import data_dir, parse_levels, parse_list
 
     torch.set_num_threads(1)  # a shared machine: one thread, like the training runs
     clock = Clock()

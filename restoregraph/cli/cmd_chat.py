@@ -165,7 +165,7 @@ def bench_chat_cmd(
 
     from restoregraph.lab.bench.chat import run_bench
     from restoregraph.lab.bench.cli import Clock, _finish
-    from restoregraph.lab.bench.common import data_dir
+    from restoregraph.lab.common import data_dir
 
     torch.set_num_threads(1)
     clock = Clock()

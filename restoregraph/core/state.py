@@ -1,7 +1,7 @@
 """The state schema of the restoration graph (one place).
 
 State holds image *references* only (``ImageRef``), never pixels: images live in the
-content-addressed ``ImageStore`` (restoregraph.graph.store).
+content-addressed ``ImageStore`` (restoregraph.store.images).
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ from typing import Any
 
 from restoregraph.core.settings import RunContext, home_dir
 from restoregraph.core.state import ImageRef, RestoreInput, RestoreOutput, RestoreState
-from restoregraph.graph.checkpointer import make_checkpointer
-from restoregraph.graph.store import ImageStore
+from restoregraph.store.checkpointer import make_checkpointer
+from restoregraph.store.images import ImageStore
 
 
 def __getattr__(name: str) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from restoregraph.core.settings import RunContext
-from restoregraph.graph.resources import get_perceiver
+from restoregraph.nodes.resources import get_perceiver
 from restoregraph.perception.base import PerceptionResult
 
 

@@ -17,8 +17,8 @@ from langgraph.runtime import Runtime
 from restoregraph.core.errors import ToolError
 from restoregraph.core.settings import RunContext
 from restoregraph.core.state import RestoreState
-from restoregraph.graph.resources import get_registry, get_store
 from restoregraph.nodes.common import emit
+from restoregraph.nodes.resources import get_registry, get_store
 from restoregraph.tools.run import run_tool
 
 MILD_MIX = 0.5  # a mild step keeps this share of the tool's change

@@ -8,9 +8,9 @@ from langgraph.runtime import Runtime
 
 from restoregraph.core.settings import RunContext
 from restoregraph.core.state import RestoreState
-from restoregraph.graph.resources import get_store
 from restoregraph.imageio import load_image
 from restoregraph.nodes.common import assess, emit, present_levels
+from restoregraph.nodes.resources import get_store
 
 
 def perception(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, Any]:

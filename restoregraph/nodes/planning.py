@@ -11,11 +11,19 @@ from langgraph.types import Command
 
 from restoregraph.core.errors import PlanError
 from restoregraph.core.settings import RunContext
-from restoregraph.core.state import PlanStep, RestoreState
-from restoregraph.graph.resources import get_planner, get_registry, get_store
+from restoregraph.core.state import RestoreState
 from restoregraph.nodes.common import emit
-from restoregraph.planners._common import needed_tasks
-from restoregraph.planners.base import Plan, PlanRequest, validate_steps
+from restoregraph.nodes.resources import get_planner, get_registry, get_store
+from restoregraph.planners import (
+    Plan,
+    Planner,
+    PlanRequest,
+    apply_constraints,
+    validate_steps,
+)
+from restoregraph.planners import (
+    get_planner as make_planner,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,30 +52,7 @@ def build_request(state: RestoreState, ctx: RunContext) -> PlanRequest:
     )
 
 
-def apply_constraints(steps: list[PlanStep], request: PlanRequest) -> list[PlanStep]:
-    """Enforce the user's constraints on any planner's steps: drop forbidden tasks, and add a
-    required task the plan left out (the fixed rule's tool, at its place in the fixed order)."""
-    from restoregraph.planners.fixed import FIXED_ORDER, choose_tool
-
-    steps = [s for s in steps if s["task"] not in request.forbidden_tasks]
-    planned = {s["task"] for s in steps}
-    needed = needed_tasks(request)
-    rank = {t: i for i, t in enumerate(FIXED_ORDER)}
-    for task in request.required_tasks:
-        if task in planned or task not in needed:
-            continue
-        spec = choose_tool(request, task, needed[task])
-        if spec is None:
-            continue
-        at = next(
-            (i for i, s in enumerate(steps) if rank.get(s["task"], 99) > rank.get(task, 99)),
-            len(steps),
-        )
-        steps.insert(at, PlanStep(task=task, tool=spec.id))
-    return steps
-
-
-def _ask(planner: Any, request: PlanRequest) -> Plan:
+def _ask(planner: Planner, request: PlanRequest) -> Plan:
     plan = planner.plan(request)
     steps = validate_steps(plan.steps, request.toolbox)
     done = request.done_tasks()
@@ -86,12 +71,10 @@ def planning(
     try:
         plan = _ask(get_planner(ctx), request)
     except Exception as exc:  # a broken planner falls back to the expert rules
-        from restoregraph.planners import get_planner as make
-
         reason = str(exc) if isinstance(exc, PlanError) else f"{type(exc).__name__}: {exc}"
         reason = " ".join(reason.split())[:200]  # one short line, whatever the planner raised
         log.warning("planner %r failed (%s); falling back to 'fixed'", ctx.planner, reason)
-        plan = _ask(make("fixed"), request)
+        plan = _ask(make_planner("fixed"), request)
         plan.note = f"planner {ctx.planner!r} failed ({reason}); fell back to fixed"
     if ctx.mode == "stepwise":
         plan = Plan(steps=plan.steps[:1], note=plan.note)

@@ -16,8 +16,8 @@ from langgraph.runtime import Runtime
 from restoregraph.core.settings import RunContext
 from restoregraph.core.state import FailedAttempt, RestoreState, StepRecord
 from restoregraph.core.tasks import TASK_FOR_PERCEPTION_TYPE
-from restoregraph.graph.resources import get_store
 from restoregraph.nodes.common import assess, emit, present_levels
+from restoregraph.nodes.resources import get_store
 
 
 def judge(

@@ -9,14 +9,8 @@ httpx) load only when that planner is built.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-# ``restoregraph.graph``'s package __init__ builds the graph, whose planning node imports
-# ``planners.base``, which imports ``graph.state``: importing the graph package first keeps
-# ``import restoregraph.planners`` (as the very first import) free of a circular import.
-import restoregraph.graph  # noqa: F401
-from restoregraph.core.errors import PlanError
 from restoregraph.planners.base import (
     MAX_PLAN_STEPS,
     Plan,
@@ -26,8 +20,14 @@ from restoregraph.planners.base import (
     parse_plan,
     validate_steps,
 )
-
-PlannerFactory = Callable[..., Planner]
+from restoregraph.planners.constraints import apply_constraints
+from restoregraph.planners.registry import (
+    PLANNERS,
+    PlannerFactory,
+    get_planner,
+    planner_names,
+    register_planner,
+)
 
 
 def _fixed(**options: Any) -> Planner:
@@ -78,7 +78,7 @@ def _smollm(**options: Any) -> Planner:
     return SmolLMPlanner(**options)
 
 
-PLANNERS: dict[str, PlannerFactory] = {
+_BUILTIN: dict[str, PlannerFactory] = {
     "fixed": _fixed,
     "random": _random("random"),
     "random-order": _random("random-order"),
@@ -90,38 +90,8 @@ PLANNERS: dict[str, PlannerFactory] = {
     "smollm": _smollm,
 }
 
-
-def register_planner(name: str, factory: PlannerFactory) -> None:
-    """Add a planner factory under ``name``; a name already taken is refused."""
-    if not isinstance(name, str) or not name.strip():
-        raise PlanError(f"planner name must be a non-empty string, got {name!r}")
-    if name in PLANNERS:
-        raise PlanError(f"planner {name!r} is already registered")
-    if not callable(factory):
-        raise PlanError(f"planner {name!r}: factory is not callable")
-    PLANNERS[name] = factory
-
-
-def planner_names() -> list[str]:
-    return sorted(PLANNERS)
-
-
-def get_planner(name: str, **options: Any) -> Planner:
-    """Build the planner registered as ``name`` with ``options`` (keyword arguments)."""
-    try:
-        factory = PLANNERS[name]
-    except (KeyError, TypeError):
-        raise PlanError(
-            f"unknown planner {name!r}; known planners: {', '.join(planner_names())}"
-        ) from None
-    try:
-        planner = factory(**options)
-    except TypeError as exc:
-        # A wrong option name: say which options the planner takes.
-        if "argument" not in str(exc):
-            raise
-        raise PlanError(f"planner {name!r}: bad options {sorted(options)}: {exc}") from None
-    return planner
+for _name, _factory in _BUILTIN.items():
+    register_planner(_name, _factory)
 
 
 __all__ = [
@@ -131,6 +101,7 @@ __all__ = [
     "PlanRequest",
     "Planner",
     "PlannerFactory",
+    "apply_constraints",
     "format_plan",
     "get_planner",
     "parse_plan",

@@ -248,23 +248,11 @@ class ExplorePlanner:
                 steps.append(PlanStep(task=task, tool=ranked[0].id))
         return steps
 
-    def plan(self, request: PlanRequest) -> Plan:
-        if self.stats is not None and not self.stats.empty:
-            self.before = parse_experience(self.stats.before(request.objective))
-        needed = needed_tasks(request)
-        if not needed:
-            return Plan(steps=[], note="explore: nothing left to restore")
-        if request.load_image is None:
-            steps = fixed_steps(request, needed)
-            return Plan(steps=steps, note="explore: no current image; used the fixed plan")
-        others = list(needed)
-        priors = {t: order_prior(self.before, t, others) for t in needed}
-        schedule = self._schedule(request, needed, priors)
-        if not schedule:
-            return Plan(steps=[], note="explore: every tool of every needed task was rolled back")
-
-        image = _centre_crop(request.load_image(), self.crop)
-        # A missing scorer (perception weights, a metric package) leaves the other one to decide.
+    def _scorers(
+        self, image: np.ndarray
+    ) -> tuple[QualityFn | None, float, LoadFn | None, float, list[str]]:
+        """The quality and load scorers with their values on ``image``. A missing scorer
+        (perception weights, a metric package) is None, and leaves the other one to decide."""
         unavailable: list[str] = []
         quality: QualityFn | None = None
         load: LoadFn | None = None
@@ -282,6 +270,17 @@ class ExplorePlanner:
             unavailable.append(f"perception: {exc}")
         if quality is None and load is None:
             raise PlanError("explore: cannot score trials (" + "; ".join(unavailable) + ")")
+        return quality, q0, load, l0, unavailable
+
+    def _trials(
+        self,
+        image: np.ndarray,
+        schedule: list[tuple[str, ToolSpec]],
+        priors: dict[str, float],
+        scorers: tuple[QualityFn | None, float, LoadFn | None, float, list[str]],
+    ) -> list[Trial]:
+        """Run every scheduled candidate on ``image``; a failing tool leaves its trial's error."""
+        quality, q0, load, l0, _ = scorers
         trials: list[Trial] = []
         for task, spec in schedule:
             trial = Trial(task=task, tool=spec.id, prior=priors[task])
@@ -292,12 +291,11 @@ class ExplorePlanner:
             except RestoreGraphError as exc:
                 trial.error = str(exc)
             trials.append(trial)
+        return trials
 
-        ok = [t for t in trials if math.isfinite(t.quality_gain) and math.isfinite(t.load_drop)]
-        if not ok:
-            steps = fixed_steps(request, needed)
-            errors = "; ".join(t.error for t in trials if t.error)[:200]
-            return Plan(steps=steps, note=f"explore: every trial failed ({errors}); fixed plan")
+    def _best(self, ok: list[Trial], needed: dict[str, int]) -> Trial:
+        """Score the successful trials (each gain over its largest magnitude, plus the weighted
+        prior) and return the best (ties: the fixed order)."""
         q_scale = max(abs(t.quality_gain) for t in ok) or 1.0
         l_scale = max(abs(t.load_drop) for t in ok) or 1.0
         for t in ok:
@@ -305,7 +303,12 @@ class ExplorePlanner:
                 t.quality_gain / q_scale + t.load_drop / l_scale + self.experience_weight * t.prior
             )
         fixed_rank = {t: i for i, t in enumerate(task_order(needed))}
-        best = max(ok, key=lambda t: (t.score, -fixed_rank[t.task]))
+        return max(ok, key=lambda t: (t.score, -fixed_rank[t.task]))
+
+    def _log(
+        self, request: PlanRequest, needed: dict[str, int], best: Trial, trials: list[Trial]
+    ) -> None:
+        """Keep the trials, and append what won to :attr:`experience_log`."""
         self.last_trials = trials
         self.experience_log.append(
             {
@@ -323,6 +326,33 @@ class ExplorePlanner:
                 ],
             }
         )
+
+    def plan(self, request: PlanRequest) -> Plan:
+        if self.stats is not None and not self.stats.empty:
+            self.before = parse_experience(self.stats.before(request.objective))
+        needed = needed_tasks(request)
+        if not needed:
+            return Plan(steps=[], note="explore: nothing left to restore")
+        if request.load_image is None:
+            steps = fixed_steps(request, needed)
+            return Plan(steps=steps, note="explore: no current image; used the fixed plan")
+        others = list(needed)
+        priors = {t: order_prior(self.before, t, others) for t in needed}
+        schedule = self._schedule(request, needed, priors)
+        if not schedule:
+            return Plan(steps=[], note="explore: every tool of every needed task was rolled back")
+
+        image = _centre_crop(request.load_image(), self.crop)
+        scorers = self._scorers(image)
+        unavailable = scorers[4]
+        trials = self._trials(image, schedule, priors, scorers)
+        ok = [t for t in trials if math.isfinite(t.quality_gain) and math.isfinite(t.load_drop)]
+        if not ok:
+            steps = fixed_steps(request, needed)
+            errors = "; ".join(t.error for t in trials if t.error)[:200]
+            return Plan(steps=steps, note=f"explore: every trial failed ({errors}); fixed plan")
+        best = self._best(ok, needed)
+        self._log(request, needed, best, trials)
         rest = self._rest(request, needed, best.task)
         steps = [PlanStep(task=best.task, tool=best.tool), *rest]
         note = (

@@ -172,7 +172,7 @@ def parse_reply(content: object, toolbox: ToolRegistry) -> list[PlanStep]:
 def _default_fallback() -> Planner:
     """``embedded`` when registered and buildable (its weights present), else ``fixed``."""
     from restoregraph.core.errors import RestoreGraphError
-    from restoregraph.planners import PLANNERS, get_planner
+    from restoregraph.planners.registry import PLANNERS, get_planner
 
     if "embedded" in PLANNERS:
         try:
@@ -241,7 +241,7 @@ class OpenAIPlanner:
         if self._fallback is None:
             spec = self._fallback_spec
             if isinstance(spec, str):
-                from restoregraph.planners import get_planner
+                from restoregraph.planners.registry import get_planner
 
                 self._fallback = get_planner(spec)
             elif spec is not None:

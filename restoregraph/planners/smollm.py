@@ -110,7 +110,7 @@ class SmolLMPlanner:
     def fallback(self) -> Planner:
         if self._fallback is None:
             if isinstance(self._fallback_spec, str):
-                from restoregraph.planners import get_planner
+                from restoregraph.planners.registry import get_planner
 
                 self._fallback = get_planner(self._fallback_spec)
             else:

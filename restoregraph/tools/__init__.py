@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
+from restoregraph.tools.builtin import builtin_registry
 from restoregraph.tools.registry import ToolFn, ToolRegistry, ToolSpec
 from restoregraph.tools.run import run_tool
 
 _DEFAULT: ToolRegistry | None = None
-
-
-def builtin_registry() -> ToolRegistry:
-    """A fresh registry with every built-in tool (classical, then learned where weights ship)."""
-    from restoregraph.tools.classical import register_classical
-
-    reg = ToolRegistry()
-    register_classical(reg)
-    try:
-        from restoregraph.tools.learned import register_learned
-    except ImportError:
-        pass
-    else:
-        register_learned(reg)
-    return reg
 
 
 def default_registry() -> ToolRegistry:

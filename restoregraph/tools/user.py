@@ -128,7 +128,7 @@ def add_user_tool(
         raise InputError(
             f"invalid tool id {tool_id!r}: use '{task}.<model>[.<variant>]' in lower case"
         )
-    from restoregraph.tools import builtin_registry
+    from restoregraph.tools.builtin import builtin_registry
 
     taken = set(builtin_registry().ids()) | {t["id"] for t in read_user_tools(home)}
     if tool_id in taken:

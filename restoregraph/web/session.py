@@ -33,9 +33,9 @@ import numpy as np
 from restoregraph.core.errors import InputError, RestoreGraphError
 from restoregraph.core.settings import RunContext
 from restoregraph.core.state import ImageRef, StepRecord
-from restoregraph.graph.store import ImageStore
 from restoregraph.imageio import load_image, save_image, to_uint8
 from restoregraph.runner import Runner
+from restoregraph.store.images import ImageStore
 
 EventFn = Callable[[dict[str, Any]], None]
 

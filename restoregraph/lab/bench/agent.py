@@ -33,9 +33,9 @@ import numpy as np
 
 from restoregraph.core.errors import InputError
 from restoregraph.core.util import md_table, progress
-from restoregraph.lab.bench.common import centre_crop, image_seed, quantize8, set_images
 from restoregraph.lab.bench.perception import fingerprint
-from restoregraph.lab.bench.report import fmt, fmt_seconds
+from restoregraph.lab.common import centre_crop, image_seed, quantize8, set_images
+from restoregraph.lab.report import fmt, fmt_seconds
 from restoregraph.lab.search.mixtures import AGENTICIR_GROUPS, BENCH_MIXTURES
 
 # RestoreAgent's seven mixtures (defined once, in search/mixtures.py), as bench names

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from restoregraph.core.util import md_table, progress
-from restoregraph.lab.bench.common import centre_crop, image_seed, quantize8, set_images
-from restoregraph.lab.bench.report import fmt_seconds
+from restoregraph.lab.common import centre_crop, image_seed, quantize8, set_images
+from restoregraph.lab.report import fmt_seconds
 
 PHRASINGS = Path(__file__).resolve().parents[2] / "tests" / "data" / "chat_phrasings.jsonl"
 # (message, what it should be) -- the fast path's three explicit requests and the slow path.

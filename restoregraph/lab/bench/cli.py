@@ -14,8 +14,8 @@ from typing import Any
 import click
 
 from restoregraph.cli.options import OBJECTIVE
-from restoregraph.lab.bench.common import DEFAULT_DATA
-from restoregraph.lab.bench.report import DEFAULT_DOC
+from restoregraph.lab.common import DEFAULT_DATA
+from restoregraph.lab.report import DEFAULT_DOC
 
 DATA = click.option(
     "--data",
@@ -52,7 +52,7 @@ class Clock:
     """When a benchmark started, and the machine as it was then (load average included)."""
 
     def __init__(self) -> None:
-        from restoregraph.lab.bench.report import machine
+        from restoregraph.lab.report import machine
 
         self.started = _dt.datetime.now(_dt.UTC)
         self.t0 = time.perf_counter()
@@ -64,7 +64,7 @@ class Clock:
 
 
 def _finish(ctx: click.Context, name: str, title: str, body: str, clock: Clock) -> None:
-    from restoregraph.lab.bench.report import header, write_section
+    from restoregraph.lab.report import header, write_section
 
     doc: Path = ctx.params["doc"]
     head = header(title, command_line(ctx), clock.started, clock.seconds, clock.machine)
@@ -84,7 +84,7 @@ def _section(kw: dict[str, Any]) -> str:
 def _mixtures(kw: dict[str, Any]) -> list[str]:
     """``--mixtures`` when given, else the mixtures of ``--suite``."""
     from restoregraph.lab.bench.agent import suite_mixtures
-    from restoregraph.lab.bench.common import parse_list
+    from restoregraph.lab.common import parse_list
 
     if kw["mixtures"]:
         return parse_list(kw["mixtures"], "--mixtures")
@@ -120,13 +120,13 @@ def bench() -> None:
 @click.pass_context
 def tools_cmd(ctx: click.Context, **kw: Any) -> None:
     """Every tool on its own task's degradation: PSNR / SSIM per level, and speed."""
-    from restoregraph.lab.bench.common import data_dir, parse_levels, parse_list
     from restoregraph.lab.bench.tools import (
         TASK_DEGRADATIONS,
         ToolsConfig,
         run_tools_bench,
         tools_markdown,
     )
+    from restoregraph.lab.common import data_dir, parse_levels, parse_list
 
     clock = Clock()
     cfg = ToolsConfig(
@@ -234,7 +234,7 @@ def agent_cmd(ctx: click.Context, **kw: Any) -> None:
         estimate_seconds,
         run_agent_bench,
     )
-    from restoregraph.lab.bench.common import data_dir, parse_list
+    from restoregraph.lab.common import data_dir, parse_list
 
     section = _section(kw)
     clock = Clock()
@@ -338,7 +338,6 @@ def agent_cmd(ctx: click.Context, **kw: Any) -> None:
 def plans_cmd(ctx: click.Context, **kw: Any) -> None:
     """Planning only, many images per mixture: every planner plans once from the true
     degradations; each plan is ranked among every pipeline and paired with the baseline."""
-    from restoregraph.lab.bench.common import data_dir, parse_list
     from restoregraph.lab.bench.plans import (
         PlanBenchConfig,
         estimate,
@@ -346,6 +345,7 @@ def plans_cmd(ctx: click.Context, **kw: Any) -> None:
         run_plan_bench,
         write_json,
     )
+    from restoregraph.lab.common import data_dir, parse_list
     from restoregraph.tools import default_registry
 
     section = _section(kw)
@@ -391,12 +391,12 @@ def plans_cmd(ctx: click.Context, **kw: Any) -> None:
 @click.pass_context
 def perception_cmd(ctx: click.Context, **kw: Any) -> None:
     """The perception CNN's held-out evaluation (restoregraph.lab.training.perception_eval)."""
-    from restoregraph.lab.bench.common import data_dir
     from restoregraph.lab.bench.perception import (
         PerceptionConfig,
         perception_markdown,
         run_perception_bench,
     )
+    from restoregraph.lab.common import data_dir
 
     clock = Clock()
     cfg = PerceptionConfig(

@@ -25,9 +25,9 @@ import numpy as np
 
 from restoregraph.core.errors import InputError, RestoreGraphError
 from restoregraph.core.util import md_table, progress
-from restoregraph.lab.bench.common import centre_crop, image_seed, quantize8, set_images
-from restoregraph.lab.bench.report import fmt, fmt_seconds
 from restoregraph.lab.bench.tools import _evaluate
+from restoregraph.lab.common import centre_crop, image_seed, quantize8, set_images
+from restoregraph.lab.report import fmt, fmt_seconds
 from restoregraph.tools.registry import ToolRegistry
 
 HYBRID = "hybrid.nafnet"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from restoregraph.core.errors import InputError
-from restoregraph.lab.bench.common import set_images
+from restoregraph.lab.common import set_images
 
 
 @dataclass

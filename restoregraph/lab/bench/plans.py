@@ -45,8 +45,8 @@ from restoregraph.lab.bench.agent import (
     resolve_planner,
     suite_mixtures,
 )
-from restoregraph.lab.bench.common import centre_crop, set_images
-from restoregraph.lab.bench.report import fmt
+from restoregraph.lab.common import centre_crop, set_images
+from restoregraph.lab.report import fmt
 
 DEFAULT_PLANNERS = ("random", "random-order", "random-model", "fixed", "embedded")
 BASELINE = "fixed"

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from restoregraph.core.errors import InputError, ToolError
 from restoregraph.core.util import md_table
-from restoregraph.lab.bench.report import format_duration
+from restoregraph.lab.report import format_duration
 
 COUNTS_ENV = "RESTOREGRAPH_RELIABILITY_OUT"  # where tests/reliability_counts.py writes
 

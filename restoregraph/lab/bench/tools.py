@@ -29,8 +29,8 @@ import numpy as np
 
 from restoregraph.core.errors import InputError, RestoreGraphError
 from restoregraph.core.util import md_table, progress
-from restoregraph.lab.bench.common import image_seed, quantize8, set_images
-from restoregraph.lab.bench.report import fmt, fmt_seconds
+from restoregraph.lab.common import image_seed, quantize8, set_images
+from restoregraph.lab.report import fmt, fmt_seconds
 from restoregraph.tools.registry import ToolRegistry, ToolSpec
 
 # task -> the degradation types it undoes, benchmarked separately (desnow: no tools yet)
@@ -98,7 +98,7 @@ def _evaluate(
 
 
 def _rain100l_pairs(root: Path, n: int) -> list[tuple[Path, Path]]:
-    from restoregraph.lab.bench.common import list_images
+    from restoregraph.lab.common import list_images
 
     rainy, clean = root / RAIN100L / "rainy", root / RAIN100L / "norain"
     if n <= 0 or not rainy.is_dir() or not clean.is_dir():

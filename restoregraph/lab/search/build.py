@@ -199,7 +199,7 @@ def build_sample(cfg: BuildConfig, sources: Sequence[str], index: int) -> Sample
 
     from restoregraph.degrade import apply_mixture
     from restoregraph.imageio import as_float_image, load_image
-    from restoregraph.lab.bench.common import quantize8
+    from restoregraph.lab.common import quantize8
     from restoregraph.metrics import OBJECTIVES, compute, match_size, objective_scores
 
     torch.set_num_threads(1)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,7 @@ from typing import Any
 import numpy as np
 
 from restoregraph.core.errors import InputError
-
-HELDOUT_PERCENT = 20  # share of source images held out for validation
-
-
-def is_heldout(source: str, percent: int = HELDOUT_PERCENT) -> bool:
-    """Whether ``source`` (a sample's source path) belongs to the held-out split."""
-    return zlib.crc32(source.encode()) % 100 < percent
+from restoregraph.lab.common import HELDOUT_PERCENT, is_heldout
 
 
 def read_manifest(data: str | Path) -> dict[str, Any]:

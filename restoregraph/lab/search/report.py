@@ -24,7 +24,7 @@ import numpy as np
 
 from restoregraph.core.errors import InputError
 from restoregraph.core.util import md_table
-from restoregraph.lab.bench.report import DEFAULT_DOC, fmt, machine, write_section
+from restoregraph.lab.report import DEFAULT_DOC, fmt, machine, write_section
 from restoregraph.lab.search.dataset import read_manifest
 
 

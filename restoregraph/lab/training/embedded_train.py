@@ -671,7 +671,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     if args.report:
-        from restoregraph.lab.bench.report import write_section
+        from restoregraph.lab.report import write_section
         from restoregraph.lab.search.report import measure_latency, planner_section
         from restoregraph.planners.embedded import EmbeddedPlanner
 

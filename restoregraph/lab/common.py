@@ -17,6 +17,14 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 T = TypeVar("T")
 
 
+HELDOUT_PERCENT = 20  # share of source images held out for validation
+
+
+def is_heldout(source: str, percent: int = HELDOUT_PERCENT) -> bool:
+    """Whether ``source`` (a sample's source path) belongs to the planners' held-out split."""
+    return zlib.crc32(source.encode()) % 100 < percent
+
+
 def data_dir(path: str | Path | None = None) -> Path:
     """The test-set folder (``--data``; default ``../shared/data/test`` from the cwd)."""
     p = Path(path if path is not None else DEFAULT_DATA).expanduser()
@@ -54,7 +62,7 @@ def parse_levels(text: str) -> list[int]:
 def set_images(root: Path, name: str, n: int, heldout: bool = False) -> list[Path]:
     """The first ``n`` images of test set ``name`` under ``root`` (a clear error if absent);
     with ``heldout`` only those of the planners' held-out split
-    (:func:`restoregraph.lab.search.dataset.is_heldout` of ``name/file``): validation images of a
+    (:func:`is_heldout` of ``name/file``): validation images of a
     training set that no planner was trained on."""
     folder = root / name
     if not folder.is_dir():
@@ -62,8 +70,6 @@ def set_images(root: Path, name: str, n: int, heldout: bool = False) -> list[Pat
         raise InputError(f"test set {name!r} not found in {root} (found: {have})")
     files = list_images(folder)
     if heldout:
-        from restoregraph.lab.search.dataset import is_heldout
-
         files = [p for p in files if is_heldout(f"{name}/{p.name}")]
     if not files:
         what = "held-out images" if heldout else "images"

@@ -6,7 +6,7 @@ from functools import lru_cache
 from typing import Any
 
 from restoregraph.core.settings import RunContext, home_dir
-from restoregraph.graph.store import ImageStore
+from restoregraph.store.images import ImageStore
 from restoregraph.tools import default_registry
 from restoregraph.tools.registry import ToolRegistry
 
