@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
+from restoregraph.core.errors import RestoreGraphError
 from restoregraph.core.settings import RunContext, home_dir
+from restoregraph.planners import Planner
+from restoregraph.planners import get_planner as make
 from restoregraph.store.images import ImageStore
 from restoregraph.tools import default_registry
 from restoregraph.tools.registry import ToolRegistry
+
+if TYPE_CHECKING:  # the perception package loads torch; only get_perceiver needs it
+    from restoregraph.perception.base import Perceiver
 
 
 @lru_cache(maxsize=8)
@@ -21,19 +27,23 @@ def get_store(ctx: RunContext) -> ImageStore:
 
 
 def get_registry(ctx: RunContext) -> ToolRegistry:
-    reg: ToolRegistry = ctx.registry if ctx.registry is not None else default_registry()
+    reg = ctx.registry if ctx.registry is not None else default_registry()
+    if not isinstance(reg, ToolRegistry):
+        raise RestoreGraphError(
+            f"RunContext.registry must be a restoregraph.tools.ToolRegistry, got {type(reg).__name__}"
+        )
     if ctx.toolbox is not None:
         reg = reg.subset(ctx.toolbox)
     return reg
 
 
-_PLANNERS: dict[tuple[str, str], Any] = {}
+_PLANNERS: dict[tuple[str, str], Planner] = {}
 
 
-def get_planner(ctx: RunContext) -> Any:
+def get_planner(ctx: RunContext) -> Planner:
+    """The run's planner: the object a library user passed, else the registered one (cached)."""
     if ctx.planner_obj is not None:
-        return ctx.planner_obj
-    from restoregraph.planners import get_planner as make
+        return cast(Planner, ctx.planner_obj)
 
     key = (ctx.planner, repr(sorted(ctx.planner_options.items())))
     if key not in _PLANNERS:
@@ -41,9 +51,9 @@ def get_planner(ctx: RunContext) -> Any:
     return _PLANNERS[key]
 
 
-def get_perceiver(ctx: RunContext) -> Any:
+def get_perceiver(ctx: RunContext) -> Perceiver:
     if ctx.perceiver is not None:
-        return ctx.perceiver
-    from restoregraph.perception import default_perceiver
+        return cast("Perceiver", ctx.perceiver)
+    from restoregraph.perception import default_perceiver  # loads torch: only when perceiving
 
     return default_perceiver()
