@@ -416,6 +416,49 @@ def verify_plans(
     return best, note
 
 
+def _allowed_fn(
+    request: PlanRequest, needed: Mapping[str, int], allowed_now: Mapping[str, list[str]]
+) -> AllowedFn:
+    """Which tools may serve ``task`` at plan position ``pos``: ``allowed_now`` at the current
+    position; later, every tool of a task not forbidden less the failures recorded there. The
+    user's strength for a task picks its model."""
+    position = request.position
+    failed_by_pos: dict[int, set[str]] = {}
+    for f in request.failed:
+        failed_by_pos.setdefault(int(f["position"]), set()).add(f["tool"])
+
+    def allowed(task: str, pos: int) -> list[str]:
+        if pos == position:
+            ids = allowed_now[task]
+        elif task in request.forbidden_tasks:
+            ids = []
+        else:  # a later position: only the failures recorded there rule a tool out
+            failed = failed_by_pos.get(pos, set())
+            ids = [s.id for s in request.toolbox.for_task(task) if s.id not in failed]
+        if task in request.strength and ids:  # the user's strength picks the model
+            spec = choose_tool(request, task, needed[task])
+            ids = [spec.id] if spec is not None and spec.id in ids else []
+        return ids
+
+    return allowed
+
+
+def _fixed_rest(
+    request: PlanRequest, needed: Mapping[str, int], planned: set[str]
+) -> tuple[list[PlanStep], list[str]]:
+    """The fixed rule's steps for the needed tasks not ``planned``, and the tasks it skipped
+    (every tool rolled back)."""
+    extra: list[PlanStep] = []
+    skipped: list[str] = []
+    for task in task_order([t for t in needed if t not in planned]):
+        spec = choose_tool(request, task, needed[task])
+        if spec is None:
+            skipped.append(task)
+        else:
+            extra.append(PlanStep(task=task, tool=spec.id))
+    return extra, skipped
+
+
 class EmbeddedPlanner:
     """Pairwise plan scorer trained on the search data (see the module docstring); with
     ``verify=K`` (K > 1) it runs its K best plans on the image and lets the plan critic
@@ -460,6 +503,30 @@ class EmbeddedPlanner:
     def model(self) -> Scorer | None:
         return self._model
 
+    def _verify(
+        self,
+        request: PlanRequest,
+        image: np.ndarray,
+        image_feats: np.ndarray,
+        ranked: list[tuple[tuple[str, ...], float]],
+    ) -> tuple[list[str], str]:
+        """The tools to plan (the best-scored completion, or what the critic chose among the
+        ``verify`` best) and the verification note ("" when not verified)."""
+        tools = list(ranked[0][0]) if ranked else []
+        verified = ""
+        if self.verify > 1 and len(ranked) > 1:
+            if request.objective == self._critic.objective:
+                pick, verified = verify_plans(
+                    self._critic, image, image_feats, ranked[: self.verify], request, self.prior
+                )
+                tools = list(pick)
+            else:
+                verified = (
+                    f"not verified: the critic judges {self._critic.objective!r}, "
+                    f"not {request.objective!r}"
+                )
+        return tools, verified
+
     def plan(self, request: PlanRequest) -> Plan:
         if self._model is None:
             plan = FixedPlanner().plan(request)
@@ -481,53 +548,18 @@ class EmbeddedPlanner:
         image = request.load_image()
         image_feats = image_features(image)
         feats = model.inputs(image_feats, remaining, image.shape[:2])
-        position = request.position
-        failed_by_pos: dict[int, set[str]] = {}
-        for f in request.failed:
-            failed_by_pos.setdefault(int(f["position"]), set()).add(f["tool"])
         allowed_now = {t: [s.id for s in allowed_tools(request, t)] for t in needed}
-
-        def allowed(task: str, pos: int) -> list[str]:
-            if pos == position:
-                ids = allowed_now[task]
-            elif task in request.forbidden_tasks:
-                ids = []
-            else:  # a later position: only the failures recorded there rule a tool out
-                failed = failed_by_pos.get(pos, set())
-                ids = [s.id for s in request.toolbox.for_task(task) if s.id not in failed]
-            if task in request.strength and ids:  # the user's strength picks the model
-                spec = choose_tool(request, task, needed[task])
-                ids = [spec.id] if spec is not None and spec.id in ids else []
-            return ids
-
+        allowed = _allowed_fn(request, needed, allowed_now)
         applied = [h["tool"] for h in request.history if h["status"] == "accepted"]
         # tasks no vocabulary tool can serve go to the fixed rule; the rest are scored
         scorable = [t for t in task_order(needed) if any(model.knows(i) for i in allowed_now[t])]
         objective = request.objective if request.objective in model.objectives else None
-        ranked = ranked_completions(model, feats, scorable, allowed, applied, position, objective)
-        tools = list(ranked[0][0]) if ranked else []
-        verified = ""
-        if self.verify > 1 and len(ranked) > 1:
-            if request.objective == self._critic.objective:
-                pick, verified = verify_plans(
-                    self._critic, image, image_feats, ranked[: self.verify], request, self.prior
-                )
-                tools = list(pick)
-            else:
-                verified = (
-                    f"not verified: the critic judges {self._critic.objective!r}, "
-                    f"not {request.objective!r}"
-                )
+        ranked = ranked_completions(
+            model, feats, scorable, allowed, applied, request.position, objective
+        )
+        tools, verified = self._verify(request, image, image_feats, ranked)
         steps = [PlanStep(task=request.toolbox.get(t).task, tool=t) for t in tools]
-        planned = {s["task"] for s in steps}
-        extra: list[PlanStep] = []
-        skipped: list[str] = []
-        for task in task_order([t for t in needed if t not in planned]):
-            spec = choose_tool(request, task, needed[task])
-            if spec is None:
-                skipped.append(task)
-            else:
-                extra.append(PlanStep(task=task, tool=spec.id))
+        extra, skipped = _fixed_rest(request, needed, {s["task"] for s in steps})
         notes = [verified] if verified else []
         if objective is None and request.objective != model.objective:
             notes.append(

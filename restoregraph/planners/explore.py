@@ -143,6 +143,17 @@ class Trial:
     error: str = ""
 
 
+@dataclass
+class _Scorers:
+    """The trial scorers (None: unavailable) and their values on the image before the trial."""
+
+    quality: QualityFn | None
+    q0: float
+    load: LoadFn | None
+    l0: float
+    unavailable: list[str]  # "quality: why" / "perception: why"
+
+
 def _centre_crop(image: np.ndarray, side: int | None) -> np.ndarray:
     if not side:
         return image
@@ -248,9 +259,7 @@ class ExplorePlanner:
                 steps.append(PlanStep(task=task, tool=ranked[0].id))
         return steps
 
-    def _scorers(
-        self, image: np.ndarray
-    ) -> tuple[QualityFn | None, float, LoadFn | None, float, list[str]]:
+    def _scorers(self, image: np.ndarray) -> _Scorers:
         """The quality and load scorers with their values on ``image``. A missing scorer
         (perception weights, a metric package) is None, and leaves the other one to decide."""
         unavailable: list[str] = []
@@ -270,17 +279,17 @@ class ExplorePlanner:
             unavailable.append(f"perception: {exc}")
         if quality is None and load is None:
             raise PlanError("explore: cannot score trials (" + "; ".join(unavailable) + ")")
-        return quality, q0, load, l0, unavailable
+        return _Scorers(quality, q0, load, l0, unavailable)
 
     def _trials(
         self,
         image: np.ndarray,
         schedule: list[tuple[str, ToolSpec]],
         priors: dict[str, float],
-        scorers: tuple[QualityFn | None, float, LoadFn | None, float, list[str]],
+        scorers: _Scorers,
     ) -> list[Trial]:
         """Run every scheduled candidate on ``image``; a failing tool leaves its trial's error."""
-        quality, q0, load, l0, _ = scorers
+        quality, q0, load, l0 = scorers.quality, scorers.q0, scorers.load, scorers.l0
         trials: list[Trial] = []
         for task, spec in schedule:
             trial = Trial(task=task, tool=spec.id, prior=priors[task])
@@ -344,7 +353,6 @@ class ExplorePlanner:
 
         image = _centre_crop(request.load_image(), self.crop)
         scorers = self._scorers(image)
-        unavailable = scorers[4]
         trials = self._trials(image, schedule, priors, scorers)
         ok = [t for t in trials if math.isfinite(t.quality_gain) and math.isfinite(t.load_drop)]
         if not ok:
@@ -359,8 +367,8 @@ class ExplorePlanner:
             f"explore: {len(trials)} trials; best next step {best.tool} "
             f"(quality {best.quality_gain + 0.0:+.3g}, load {0.0 - best.load_drop:+.3g})"
         )
-        if unavailable:
-            note += "; scored without " + "; ".join(u[:80] for u in unavailable)
+        if scorers.unavailable:
+            note += "; scored without " + "; ".join(u[:80] for u in scorers.unavailable)
         return Plan(steps=steps, note=note)
 
     def experience_summary(self) -> dict[str, dict[str, int]]:
