@@ -1,14 +1,34 @@
-"""Run settings (the graph's ``context_schema``) and the run-scoped resources built from them."""
+"""Run settings (the graph's ``context_schema``) and the run-scoped resources built from them.
+
+Every setting is declared once, below, as a dataclass field whose ``metadata`` holds what the rest
+of the project derives from it (the style of open_deep_research's ``Configuration``):
+
+- ``help``: one line, the CLI option's help text;
+- ``bounds``: ``(lo, hi)`` inclusive, checked by ``RunContext.__post_init__`` (an ``IntRange`` on
+  the CLI);
+- ``choices``: the allowed values, checked the same way (a ``Choice`` on the CLI);
+- ``error``: the message when a bound or choice is broken (``str.format`` with ``name``,
+  ``value``, ``lo``, ``hi`` and ``either``), when not the default one;
+- ``serialise``: ``False`` for the library objects that a run's metadata does not record;
+- ``cli``: further ``click.option`` arguments (a ``metavar``, a ``type`` when the default is
+  ``None``).
+
+The default is the field's own. ``restoregraph.cli.options.run_option`` builds the CLI options
+from this, ``RunContext.settings`` the serialised settings.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
 from restoregraph.core.errors import RestoreGraphError
+from restoregraph.core.objectives import OBJECTIVE_NAMES
 from restoregraph.core.tasks import TASKS
+
+MODES: tuple[str, ...] = ("plan", "stepwise")
 
 
 def home_dir() -> Path:
@@ -22,38 +42,95 @@ class RunContext:
     """Settings of one run. Everything has a default; the CLI fills them from its options."""
 
     # the embedded plan scorer (restoregraph/planners/embedded.py); it plans with the fixed
-    # rules when its weights are missing. restoregraph.cli.options.PLANNER_DEFAULT matches it.
-    planner: str = "embedded"
-    objective: Literal["balanced", "psnr", "ssim", "perceptual"] = "balanced"
-    mode: Literal["plan", "stepwise"] = "plan"
-    max_steps: int = 8  # tool executions, attempts included
-    max_rounds: int = 4  # planning rounds
-    toolbox: tuple[str, ...] | None = None  # restrict to these tool ids (None = all)
-    accept_threshold: float = 0.0  # reflection accepts a step whose gain exceeds this
-    quality_weight: float = 1.0  # weight of no-reference quality in the reflection gain
-    presence_threshold: int = 1  # minimum perceived level that counts as present
-    tool_timeout: float = 600.0  # seconds before a tool call counts as failed
-    max_pixels: int | None = None  # refuse larger inputs (None: $RESTOREGRAPH_MAX_PIXELS or 50 MP)
-    seed: int = 0
-    store_dir: str = ""  # "" -> $RESTOREGRAPH_HOME/store
-    reference: str = ""  # clean reference image path (oracle planner / evaluation only)
-    planner_options: dict[str, Any] = field(default_factory=dict)
+    # rules when its weights are missing.
+    planner: str = field(
+        default="embedded",
+        metadata={
+            "help": "embedded | fixed | random | explore | oracle | openai ... (docs/planners.md)."
+        },
+    )
+    # (the Literal is for type checkers; the runtime check uses OBJECTIVE_NAMES, a test keeps
+    # the two equal)
+    objective: Literal["balanced", "psnr", "ssim", "perceptual"] = field(
+        default="balanced",
+        metadata={
+            "help": "What the plan optimises.",
+            "choices": OBJECTIVE_NAMES,
+            "error": "unknown objective {value!r}",
+        },
+    )
+    mode: Literal["plan", "stepwise"] = field(
+        default="plan",
+        metadata={
+            "help": "One plan executed in full, or replan after every step.",
+            "choices": MODES,
+        },
+    )
+    max_steps: int = field(
+        default=8, metadata={"help": "Step budget (tool calls).", "bounds": (1, 100)}
+    )
+    max_rounds: int = field(default=4, metadata={"help": "Planning rounds."})
+    toolbox: tuple[str, ...] | None = field(
+        default=None,
+        metadata={
+            "help": "Only these tool ids (see `restoregraph tools list`; default: every tool).",
+            "cli": {"metavar": "ID,ID,..."},
+        },
+    )
+    accept_threshold: float = field(
+        default=0.0, metadata={"help": "Reflection accepts a step whose gain exceeds this."}
+    )
+    quality_weight: float = field(
+        default=1.0,
+        metadata={"help": "Weight of no-reference quality in the reflection gain."},
+    )
+    presence_threshold: int = field(
+        default=1, metadata={"help": "Minimum perceived level that counts as present."}
+    )
+    tool_timeout: float = field(
+        default=600.0, metadata={"help": "Seconds before a tool call counts as failed."}
+    )
+    max_pixels: int | None = field(
+        default=None,
+        metadata={
+            "help": "Refuse larger images (default 50 MP).",  # or $RESTOREGRAPH_MAX_PIXELS
+            "cli": {"type": int},
+        },
+    )
+    seed: int = field(default=0, metadata={"help": "Same seed, same result."})
+    store_dir: str = field(
+        default="", metadata={"help": "Image store folder (default: $RESTOREGRAPH_HOME/store)."}
+    )
+    reference: str = field(default="", metadata={"help": "Clean reference (oracle planner only)."})
+    planner_options: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "Options of the planner's constructor."}
+    )
     # Plan constraints (what a user asked for in words; restoregraph.chat fills them):
-    forbidden_tasks: tuple[str, ...] = ()  # never planned ("don't denoise", "keep the grain")
-    required_tasks: tuple[str, ...] = ()  # planned even when perception misses them
-    strength: dict[str, int] = field(default_factory=dict)  # task -> 1 mild, 2 normal, 3 strong
+    forbidden_tasks: tuple[str, ...] = field(
+        default=(),
+        metadata={"help": 'Tasks never planned ("don\'t denoise", "keep the grain").'},
+    )
+    required_tasks: tuple[str, ...] = field(
+        default=(), metadata={"help": "Tasks planned even when perception misses them."}
+    )
+    strength: dict[str, int] = field(
+        default_factory=dict,
+        metadata={"help": "Task -> 1 mild, 2 normal, 3 strong."},
+    )
     # Objects for library use (not serialised): a custom registry, planner or perceiver.
-    registry: Any = None
-    planner_obj: Any = None
-    perceiver: Any = None
+    registry: Any = field(
+        default=None, metadata={"help": "A custom tool registry.", "serialise": False}
+    )
+    planner_obj: Any = field(
+        default=None, metadata={"help": "A planner object.", "serialise": False}
+    )
+    perceiver: Any = field(
+        default=None, metadata={"help": "A custom perceiver.", "serialise": False}
+    )
 
     def __post_init__(self) -> None:
-        if self.max_steps < 1 or self.max_steps > 100:
-            raise RestoreGraphError(f"max_steps must be within 1..100, got {self.max_steps}")
-        if self.mode not in ("plan", "stepwise"):
-            raise RestoreGraphError(f"mode must be 'plan' or 'stepwise', got {self.mode!r}")
-        if self.objective not in ("balanced", "psnr", "ssim", "perceptual"):
-            raise RestoreGraphError(f"unknown objective {self.objective!r}")
+        for f in fields(self):
+            check_setting(f, getattr(self, f.name))
         self.forbidden_tasks = tuple(self.forbidden_tasks)
         self.required_tasks = tuple(self.required_tasks)
         self.strength = dict(self.strength)
@@ -70,38 +147,41 @@ class RunContext:
                 raise RestoreGraphError(f"strength of {task!r} must be 1, 2 or 3, got {level!r}")
 
     def settings(self) -> dict[str, Any]:
-        """The serialisable settings (what a run's metadata records for resume)."""
-        keep = [
-            "planner",
-            "objective",
-            "mode",
-            "max_steps",
-            "max_rounds",
-            "toolbox",
-            "accept_threshold",
-            "quality_weight",
-            "presence_threshold",
-            "tool_timeout",
-            "max_pixels",
-            "seed",
-            "store_dir",
-            "reference",
-            "planner_options",
-            "forbidden_tasks",
-            "required_tasks",
-            "strength",
-        ]
-        out = {k: getattr(self, k) for k in keep}
-        if out["toolbox"] is not None:
-            out["toolbox"] = list(out["toolbox"])
-        out["forbidden_tasks"] = list(self.forbidden_tasks)
-        out["required_tasks"] = list(self.required_tasks)
-        out["strength"] = dict(self.strength)
+        """The serialisable settings (what a run's metadata records for resume): tuples as
+        lists, dicts copied."""
+        out: dict[str, Any] = {}
+        for name in SERIALISED:
+            value = getattr(self, name)
+            if isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, dict):
+                value = dict(value)
+            out[name] = value
         return out
 
     @classmethod
     def from_settings(cls, data: dict[str, Any]) -> RunContext:
-        data = dict(data)
-        if data.get("toolbox") is not None:
-            data["toolbox"] = tuple(data["toolbox"])
-        return cls(**data)
+        """The inverse of ``settings``: lists back to tuples."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def check_setting(f: Field[Any], value: Any) -> None:
+    """Raise ``RestoreGraphError`` when ``value`` breaks the bounds or choices of field ``f``."""
+    meta = f.metadata
+    if "bounds" in meta:
+        lo, hi = meta["bounds"]
+        if not lo <= value <= hi:
+            template = meta.get("error", "{name} must be within {lo}..{hi}, got {value}")
+            raise RestoreGraphError(template.format(name=f.name, value=value, lo=lo, hi=hi))
+    if "choices" in meta and value not in meta["choices"]:
+        *first, last = (repr(c) for c in meta["choices"])
+        either = f"{', '.join(first)} or {last}" if first else last
+        template = meta.get("error", "{name} must be {either}, got {value!r}")
+        raise RestoreGraphError(template.format(name=f.name, value=value, either=either))
+
+
+# RunContext's fields by name, and the names of those ``settings()`` records, in field order.
+RUN_FIELDS: dict[str, Field[Any]] = {f.name: f for f in fields(RunContext)}
+SERIALISED: tuple[str, ...] = tuple(
+    name for name, f in RUN_FIELDS.items() if f.metadata.get("serialise", True)
+)

@@ -1,6 +1,8 @@
-"""The restoration graph: state schema, builder, checkpointer factory, image store.
+"""The restoration graph: the builder, and the public names a library user imports from here
+(the state schema and run settings live in ``restoregraph.core``, the image store and the
+checkpointer factory in ``restoregraph.store``).
 
-The builder is loaded lazily (it imports the nodes, which import this package's modules).
+The builder is loaded lazily: it imports the nodes, and with them LangGraph and the planners.
 """
 
 from typing import Any

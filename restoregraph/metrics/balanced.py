@@ -25,19 +25,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from restoregraph.core.errors import InputError, MetricUnavailable
+from restoregraph.core.objectives import OBJECTIVE_METRICS
 from restoregraph.imageio import to_uint8
 from restoregraph.metrics import noref
 from restoregraph.metrics._common import to_image
 from restoregraph.metrics.registry import spec
 
-DEFAULT_METRICS: tuple[str, ...] = ("psnr", "ssim", "ms_ssim", "gmsd", "haarpsi")
-
-OBJECTIVES: dict[str, tuple[str, ...]] = {
-    "balanced": DEFAULT_METRICS,
-    "psnr": ("psnr",),
-    "ssim": ("ssim",),
-    "perceptual": ("ms_ssim", "gmsd", "haarpsi"),
-}
+# objective name -> its metrics (defined in restoregraph.core.objectives, re-exported here)
+OBJECTIVES: dict[str, tuple[str, ...]] = OBJECTIVE_METRICS
+DEFAULT_METRICS: tuple[str, ...] = OBJECTIVES["balanced"]
 
 BRISQUE_SCALE = 100.0
 NIQE_SCALE = 25.0
