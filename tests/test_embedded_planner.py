@@ -290,15 +290,20 @@ def test_training_and_evaluation_smoke(tmp_path: Path) -> None:
         embedded_train.main(["--data", str(data), "--data", str(other), "--out", str(both)])
 
 
-def test_perception_features_encode_levels_of_known_types() -> None:
-    from restoregraph.core.tasks import PERCEPTION_TYPES
+@pytest.mark.parametrize("with_raindrop", [False, True])
+def test_perception_features_encode_levels_of_known_types(with_raindrop: bool) -> None:
+    """By default the nine types the shipped planner was trained with (raindrop has no tool
+    yet and is left out); a planner trained with every type passes its own list."""
+    from restoregraph.core.tasks import LEGACY_PERCEPTION_TYPES, PERCEPTION_TYPES
     from restoregraph.planners.features import perception_features
 
-    v = perception_features({"noise": 3, "jpeg": 1, "sparkles": 2, "rain": 0, "haze": "x"})
-    assert v.shape == (3 * len(PERCEPTION_TYPES),) and v.sum() == 2
-    table = v.reshape(len(PERCEPTION_TYPES), 3)
-    assert table[PERCEPTION_TYPES.index("noise"), 2] == 1
-    assert table[PERCEPTION_TYPES.index("jpeg"), 0] == 1
+    types = PERCEPTION_TYPES if with_raindrop else LEGACY_PERCEPTION_TYPES
+    seen = {"noise": 3, "jpeg": 1, "sparkles": 2, "rain": 0, "haze": "x", "raindrop": 2}
+    v = perception_features(seen, types=PERCEPTION_TYPES if with_raindrop else None)
+    assert v.shape == (3 * len(types),) and v.sum() == (3 if with_raindrop else 2)
+    table = v.reshape(len(types), 3)
+    assert table[types.index("noise"), 2] == 1
+    assert table[types.index("jpeg"), 0] == 1
 
 
 def test_planner_follows_the_requested_objective(degraded128: np.ndarray) -> None:

@@ -11,6 +11,7 @@ DEGRADATION_TYPES: tuple[str, ...] = (
     "motion_blur",
     "jpeg",
     "rain",
+    "raindrop",
     "haze",
     "low_light",
     "snow",
@@ -23,6 +24,7 @@ TASKS: tuple[str, ...] = (
     "deblur",
     "dejpeg",
     "derain",
+    "deraindrop",
     "dehaze",
     "lowlight",
     "desnow",
@@ -41,6 +43,7 @@ TASK_FOR_DEGRADATION: dict[str, str] = {
     "motion_blur": "deblur",
     "jpeg": "dejpeg",
     "rain": "derain",
+    "raindrop": "deraindrop",
     "haze": "dehaze",
     "low_light": "lowlight",
     "snow": "desnow",
@@ -54,11 +57,16 @@ PERCEPTION_TYPES: tuple[str, ...] = (
     "motion_blur",
     "jpeg",
     "rain",
+    "raindrop",
     "haze",
     "low_light",
     "snow",
     "low_resolution",
 )
+
+# What perception nets and planners trained before the raindrop type read and report (in this
+# order): the shipped embedded planner's features, perception weights with nine outputs.
+LEGACY_PERCEPTION_TYPES: tuple[str, ...] = tuple(t for t in PERCEPTION_TYPES if t != "raindrop")
 
 PERCEPTION_TYPE_FOR_DEGRADATION: dict[str, str] = {
     "noise": "noise",
@@ -68,6 +76,7 @@ PERCEPTION_TYPE_FOR_DEGRADATION: dict[str, str] = {
     "motion_blur": "motion_blur",
     "jpeg": "jpeg",
     "rain": "rain",
+    "raindrop": "raindrop",
     "haze": "haze",
     "low_light": "low_light",
     "snow": "snow",
@@ -80,6 +89,7 @@ TASK_FOR_PERCEPTION_TYPE: dict[str, str] = {
     "motion_blur": "deblur",
     "jpeg": "dejpeg",
     "rain": "derain",
+    "raindrop": "deraindrop",
     "haze": "dehaze",
     "low_light": "lowlight",
     "snow": "desnow",

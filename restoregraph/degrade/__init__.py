@@ -31,6 +31,7 @@ from restoregraph.degrade.blur import BLUR, DEFOCUS, MOTION_BLUR
 from restoregraph.degrade.jpeg import JPEG
 from restoregraph.degrade.light import LOW_LIGHT
 from restoregraph.degrade.noise import NOISE, POISSON
+from restoregraph.degrade.raindrop import RAINDROP
 from restoregraph.degrade.resolution import LOW_RESOLUTION
 from restoregraph.degrade.weather import HAZE, RAIN, SNOW
 from restoregraph.imageio import as_float_image
@@ -46,6 +47,7 @@ DEGRADATIONS: dict[str, Degradation] = {
         MOTION_BLUR,
         JPEG,
         RAIN,
+        RAINDROP,
         HAZE,
         LOW_LIGHT,
         SNOW,

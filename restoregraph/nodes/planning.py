@@ -19,6 +19,7 @@ from restoregraph.planners import (
     Planner,
     PlanRequest,
     apply_constraints,
+    untooled_tasks,
     validate_steps,
 )
 from restoregraph.planners import (
@@ -78,6 +79,10 @@ def planning(
         plan.note = f"planner {ctx.planner!r} failed ({reason}); fell back to fixed"
     if ctx.mode == "stepwise":
         plan = Plan(steps=plan.steps[:1], note=plan.note)
+    missing = untooled_tasks(request)
+    if missing:  # a degradation the toolbox cannot undo yet (e.g. deraindrop): say so
+        skipped = f"no tool for {', '.join(missing)} in the toolbox: skipped"
+        plan.note = f"{plan.note}; {skipped}" if plan.note else skipped
     emit("plan", plan=plan.text, note=plan.note, round=rounds, steps=len(plan.steps))
     update: dict[str, Any] = {
         "plan": plan.steps,
@@ -87,6 +92,8 @@ def planning(
         "rounds": rounds,
     }
     if plan.stop:
-        update["stop_reason"] = "planner stopped: no remaining degradation to restore"
+        update["stop_reason"] = "planner stopped: no remaining degradation to restore" + (
+            f" (no tool for {', '.join(missing)})" if missing else ""
+        )
         return Command(update=update, goto="__end__")
     return Command(update=update, goto="execution")

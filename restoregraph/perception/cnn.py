@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from restoregraph.core.errors import ToolError
-from restoregraph.core.tasks import PERCEPTION_TYPES
+from restoregraph.core.tasks import LEGACY_PERCEPTION_TYPES, PERCEPTION_TYPES
 from restoregraph.imageio import as_float_image
 from restoregraph.perception.base import PerceptionResult
 
@@ -244,6 +244,27 @@ class PerceptionNet(nn.Module):
         return self.head(feats).view(-1, self.n_types, N_LEVELS)
 
 
+# Nets trained before the raindrop type report these nine types (in this order).
+LEGACY_TYPES = LEGACY_PERCEPTION_TYPES
+
+
+def types_for(n_types: int) -> tuple[str, ...]:
+    """The perception types a net with ``n_types`` outputs reports."""
+    for types in (PERCEPTION_TYPES, LEGACY_TYPES):
+        if len(types) == n_types:
+            return types
+    raise ToolError(f"perception weights: {n_types} output types match no known type list")
+
+
+def n_types_from_state_dict(state: dict[str, torch.Tensor]) -> int:
+    heads = sorted(
+        (int(k.split(".")[1]), k) for k in state if k.startswith("head.") and k.endswith(".weight")
+    )
+    if not heads:
+        raise ToolError("perception weights: not a PerceptionNet state dict (no head)")
+    return int(state[heads[-1][1]].shape[0]) // N_LEVELS
+
+
 def widths_from_state_dict(state: dict[str, torch.Tensor]) -> tuple[int, ...]:
     """Recover the block widths from a saved state dict (every other layer is a stride-2 one)."""
     widths = []
@@ -282,7 +303,9 @@ def load_net(path: str | Path) -> PerceptionNet:
         raise ToolError(f"perception weights unreadable: {p} ({type(exc).__name__})") from None
     if not isinstance(state, dict):
         raise ToolError(f"perception weights: {p} is not a state dict")
-    net = PerceptionNet(widths=widths_from_state_dict(state))
+    net = PerceptionNet(
+        widths=widths_from_state_dict(state), n_types=n_types_from_state_dict(state)
+    )
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
@@ -319,13 +342,15 @@ def image_to_batch(image: np.ndarray, crop: int = INFER_CROP) -> torch.Tensor:
 
 
 def probs_from_logits(logits: torch.Tensor) -> dict[str, list[float]]:
-    """(n_crops, n_types, 4) logits -> {type: [p0, p1, p2, p3]} (logits averaged over crops)."""
+    """(n_crops, n_types, 4) logits -> {type: [p0, p1, p2, p3]} (logits averaged over crops).
+    A type the net does not report (an older net) is absent: [1, 0, 0, 0]."""
     mean = logits.float().mean(dim=0)
     probs = torch.softmax(mean.double(), dim=-1).numpy()
+    reported = dict(zip(types_for(int(probs.shape[0])), probs, strict=True))
     out: dict[str, list[float]] = {}
-    for t, p in zip(PERCEPTION_TYPES, probs, strict=True):
-        p = p / p.sum()
-        out[t] = [float(v) for v in p]
+    for t in PERCEPTION_TYPES:
+        p = reported.get(t)
+        out[t] = [float(v) for v in p / p.sum()] if p is not None else [1.0, 0.0, 0.0, 0.0]
     return out
 
 
@@ -395,6 +420,7 @@ class CNNPerceiver:
 
 __all__ = [
     "DEFAULT_WEIGHTS",
+    "LEGACY_TYPES",
     "CNNPerceiver",
     "PerceptionNet",
     "count_params",
@@ -404,5 +430,6 @@ __all__ = [
     "load_thresholds",
     "thresholds_path",
     "probs_from_logits",
+    "types_for",
     "sha256_file",
 ]

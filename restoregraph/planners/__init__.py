@@ -20,7 +20,7 @@ from restoregraph.planners.base import (
     parse_plan,
     validate_steps,
 )
-from restoregraph.planners.constraints import apply_constraints
+from restoregraph.planners.constraints import apply_constraints, untooled_tasks
 from restoregraph.planners.registry import (
     PLANNERS,
     PlannerFactory,
@@ -107,5 +107,6 @@ __all__ = [
     "parse_plan",
     "planner_names",
     "register_planner",
+    "untooled_tasks",
     "validate_steps",
 ]

@@ -12,7 +12,7 @@ weights can say which perceiver they were computed with.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -68,12 +68,20 @@ def image_features(image: np.ndarray, weights: str | None = None) -> np.ndarray:
     return torch.cat([pooled, probs]).numpy().astype(np.float32)
 
 
-def perception_features(perception: Mapping[str, int]) -> np.ndarray:
-    """(27,) float32 encoding of a perception result (type -> level): per perception type, a
-    one-hot of its level 1 / 2 / 3 (all zero when absent or level 0). What the embedded planner
-    reads besides the image: the degradations still to undo and how severe they are."""
-    from restoregraph.core.tasks import PERCEPTION_TYPES
+def perception_features(
+    perception: Mapping[str, int], types: Sequence[str] | None = None
+) -> np.ndarray:
+    """(3 * len(types),) float32 encoding of a perception result (type -> level): per perception
+    type, a one-hot of its level 1 / 2 / 3 (all zero when absent or level 0). What the embedded
+    planner reads besides the image: the degradations still to undo and how severe they are.
 
+    ``types``: the perception types the planner was trained with (its weights' meta
+    ``perception_types``); by default the nine types before raindrop, which the shipped planner
+    reads (a type outside ``types`` is left out: the planner cannot weigh it, and the task has no
+    tool yet)."""
+    from restoregraph.core.tasks import LEGACY_PERCEPTION_TYPES
+
+    PERCEPTION_TYPES = tuple(types) if types is not None else LEGACY_PERCEPTION_TYPES
     out = np.zeros((len(PERCEPTION_TYPES), 3), np.float32)
     for ptype, level in perception.items():
         if ptype not in PERCEPTION_TYPES:

@@ -2,15 +2,16 @@
 
 Task order (``FIXED_ORDER``) -- undo the degradation chain in reverse of how a photo acquires it::
 
-    dejpeg -> denoise -> deblur -> derain -> desnow -> dehaze -> lowlight -> sr
+    dejpeg -> denoise -> deblur -> derain -> deraindrop -> desnow -> dehaze -> lowlight -> sr
 
 * ``dejpeg`` first: compression is the last thing the camera / upload pipeline does, so its
   blocking and ringing sit on top of everything else and confuse every other tool (a denoiser
   treats 8x8 block edges as structure, a deblurrer sharpens them).
 * ``denoise`` before ``deblur``: sensor noise is added after optical blur; deconvolution
   amplifies high frequencies, so any noise left in would be blown up.
-* ``derain`` / ``desnow`` next: rain streaks and snow flakes are occluding layers in front of
-  the scene, closer to the lens than the haze; removing them before dehazing keeps the
+* ``derain`` / ``deraindrop`` / ``desnow`` next: rain streaks, drops on the lens and snow flakes
+  are occluding layers in front of the scene, closer to the lens than the haze; removing them
+  before dehazing keeps the
   dark-channel prior from reading bright streaks as haze-free pixels.
 * ``dehaze`` then ``lowlight``: haze is a property of the scene's light transport, low light
   of the exposure; dehazing first keeps the brightening curve from lifting the haze veil too.
@@ -65,6 +66,7 @@ FIXED_ORDER: tuple[str, ...] = (
     "denoise",
     "deblur",
     "derain",
+    "deraindrop",
     "desnow",
     "dehaze",
     "lowlight",

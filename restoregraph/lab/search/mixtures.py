@@ -185,6 +185,7 @@ def mixture_kind(mixture: Sequence[tuple[str, int] | Sequence[object]]) -> str:
     canon = (
         "haze",
         "rain",
+        "raindrop",
         "snow",
         "low_light",
         "blur",

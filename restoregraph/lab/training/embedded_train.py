@@ -348,13 +348,15 @@ def perceived_levels(sample: dict[str, Any], root_features: np.ndarray) -> dict[
     """The sample's true degradation types with the levels the perception CNN gives the
     degraded image (the level probabilities at the end of the root's features): what the fixed
     rules would see in the agent when perception finds the right types."""
-    from restoregraph.core.tasks import PERCEPTION_TYPES
+    # the feature net is the nine-type perception CNN (planners.features)
+    from restoregraph.core.tasks import LEGACY_PERCEPTION_TYPES as TYPES
 
-    n = len(PERCEPTION_TYPES)
+    n = len(TYPES)
     probs = np.asarray(root_features, np.float32)[-4 * n :].reshape(n, 4)
     return {
-        ptype: int(np.argmax(probs[PERCEPTION_TYPES.index(ptype), 1:])) + 1
+        ptype: int(np.argmax(probs[TYPES.index(ptype), 1:])) + 1
         for ptype in sample["perception"]
+        if ptype in TYPES
     }
 
 
