@@ -324,26 +324,13 @@ def _trials(events: list[dict[str, Any]]) -> int:
     return total
 
 
-def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) -> AgentResult:
-    from restoregraph.core.settings import RunContext
-    from restoregraph.core.tasks import TASK_FOR_DEGRADATION, TASK_FOR_PERCEPTION_TYPE
-    from restoregraph.degrade import apply_mixture
-    from restoregraph.imageio import load_image, save_image
-    from restoregraph.metrics import OBJECTIVES, objective_scores
+def _resolve_planners(
+    cfg: AgentConfig,
+) -> tuple[dict[str, str], dict[str, tuple[str, dict[str, Any]]]]:
+    """Check ``cfg.planners`` and resolve each label: (label -> why it cannot run here,
+    label -> (registered planner name, options))."""
     from restoregraph.planners import PLANNERS
-    from restoregraph.planners import get_planner as make_planner
-    from restoregraph.planners.oracle import (
-        rank_percentile,
-    )
-    from restoregraph.runner import Runner
 
-    if registry is None:
-        from restoregraph.tools import default_registry
-
-        registry = default_registry()
-    full_registry = registry
-    registry = bench_toolbox(cfg.toolbox, registry)
-    tool_ids = tuple(registry.ids())
     if INPUT in cfg.planners or "oracle" in cfg.planners:
         raise InputError("--planners: 'input' and 'oracle' are rows of their own, not planners")
     bad = [p for p in cfg.planners if p not in PLANNERS and p not in FAIR_PLANNERS]
@@ -360,6 +347,255 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
             skipped[label] = r
         else:
             resolved[label] = r
+    return skipped, resolved
+
+
+def _agent_candidate(
+    base: dict[str, Any], planner: str, res: Any, metrics: dict[str, float]
+) -> dict[str, Any]:
+    """The record of one planner's agent run on one input."""
+    hist = res.history
+    return {
+        **base,
+        "candidate": planner,
+        "metrics": metrics,
+        "pipeline": tuple(h["tool"] for h in hist if h["status"] == "accepted"),
+        "seconds": res.seconds,
+        "steps": len(hist),
+        "trials": _trials(res.events),
+        "calls": len(hist) + _trials(res.events),
+        "rollbacks": sum(1 for h in hist if h["status"] == "rolled_back"),
+        "failed": sum(1 for h in hist if h["status"] == "failed"),
+        "stop": res.state.get("stop_reason", ""),
+        "attempted": {h["task"] for h in hist if h["status"] != "accepted"},
+    }
+
+
+def _rank_candidates(
+    cands: list[dict[str, Any]],
+    infos: Sequence[Any],
+    detected: dict[str, int],
+    scored: list[Any],
+    ok: list[Any],
+    enumerated: AbstractSet[tuple[str, ...]],
+    objective: str,
+) -> None:
+    """Where each planner's pipeline (``why_na`` when not enumerated) and output rank among the
+    oracle's scored pipelines (``pipeline_pct``, ``output_pct``)."""
+    from restoregraph.core.tasks import TASK_FOR_DEGRADATION, TASK_FOR_PERCEPTION_TYPE
+    from restoregraph.metrics import objective_scores
+    from restoregraph.planners.oracle import rank_percentile
+
+    needed = {TASK_FOR_DEGRADATION[i.type] for i in infos}
+    perceived_tasks = {TASK_FOR_PERCEPTION_TYPE[t] for t in detected}
+    for c in cands[1:]:
+        c["why_na"] = classify(c["pipeline"], needed, enumerated, perceived_tasks, c["attempted"])
+        c["pipeline_pct"] = rank_percentile(c["pipeline"], scored) if not c["why_na"] else math.nan
+        # where the planner's OUTPUT would rank: scored together with all of them
+        joint = objective_scores([sp.metrics for sp in ok] + [c["metrics"]], objective)
+        better = sum(1 for s in joint[:-1] if s > joint[-1])
+        c["output_pct"] = 100.0 * better / len(scored)
+
+
+def _oracle_record(
+    base: dict[str, Any],
+    models: dict[str, list[str]],
+    pipelines: list[tuple[str, ...]],
+    scored: list[Any],
+    ok: list[Any],
+    t0: float,
+) -> dict[str, Any]:
+    """The oracle's record of one input (started at ``t0``): its best pipeline overall and per
+    objective."""
+    from restoregraph.metrics import OBJECTIVES, objective_scores
+
+    best = ok[0] if ok else None
+    best_by: dict[str, dict[str, Any]] = {}
+    for obj in OBJECTIVES:
+        if ok and all(m in sp.metrics for sp in ok for m in OBJECTIVES[obj]):
+            sc = objective_scores([sp.metrics for sp in ok], obj)
+            top = ok[int(np.argmax(sc))]
+            best_by[obj] = {"tools": top.tools, "metrics": dict(top.metrics)}
+    return {
+        **base,
+        "best_by": best_by,
+        "pipelines": len(pipelines),
+        "total": pipeline_count(models),
+        "best": best.tools if best else (),
+        "metrics": dict(best.metrics) if best else {},
+        "failed": len(scored) - len(ok),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+@dataclass
+class _AgentBench:
+    """One ``run_agent_bench``: the agent runs, the oracle and the plans of every input."""
+
+    cfg: AgentConfig
+    registry: Any  # the bench toolbox
+    tool_ids: tuple[str, ...]
+    resolved: dict[str, tuple[str, dict[str, Any]]]
+    planners: list[str]
+    runner: Any
+    work: Path
+    records: list[dict[str, Any]] = field(default_factory=list)
+    detections: list[dict[str, Any]] = field(default_factory=list)
+    oracle: list[dict[str, Any]] = field(default_factory=list)
+    plans: list[dict[str, Any]] = field(default_factory=list)
+    built: dict[str, Any] = field(default_factory=dict)  # label -> planner (plan-only)
+
+    def ctx_for(self, label: str, seed: int) -> Any:
+        from restoregraph.core.settings import RunContext
+
+        cfg = self.cfg
+        name, options = self.resolved[label]
+        return RunContext(
+            planner=name,
+            planner_options=dict(options),
+            objective=cfg.objective,  # type: ignore[arg-type]
+            max_steps=cfg.max_steps,
+            seed=seed,
+            perceiver=cfg.perceiver,
+            toolbox=None if cfg.toolbox == "all" else self.tool_ids,
+        )
+
+    def warm_up(self, clean: np.ndarray, mixture: str) -> float:
+        """Load the perceiver, the metrics, each planner and its tools (not counted)."""
+        from restoregraph.degrade import apply_mixture
+        from restoregraph.imageio import save_image
+
+        t0 = time.perf_counter()
+        first = quantize8(apply_mixture(clean, mixture, seed=1)[0])
+        save_image(first, self.work / "warmup.png")
+        for planner in progress(self.planners, len(self.planners), "agent warm-up"):
+            self.runner.start(
+                self.work / "warmup.png", None, self.ctx_for(planner, 1), run_id=f"w-{planner}"
+            )
+        return time.perf_counter() - t0
+
+    def run_agents(
+        self, mi: int, name: str, base: dict[str, Any], degraded: np.ndarray, clean: np.ndarray
+    ) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """The input's record and every planner's agent run on it (balanced over the set); with
+        the degradations the first run's perception detected."""
+        from restoregraph.imageio import load_image, save_image
+        from restoregraph.metrics import objective_scores
+
+        objective = self.cfg.objective
+        in_path = self.work / f"{mi}-{Path(name).stem}.png"
+        save_image(degraded, in_path)
+        cands: list[dict[str, Any]] = [
+            {
+                **base,
+                "candidate": INPUT,
+                "metrics": measure(degraded, clean, objective),
+                "pipeline": (),
+            }
+        ]
+        detected: dict[str, int] = {}
+        for planner in self.planners:
+            out_path = self.work / f"{mi}-{Path(name).stem}-{planner}.png"
+            res = self.runner.start(
+                in_path,
+                out_path,
+                self.ctx_for(planner, base["seed"]),
+                run_id=f"{mi}-{Path(name).stem}-{planner}",
+            )
+            out = load_image(out_path)
+            detected = detected or _perceived(res.events)
+            cands.append(_agent_candidate(base, planner, res, measure(out, clean, objective)))
+        scores = objective_scores([c["metrics"] for c in cands], objective)
+        for c, s in zip(cands, scores, strict=True):
+            c["balanced"] = float(s)
+            c["beats_input"] = float(s) > scores[0]
+        return cands, detected
+
+    def plan_only(
+        self,
+        base: dict[str, Any],
+        infos: Sequence[Any],
+        degraded: np.ndarray,
+        clean: np.ndarray,
+        ok: list[Any],
+        enumerated: AbstractSet[tuple[str, ...]],
+    ) -> None:
+        """Every planner plans once from the true degradations (per objective it is run
+        under); its plan is ranked among the oracle's."""
+        from restoregraph.planners import get_planner as make_planner
+
+        cfg = self.cfg
+        plan_objectives = [cfg.objective, *[o for o in cfg.switch_objectives if o != cfg.objective]]
+        for label in self.planners:
+            if label not in self.built:
+                name, options = self.resolved[label]
+                self.built[label] = make_planner(name, **options)
+            objs = [
+                o for o in plan_objectives if o == cfg.objective or label in cfg.switch_planners
+            ]
+            for obj in objs:
+                plan = plan_once(
+                    self.built[label],
+                    infos,
+                    degraded,
+                    clean,
+                    self.registry,
+                    ok,
+                    enumerated,
+                    obj,
+                    base["seed"],
+                )
+                self.plans.append({**base, "candidate": label, "objective": obj, **plan})
+
+    def run_oracle(
+        self,
+        base: dict[str, Any],
+        cands: list[dict[str, Any]],
+        infos: Sequence[Any],
+        detected: dict[str, int],
+        degraded: np.ndarray,
+        clean: np.ndarray,
+    ) -> None:
+        """The oracle on one input; the candidates ranked among its pipelines; the plans."""
+        cfg = self.cfg
+        t1 = time.perf_counter()
+        models, pipelines, scored = oracle_case(
+            degraded, clean, infos, self.registry, cfg.oracle_cap, base["seed"], cfg.objective
+        )
+        enumerated = set(pipelines)
+        ok = [sp for sp in scored if sp.ok]
+        _rank_candidates(cands, infos, detected, scored, ok, enumerated, cfg.objective)
+        if cfg.plan_only:
+            self.plan_only(base, infos, degraded, clean, ok, enumerated)
+        self.oracle.append(_oracle_record(base, models, pipelines, scored, ok, t1))
+
+    def run_case(self, mi: int, mixture: str, steps: Any, name: str, clean: np.ndarray) -> None:
+        """One input (``clean`` degraded by ``mixture``): agents, detection, oracle."""
+        cfg = self.cfg
+        degraded, infos, seed = degrade_case(clean, cfg.set_name, name, mixture, steps, cfg.level)
+        base = {"mixture": mixture, "group": mixture_group(mixture), "image": name, "seed": seed}
+        cands, detected = self.run_agents(mi, name, base, degraded, clean)
+        self.detections.append(
+            {**base, "true": [i.type for i in infos], "levels": [i.level for i in infos]}
+            | {"detected": detected}
+        )
+        if cfg.oracle:
+            self.run_oracle(base, cands, infos, detected, degraded, clean)
+        self.records.extend(cands)
+
+
+def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) -> AgentResult:
+    from restoregraph.imageio import load_image
+    from restoregraph.runner import Runner
+
+    if registry is None:
+        from restoregraph.tools import default_registry
+
+        registry = default_registry()
+    full_registry = registry
+    registry = bench_toolbox(cfg.toolbox, registry)
+    tool_ids = tuple(registry.ids())
+    skipped, resolved = _resolve_planners(cfg)
     planners = [p for p in cfg.planners if p in resolved]
     if cfg.n < 1:
         raise InputError(f"--n must be >= 1, got {cfg.n}")
@@ -369,171 +605,20 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
     files = set_images(cfg.data, cfg.set_name, cfg.n, cfg.heldout)
     cleans = {p.name: centre_crop(load_image(p), cfg.short, cfg.long) for p in files}
 
-    records: list[dict[str, Any]] = []
-    detections: list[dict[str, Any]] = []
-    oracle: list[dict[str, Any]] = []
-    plans: list[dict[str, Any]] = []
-    plan_objectives = [cfg.objective, *[o for o in cfg.switch_objectives if o != cfg.objective]]
-    built: dict[str, Any] = {}
     old_home = os.environ.get("RESTOREGRAPH_HOME")
     with tempfile.TemporaryDirectory(prefix="restoregraph-bench-") as tmp:
         os.environ["RESTOREGRAPH_HOME"] = tmp
         try:
-            runner = Runner(Path(tmp) / "home")
             work = Path(tmp) / "images"
+            bench = _AgentBench(
+                cfg, registry, tool_ids, resolved, planners, Runner(Path(tmp) / "home"), work
+            )
             work.mkdir()
-
-            def ctx_for(label: str, seed: int) -> RunContext:
-                name, options = resolved[label]
-                return RunContext(
-                    planner=name,
-                    planner_options=dict(options),
-                    objective=cfg.objective,  # type: ignore[arg-type]
-                    max_steps=cfg.max_steps,
-                    seed=seed,
-                    perceiver=cfg.perceiver,
-                    toolbox=None if cfg.toolbox == "all" else tool_ids,
-                )
-
-            # Warm-up (not counted): load the perceiver, the metrics, each planner and its tools.
-            t0 = time.perf_counter()
-            first = quantize8(apply_mixture(cleans[files[0].name], mixtures[0][0], seed=1)[0])
-            save_image(first, work / "warmup.png")
-            for planner in progress(planners, len(planners), "agent warm-up"):
-                runner.start(work / "warmup.png", None, ctx_for(planner, 1), run_id=f"w-{planner}")
-            warmup = time.perf_counter() - t0
-
+            warmup = bench.warm_up(cleans[files[0].name], mixtures[0][0])
             jobs = [(mi, name) for mi in range(len(mixtures)) for name in cleans]
-            bar = progress(jobs, len(jobs), "agent (mixture x image)")
-            for mi, name in bar:
+            for mi, name in progress(jobs, len(jobs), "agent (mixture x image)"):
                 mixture, steps = mixtures[mi]
-                clean = cleans[name]
-                degraded, infos, seed = degrade_case(
-                    clean, cfg.set_name, name, mixture, steps, cfg.level
-                )
-                in_path = work / f"{mi}-{Path(name).stem}.png"
-                save_image(degraded, in_path)
-                base = {
-                    "mixture": mixture,
-                    "group": mixture_group(mixture),
-                    "image": name,
-                    "seed": seed,
-                }
-                cands: list[dict[str, Any]] = [
-                    {
-                        **base,
-                        "candidate": INPUT,
-                        "metrics": measure(degraded, clean, cfg.objective),
-                        "pipeline": (),
-                    }
-                ]
-                detected: dict[str, int] = {}
-                for planner in planners:
-                    out_path = work / f"{mi}-{Path(name).stem}-{planner}.png"
-                    res = runner.start(
-                        in_path,
-                        out_path,
-                        ctx_for(planner, seed),
-                        run_id=f"{mi}-{Path(name).stem}-{planner}",
-                    )
-                    out = load_image(out_path)
-                    hist = res.history
-                    detected = detected or _perceived(res.events)
-                    cands.append(
-                        {
-                            **base,
-                            "candidate": planner,
-                            "metrics": measure(out, clean, cfg.objective),
-                            "pipeline": tuple(h["tool"] for h in hist if h["status"] == "accepted"),
-                            "seconds": res.seconds,
-                            "steps": len(hist),
-                            "trials": _trials(res.events),
-                            "calls": len(hist) + _trials(res.events),
-                            "rollbacks": sum(1 for h in hist if h["status"] == "rolled_back"),
-                            "failed": sum(1 for h in hist if h["status"] == "failed"),
-                            "stop": res.state.get("stop_reason", ""),
-                            "attempted": {h["task"] for h in hist if h["status"] != "accepted"},
-                        }
-                    )
-                scores = objective_scores([c["metrics"] for c in cands], cfg.objective)
-                for c, s in zip(cands, scores, strict=True):
-                    c["balanced"] = float(s)
-                    c["beats_input"] = float(s) > scores[0]
-                detections.append(
-                    {**base, "true": [i.type for i in infos], "levels": [i.level for i in infos]}
-                    | {"detected": detected}
-                )
-                if cfg.oracle:
-                    t1 = time.perf_counter()
-                    models, pipelines, scored = oracle_case(
-                        degraded, clean, infos, registry, cfg.oracle_cap, seed, cfg.objective
-                    )
-                    enumerated = set(pipelines)
-                    ok = [sp for sp in scored if sp.ok]
-                    needed = {TASK_FOR_DEGRADATION[i.type] for i in infos}
-                    perceived_tasks = {TASK_FOR_PERCEPTION_TYPE[t] for t in detected}
-                    for c in cands[1:]:
-                        c["why_na"] = classify(
-                            c["pipeline"], needed, enumerated, perceived_tasks, c["attempted"]
-                        )
-                        c["pipeline_pct"] = (
-                            rank_percentile(c["pipeline"], scored) if not c["why_na"] else math.nan
-                        )
-                        # where the planner's OUTPUT would rank: scored together with all of them
-                        joint = objective_scores(
-                            [sp.metrics for sp in ok] + [c["metrics"]], cfg.objective
-                        )
-                        better = sum(1 for s in joint[:-1] if s > joint[-1])
-                        c["output_pct"] = 100.0 * better / len(scored)
-                    if cfg.plan_only:
-                        for label in planners:
-                            if label not in built:
-                                name, options = resolved[label]
-                                built[label] = make_planner(name, **options)
-                            objs = [
-                                o
-                                for o in plan_objectives
-                                if o == cfg.objective or label in cfg.switch_planners
-                            ]
-                            for obj in objs:
-                                plans.append(
-                                    {
-                                        **base,
-                                        "candidate": label,
-                                        "objective": obj,
-                                        **plan_once(
-                                            built[label],
-                                            infos,
-                                            degraded,
-                                            clean,
-                                            registry,
-                                            ok,
-                                            enumerated,
-                                            obj,
-                                            seed,
-                                        ),
-                                    }
-                                )
-                    best = ok[0] if ok else None
-                    best_by: dict[str, dict[str, Any]] = {}
-                    for obj in OBJECTIVES:
-                        if ok and all(m in sp.metrics for sp in ok for m in OBJECTIVES[obj]):
-                            sc = objective_scores([sp.metrics for sp in ok], obj)
-                            top = ok[int(np.argmax(sc))]
-                            best_by[obj] = {"tools": top.tools, "metrics": dict(top.metrics)}
-                    oracle.append(
-                        {
-                            **base,
-                            "best_by": best_by,
-                            "pipelines": len(pipelines),
-                            "total": pipeline_count(models),
-                            "best": best.tools if best else (),
-                            "metrics": dict(best.metrics) if best else {},
-                            "failed": len(scored) - len(ok),
-                            "seconds": time.perf_counter() - t1,
-                        }
-                    )
-                records.extend(cands)
+                bench.run_case(mi, mixture, steps, name, cleans[name])
         finally:
             if old_home is None:
                 os.environ.pop("RESTOREGRAPH_HOME", None)
@@ -541,12 +626,12 @@ def run_agent_bench(cfg: AgentConfig, registry: Any = None, echo: Any = None) ->
                 os.environ["RESTOREGRAPH_HOME"] = old_home
     if cfg.perceiver is None and fingerprint() != used:
         raise InputError("the perception weights or thresholds changed during the run; run again")
-    result = AgentResult(cfg, records, detections, oracle, warmup, used)
+    result = AgentResult(cfg, bench.records, bench.detections, bench.oracle, warmup, used)
     result.skipped = skipped
     result.resolved = {k: v[0] for k, v in resolved.items()}
     result.resolved_options = {k: dict(v[1]) for k, v in resolved.items() if v[1]}
     result.toolbox_ids = list(tool_ids)
-    result.plans = plans
+    result.plans = bench.plans
     result.switch = run_objective_switch(cfg, full_registry, result)
     return result
 
