@@ -29,6 +29,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,206 @@ def lr_at(step: int, total: int, base: float, warmup: int = 50) -> float:
     return warmup_cosine(step, total, base, warmup, floor=0.01)
 
 
+@dataclass
+class _Run:
+    """One training run's settings (resolved from the variant's defaults)."""
+
+    variant: Variant
+    seed: int
+    steps: int
+    batch_size: int
+    lr: float
+    config: dict[str, Any]  # what a checkpoint must match to be resumed
+    ckpt_path: Path
+    save_every: int
+    stop_after: int | None
+    progress: bool
+
+
+def _set_threads(threads: int | None) -> None:
+    import torch
+
+    if threads:
+        torch.set_num_threads(int(threads))
+        try:
+            import cv2
+
+            cv2.setNumThreads(int(threads))
+        except ImportError:  # pragma: no cover
+            pass
+
+
+def _training_pool(
+    variant: Variant,
+    data: str | Path,
+    *,
+    seed: int,
+    n_images: int,
+    n_sources: int,
+    per_source: int,
+    crop: int,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """The (degraded, clean) patch pairs synthesised from ``n_images`` training images; with
+    the number of images used and the seconds it took."""
+    from restoregraph.lab.training.perception_data import list_images, load_uint8
+
+    t0 = time.time()
+    paths = list_images(data, TRAIN_SUBSETS)
+    if not paths:
+        raise FileNotFoundError(f"no training images under {data}")
+    pick = np.random.default_rng([seed, 0]).permutation(len(paths))[:n_images]
+    images = load_uint8([paths[i] for i in sorted(pick.tolist())])
+    xs, ys = build_pool(
+        images,
+        variant,
+        seed=seed,
+        n_sources=n_sources,
+        per_source=per_source,
+        crop=crop,
+        progress=progress,
+    )
+    del images
+    pool_s = time.time() - t0
+    print(f"{variant.id}: pool of {len(xs)} patch pairs in {pool_s:.0f} s", flush=True)
+    return xs, ys, len(pick), pool_s
+
+
+def _start(run: _Run, resume: bool) -> tuple[Any, Any, int, float]:
+    """The seeded model and its optimiser, at step 0 or at the checkpoint (``resume``); with
+    the step and the training seconds already spent."""
+    import torch
+
+    torch.manual_seed(run.seed)
+    net = build_model(run.variant)
+    opt = torch.optim.Adam(net.parameters(), lr=run.lr)
+    start = 0
+    elapsed_before = 0.0
+    ckpt_path, config = run.ckpt_path, run.config
+    if resume and ckpt_path.is_file():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if ck["config"] != config:
+            raise ValueError(
+                f"--resume: checkpoint {ckpt_path} was made with {ck['config']}, this run is {config}"
+            )
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        start = int(ck["step"])
+        elapsed_before = float(ck.get("elapsed_s", 0.0))
+        print(f"resumed from {ckpt_path} at step {start}", flush=True)
+    elif resume:
+        print(f"--resume: no checkpoint at {ckpt_path}, starting from scratch", flush=True)
+    return net, opt, start, elapsed_before
+
+
+def _save_checkpoint(run: _Run, net: Any, opt: Any, step: int, elapsed: float) -> None:
+    atomic_torch_save(
+        {
+            "model": net.state_dict(),
+            "optimizer": opt.state_dict(),
+            "step": step,
+            "elapsed_s": elapsed,
+            "config": run.config,
+        },
+        run.ckpt_path,
+    )
+
+
+def _train_steps(
+    run: _Run, net: Any, opt: Any, xs: np.ndarray, ys: np.ndarray, start: int, elapsed: float
+) -> tuple[float, float, int | None]:
+    """Steps ``start`` .. ``steps`` (checkpointing every ``save_every``): the loss's moving
+    average, the training seconds (``elapsed`` before ``start`` included), and the step the
+    run stopped at when ``stop_after`` ended it early (else None)."""
+    import torch
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    steps, seed, lr, stop_after = run.steps, run.seed, run.lr, run.stop_after
+    t_train = time.time()
+    net.train()
+    ema = float("nan")
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not run.progress,
+    ) as bar:
+        task = bar.add_task(f"training {run.variant.id}", total=steps, completed=start, loss=0.0)
+        for step in range(start, steps):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, steps, lr)
+            xb, yb = batch_at(xs, ys, seed, step, run.batch_size)
+            pred = net(torch.from_numpy(xb))
+            loss = torch.sqrt((pred - torch.from_numpy(yb)) ** 2 + 1e-6).mean()  # Charbonnier
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            value = float(loss.detach())
+            ema = value if math.isnan(ema) else 0.98 * ema + 0.02 * value
+            bar.update(task, advance=1, loss=ema)
+            done = step + 1
+            if done % run.save_every == 0 or done in (steps, stop_after):
+                _save_checkpoint(run, net, opt, done, elapsed + time.time() - t_train)
+            if done == stop_after and done < steps:  # time-boxed run: continue with --resume
+                print(f"stopped at step {done}; checkpoint {run.ckpt_path}", flush=True)
+                return ema, elapsed + time.time() - t_train, done
+            if not run.progress and done % 100 == 0:
+                print(f"step {done}/{steps} loss {ema:.4f}", flush=True)
+    return ema, elapsed + time.time() - t_train, None
+
+
+def _save_weights(net: Any, out: Path, variant: Variant) -> None:
+    """The final weights as safetensors (the architecture's own key names), atomically."""
+    from safetensors.torch import save_file
+
+    net.eval()
+    state = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    save_file(state, str(tmp), metadata={"restoregraph_tool": variant.id})
+    os.replace(tmp, out)
+
+
+def _manifest_entry(
+    run: _Run, out: Path, n_params: int, data_desc: str, command: str | None, ema: float
+) -> dict[str, Any]:
+    variant = run.variant
+    return {
+        "id": variant.id,
+        "file": out.name,
+        "kind": "learned_tool",
+        "task": variant.task,
+        "description": variant.description,
+        "severity": list(variant.severity),
+        "scale": variant.scale,
+        "cost": variant.cost,
+        "architecture": f"spandrel {variant.arch_name} {json.dumps(variant.arch_kwargs)}",
+        "params": n_params,
+        "command": command or "",
+        "data": data_desc,
+        "seed": run.seed,
+        "steps": run.steps,
+        "batch_size": run.batch_size,
+        "crop": run.config["crop"],
+        "lr": run.lr,
+        "final_loss": round(ema, 5),
+        "sha256": sha256_of(out),
+        "bytes": out.stat().st_size,
+        "trained": date.today().isoformat(),
+    }
+
+
 def train(
     variant: Variant,
     data: str | Path,
@@ -158,9 +359,6 @@ def train(
     ``stop_after`` ends the run after that many steps (a checkpoint, no weights); a later call
     with ``resume=True`` continues it and gives the same weights as an uninterrupted run."""
     import torch
-    from safetensors.torch import save_file
-
-    from restoregraph.lab.training.perception_data import list_images, load_uint8
 
     steps = int(steps or variant.steps)
     batch_size = int(batch_size or variant.batch_size)
@@ -168,18 +366,10 @@ def train(
     lr = float(lr or variant.lr)
     if crop % (8 * variant.scale):
         raise ValueError(f"--crop must be a multiple of {8 * variant.scale}")
-    out_dir = Path(out_dir)
-    out = out_dir / variant.file
+    out = Path(out_dir) / variant.file
     ckpt_path = Path(checkpoint) if checkpoint else Path("runs") / f"{variant.file}.ckpt"
-    manifest_path = Path(manifest) if manifest else out_dir / "MANIFEST.json"
-    if threads:
-        torch.set_num_threads(int(threads))
-        try:
-            import cv2
-
-            cv2.setNumThreads(int(threads))
-        except ImportError:  # pragma: no cover
-            pass
+    manifest_path = Path(manifest) if manifest else Path(out_dir) / "MANIFEST.json"
+    _set_threads(threads)
     config = {
         "id": variant.id,
         "seed": seed,
@@ -191,142 +381,39 @@ def train(
         "n_sources": n_sources,
         "per_source": per_source,
     }
-
-    t0 = time.time()
-    paths = list_images(data, TRAIN_SUBSETS)
-    if not paths:
-        raise FileNotFoundError(f"no training images under {data}")
-    pick = np.random.default_rng([seed, 0]).permutation(len(paths))[:n_images]
-    images = load_uint8([paths[i] for i in sorted(pick.tolist())])
-    xs, ys = build_pool(
-        images,
+    run = _Run(
+        variant, seed, steps, batch_size, lr, config, ckpt_path, save_every, stop_after, progress
+    )
+    xs, ys, n_picked, pool_s = _training_pool(
         variant,
+        data,
         seed=seed,
+        n_images=n_images,
         n_sources=n_sources,
         per_source=per_source,
         crop=crop,
         progress=progress,
     )
-    del images
-    pool_s = time.time() - t0
-    print(f"{variant.id}: pool of {len(xs)} patch pairs in {pool_s:.0f} s", flush=True)
-
-    torch.manual_seed(seed)
-    net = build_model(variant)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    start = 0
-    elapsed_before = 0.0
-    if resume and ckpt_path.is_file():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if ck["config"] != config:
-            raise ValueError(
-                f"--resume: checkpoint {ckpt_path} was made with {ck['config']}, this run is {config}"
-            )
-        net.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        start = int(ck["step"])
-        elapsed_before = float(ck.get("elapsed_s", 0.0))
-        print(f"resumed from {ckpt_path} at step {start}", flush=True)
-    elif resume:
-        print(f"--resume: no checkpoint at {ckpt_path}, starting from scratch", flush=True)
-
+    net, opt, start, elapsed_before = _start(run, resume)
     n_params = sum(p.numel() for p in net.parameters())
     print(
         f"{variant.id}: {variant.arch_name} {variant.arch_kwargs} params={n_params:,} "
         f"steps={steps} batch={batch_size} crop={crop} threads={torch.get_num_threads()}",
         flush=True,
     )
-
-    def save_checkpoint(step: int, elapsed: float) -> None:
-        atomic_torch_save(
-            {
-                "model": net.state_dict(),
-                "optimizer": opt.state_dict(),
-                "step": step,
-                "elapsed_s": elapsed,
-                "config": config,
-            },
-            ckpt_path,
-        )
-
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
+    ema, train_s, stopped = _train_steps(run, net, opt, xs, ys, start, elapsed_before)
+    if stopped is not None:
+        return {"id": variant.id, "stopped_at": stopped, "checkpoint": str(ckpt_path)}
+    _save_weights(net, out, variant)
+    data_desc = (
+        f"{data} {' + '.join(TRAIN_SUBSETS)}: {n_picked} images, "
+        f"{len(xs)} synthesised patch pairs ({n_sources} degraded {SOURCE}px crops)"
     )
-
-    t_train = time.time()
-    net.train()
-    ema = float("nan")
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not progress,
-    ) as bar:
-        task = bar.add_task(f"training {variant.id}", total=steps, completed=start, loss=0.0)
-        for step in range(start, steps):
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, steps, lr)
-            xb, yb = batch_at(xs, ys, seed, step, batch_size)
-            pred = net(torch.from_numpy(xb))
-            loss = torch.sqrt((pred - torch.from_numpy(yb)) ** 2 + 1e-6).mean()  # Charbonnier
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            opt.step()
-            value = float(loss.detach())
-            ema = value if math.isnan(ema) else 0.98 * ema + 0.02 * value
-            bar.update(task, advance=1, loss=ema)
-            done = step + 1
-            if done % save_every == 0 or done in (steps, stop_after):
-                save_checkpoint(done, elapsed_before + time.time() - t_train)
-            if done == stop_after and done < steps:  # time-boxed run: continue with --resume
-                print(f"stopped at step {done}; checkpoint {ckpt_path}", flush=True)
-                return {"id": variant.id, "stopped_at": done, "checkpoint": str(ckpt_path)}
-            if not progress and done % 100 == 0:
-                print(f"step {done}/{steps} loss {ema:.4f}", flush=True)
-    train_s = elapsed_before + time.time() - t_train
-
-    net.eval()
-    state = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    save_file(state, str(tmp), metadata={"restoregraph_tool": variant.id})
-    os.replace(tmp, out)
-
-    entry: dict[str, Any] = {
-        "id": variant.id,
-        "file": out.name,
-        "kind": "learned_tool",
-        "task": variant.task,
-        "description": variant.description,
-        "severity": list(variant.severity),
-        "scale": variant.scale,
-        "cost": variant.cost,
-        "architecture": f"spandrel {variant.arch_name} {json.dumps(variant.arch_kwargs)}",
-        "params": n_params,
-        "command": command or "",
-        "data": f"{data} {' + '.join(TRAIN_SUBSETS)}: {len(pick)} images, "
-        f"{len(xs)} synthesised patch pairs ({n_sources} degraded {SOURCE}px crops)",
-        "seed": seed,
-        "steps": steps,
-        "batch_size": batch_size,
-        "crop": crop,
-        "lr": lr,
-        "final_loss": round(ema, 5),
-        "sha256": sha256_of(out),
-        "bytes": out.stat().st_size,
-        "trained": date.today().isoformat(),
-        "train_time": f"{train_s / 60:.1f} min training + {pool_s:.0f} s data synthesis, "
-        f"{torch.get_num_threads()} torch thread(s) on a shared 2-core CPU (no GPU)",
-    }
+    entry = _manifest_entry(run, out, n_params, data_desc, command, ema)
+    entry["train_time"] = (
+        f"{train_s / 60:.1f} min training + {pool_s:.0f} s data synthesis, "
+        f"{torch.get_num_threads()} torch thread(s) on a shared 2-core CPU (no GPU)"
+    )
     update_manifest(manifest_path, entry)
     print(f"wrote {out} ({entry['bytes']:,} bytes) and its entry in {manifest_path}", flush=True)
     return entry
