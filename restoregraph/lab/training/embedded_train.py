@@ -496,9 +496,7 @@ def feature_index(name: str, dim: int) -> list[int] | None:
     return list(range(max(0, start), dim))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    import torch
-
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m restoregraph.lab.training.embedded_train")
     ap.add_argument(
         "--data",
@@ -558,7 +556,175 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--eval-split", choices=["heldout", "all"], default="heldout", help="samples to evaluate"
     )
-    args = ap.parse_args(argv)
+    return ap
+
+
+def _command(argv: Sequence[str] | None) -> str:
+    """The command line that reproduces this run."""
+    return shlex.join(
+        [
+            "python",
+            "-m",
+            "restoregraph.lab.training.embedded_train",
+            *(argv if argv is not None else sys.argv[1:]),
+        ]
+    )
+
+
+def _train_objective(
+    args: argparse.Namespace, nodes: Any, vocab: list[str], extra: int, norm_from: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The ensemble's members for one objective's decision nodes (``extra``: the perception
+    and size inputs after the image features); normalised like ``norm_from`` when given."""
+    image_dim = nodes.feats.shape[1] - extra
+    index = feature_index(args.features, image_dim)
+    if index is not None:
+        index += list(range(image_dim, nodes.feats.shape[1]))
+    norm = (norm_from["feat_mean"].numpy(), norm_from["feat_std"].numpy()) if norm_from else None
+    return [
+        train(
+            nodes,
+            vocab,
+            args.steps,
+            args.seed + k,
+            hidden=args.hidden,
+            batch=args.batch,
+            lr=args.lr,
+            tau=args.tau,
+            weight_decay=args.weight_decay,
+            feat_index=index,
+            norm=norm,
+            perception_input=not args.no_perception_input,
+            size_input=args.size_input,
+        )
+        for k in range(args.ensemble)
+    ]
+
+
+def _train_blob(
+    args: argparse.Namespace,
+    train_s: list[dict[str, Any]],
+    vocab: list[str],
+    objectives: list[str],
+    data_objective: str,
+) -> tuple[dict[str, Any], int, int]:
+    """The weights blob (one ensemble per objective; the first objective's is the default)
+    with the numbers of decision nodes and completions (of the last objective)."""
+    from restoregraph.planners.features import perception_features, size_features
+
+    perception_input = not args.no_perception_input
+    size_input = args.size_input
+    states: dict[str, list[Any]] = {}
+    blob: dict[str, Any] = {}
+    n_nodes = n_cands = 0
+    nodesets = build_nodes_for(
+        args.data[0],
+        train_s,
+        vocab,
+        args.seed,
+        perception_input=perception_input,
+        objectives=[None if o == data_objective else o for o in objectives],
+        size_input=size_input,
+    )
+    extra = (len(perception_features({})) if perception_input else 0) + (
+        len(size_features(1, 1)) if size_input else 0
+    )
+    for obj, nodes in zip(objectives, nodesets, strict=True):
+        n_nodes, n_cands = len(nodes.weight), len(nodes.targets)
+        print(f"{obj}: {n_nodes} decision nodes, {n_cands} completions", file=sys.stderr)
+        blobs = _train_objective(args, nodes, vocab, extra, blob)
+        if not blob:
+            blob = blobs[0]
+            blob["members"] = [b["state"] for b in blobs]
+        states[obj] = [b["state"] for b in blobs]
+    blob["objectives"] = states
+    blob["meta"]["objective"] = objectives[0]
+    blob["meta"]["objectives"] = objectives
+    return blob, n_nodes, n_cands
+
+
+def _train_and_save(
+    args: argparse.Namespace,
+    argv: Sequence[str] | None,
+    manifest: dict[str, Any],
+    train_s: list[dict[str, Any]],
+    vocab: list[str],
+    objectives: list[str],
+    t0: float,
+) -> None:
+    """Train, record how (meta), and write ``--out``."""
+    data_objective = str(manifest.get("objective", "balanced"))
+    blob, n_nodes, n_cands = _train_blob(args, train_s, vocab, objectives, data_objective)
+    blob["meta"].update(
+        {
+            "command": _command(argv),
+            "data": ", ".join(args.data),
+            "data_command": "; ".join(str(read_manifest(d).get("command", "")) for d in args.data),
+            "seed": args.seed,
+            "steps": args.steps,
+            "train_samples": len(train_s),
+            "decision_nodes": int(n_nodes),
+            "completions": n_cands,
+            "feature_set": args.features,
+            "ensemble": args.ensemble,
+            "features": manifest.get("features"),
+            "train_seconds": round(time.perf_counter() - t0, 1),
+        }
+    )
+    atomic_torch_save(blob, Path(args.out))
+    print(f"wrote {args.out} in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+
+
+EVAL_PLANNERS = ["embedded", "embedded_stepwise", "fixed", "fixed_perceived", "random"]
+
+
+def _evaluate(
+    model: Scorer,
+    data: str,
+    held: list[dict[str, Any]],
+    toolbox: dict[str, list[str]],
+    data_objective: str,
+) -> dict[str, Any]:
+    """The planners' percentiles on ``held``, per objective the model has values for; printed.
+    Returns the summary of the model's default objective (with every objective's overall)."""
+    planners = EVAL_PLANNERS
+    by_objective: dict[str, Any] = {}
+    for obj in model.objectives:
+        rows = plan_percentiles(model, data, held, toolbox, None if obj == data_objective else obj)
+        by_objective[obj] = summarise(rows, planners)
+        print(f"objective {obj}: " + json.dumps(by_objective[obj]["overall"]), file=sys.stderr)
+    summary = by_objective[model.objective]
+    summary["bench_kinds"] = _bench_kinds(summary)
+    summary["objectives"] = {o: v["overall"] for o, v in by_objective.items()}
+    print(json.dumps(summary["overall"], indent=1))
+    for kind, v in summary["kinds"].items():
+        cells = " ".join(f"{p}={v[p]:.1f}" for p in planners)
+        print(f"{kind:40s} n={v['n']:3d} {cells}")
+    return summary
+
+
+def _write_report(
+    args: argparse.Namespace, argv: Sequence[str] | None, summary: dict[str, Any], model: Scorer
+) -> None:
+    """The 'embedded-planner' section of ``--report`` (with the planner's latency)."""
+    from restoregraph.lab.report import write_section
+    from restoregraph.lab.search.report import measure_latency, planner_section
+    from restoregraph.planners.embedded import EmbeddedPlanner
+
+    latency = measure_latency(EmbeddedPlanner(weights=args.out))
+    for size, v in latency.items():
+        print(f"latency {size}px: median {v['median'] * 1000:.1f} ms", file=sys.stderr)
+    write_section(
+        args.report,
+        "embedded-planner",
+        planner_section(summary, latency, model.meta, _command(argv)),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import torch
+
+    args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
     manifest, train_s = load_many(args.data, "train", args.heldout_percent)
     _, held = load_many(args.data, args.eval_split, args.heldout_percent)
@@ -570,127 +736,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     data_objective = str(manifest.get("objective", "balanced"))
     objectives = [o.strip() for o in args.objectives.split(",") if o.strip()] or [data_objective]
-    perception_input = not args.no_perception_input
-    size_input = args.size_input
     if not args.eval_only:
-        from restoregraph.planners.features import perception_features, size_features
-
-        states: dict[str, list[Any]] = {}
-        blob: dict[str, Any] = {}
-        n_nodes = n_cands = 0
-        nodesets = build_nodes_for(
-            args.data[0],
-            train_s,
-            vocab,
-            args.seed,
-            perception_input=perception_input,
-            objectives=[None if o == data_objective else o for o in objectives],
-            size_input=size_input,
-        )
-        extra = (len(perception_features({})) if perception_input else 0) + (
-            len(size_features(1, 1)) if size_input else 0
-        )
-        for obj, nodes in zip(objectives, nodesets, strict=True):
-            n_nodes, n_cands = len(nodes.weight), len(nodes.targets)
-            print(f"{obj}: {n_nodes} decision nodes, {n_cands} completions", file=sys.stderr)
-            image_dim = nodes.feats.shape[1] - extra
-            index = feature_index(args.features, image_dim)
-            if index is not None:
-                index += list(range(image_dim, nodes.feats.shape[1]))
-            blobs = [
-                train(
-                    nodes,
-                    vocab,
-                    args.steps,
-                    args.seed + k,
-                    hidden=args.hidden,
-                    batch=args.batch,
-                    lr=args.lr,
-                    tau=args.tau,
-                    weight_decay=args.weight_decay,
-                    feat_index=index,
-                    norm=(blob["feat_mean"].numpy(), blob["feat_std"].numpy()) if blob else None,
-                    perception_input=perception_input,
-                    size_input=size_input,
-                )
-                for k in range(args.ensemble)
-            ]
-            if not blob:
-                blob = blobs[0]
-                blob["members"] = [b["state"] for b in blobs]
-            states[obj] = [b["state"] for b in blobs]
-        blob["objectives"] = states
-        blob["meta"]["objective"] = objectives[0]
-        blob["meta"]["objectives"] = objectives
-        blob["meta"].update(
-            {
-                "command": shlex.join(
-                    [
-                        "python",
-                        "-m",
-                        "restoregraph.lab.training.embedded_train",
-                        *(argv if argv is not None else sys.argv[1:]),
-                    ]
-                ),
-                "data": ", ".join(args.data),
-                "data_command": "; ".join(
-                    str(read_manifest(d).get("command", "")) for d in args.data
-                ),
-                "seed": args.seed,
-                "steps": args.steps,
-                "train_samples": len(train_s),
-                "decision_nodes": int(n_nodes),
-                "completions": n_cands,
-                "feature_set": args.features,
-                "ensemble": args.ensemble,
-                "features": manifest.get("features"),
-                "train_seconds": round(time.perf_counter() - t0, 1),
-            }
-        )
-        atomic_torch_save(blob, Path(args.out))
-        print(f"wrote {args.out} in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+        _train_and_save(args, argv, manifest, train_s, vocab, objectives, t0)
     from restoregraph.planners.embedded import load_model
 
     model = load_model(args.out)
     if args.manifest and not args.eval_only:
         update_manifest(Path(args.manifest), Path(args.out), model.meta)
         print(f"updated {args.manifest} ({MANIFEST_ID})", file=sys.stderr)
-    planners = ["embedded", "embedded_stepwise", "fixed", "fixed_perceived", "random"]
-    by_objective: dict[str, Any] = {}
-    for obj in model.objectives:
-        rows = plan_percentiles(
-            model, args.data[0], held, toolbox, None if obj == data_objective else obj
-        )
-        by_objective[obj] = summarise(rows, planners)
-        print(f"objective {obj}: " + json.dumps(by_objective[obj]["overall"]), file=sys.stderr)
-    summary = by_objective[model.objective]
-    summary["bench_kinds"] = _bench_kinds(summary)
-    summary["objectives"] = {o: v["overall"] for o, v in by_objective.items()}
-    print(json.dumps(summary["overall"], indent=1))
-    for kind, v in summary["kinds"].items():
-        cells = " ".join(f"{p}={v[p]:.1f}" for p in planners)
-        print(f"{kind:40s} n={v['n']:3d} {cells}")
+    summary = _evaluate(model, args.data[0], held, toolbox, data_objective)
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     if args.report:
-        from restoregraph.lab.report import write_section
-        from restoregraph.lab.search.report import measure_latency, planner_section
-        from restoregraph.planners.embedded import EmbeddedPlanner
-
-        latency = measure_latency(EmbeddedPlanner(weights=args.out))
-        for size, v in latency.items():
-            print(f"latency {size}px: median {v['median'] * 1000:.1f} ms", file=sys.stderr)
-        command = shlex.join(
-            [
-                "python",
-                "-m",
-                "restoregraph.lab.training.embedded_train",
-                *(argv if argv is not None else sys.argv[1:]),
-            ]
-        )
-        write_section(
-            args.report, "embedded-planner", planner_section(summary, latency, model.meta, command)
-        )
+        _write_report(args, argv, summary, model)
     return 0
 
 
