@@ -248,6 +248,36 @@ def build_nodes_for(
     return [dataclasses.replace(shared, targets=t) for t in all_targets]
 
 
+def _batch_rows(nodes: NodeSet, counts: np.ndarray, b: np.ndarray) -> tuple[Any, Any]:
+    """The completion rows of decision nodes ``b`` (padded to the widest) and their mask."""
+    import torch
+
+    width = int(counts[b].max())
+    rows = np.zeros((len(b), width), np.int64)
+    mask = np.zeros((len(b), width), bool)
+    for r, i in enumerate(b):
+        c = int(counts[i])
+        rows[r, :c] = np.arange(nodes.offsets[i], nodes.offsets[i] + c)
+        mask[r, :c] = True
+    return torch.from_numpy(rows), torch.from_numpy(mask)
+
+
+def _listwise_losses(q: Any, y: Any, mt: Any, tau: float) -> tuple[Any, Any]:
+    """Cross-entropy of the predicted values ``q`` against the targets ``y`` (softmax at
+    temperature ``tau``), and the MSE of both centred per node (masked by ``mt``)."""
+    import torch
+
+    neg = torch.tensor(-1e9)
+    logq = torch.log_softmax(torch.where(mt, q, neg), dim=1)
+    py = torch.softmax(torch.where(mt, y / tau, neg), dim=1)
+    ce = -(py * torch.where(mt, logq, torch.zeros_like(logq))).sum(1).mean()
+    n = mt.sum(1, keepdim=True).clamp_min(1)
+    qc = q - (q * mt).sum(1, keepdim=True) / n
+    yc = y - (y * mt).sum(1, keepdim=True) / n
+    mse = (((qc - yc) ** 2) * mt).sum() / mt.sum()
+    return ce, mse
+
+
 def train(
     nodes: NodeSet,
     vocab: Sequence[str],
@@ -295,25 +325,10 @@ def train(
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
         b = rng.choice(len(p), size=batch, p=p)
-        width = int(counts[b].max())
-        rows = np.zeros((batch, width), np.int64)
-        mask = np.zeros((batch, width), bool)
-        for r, i in enumerate(b):
-            c = int(counts[i])
-            rows[r, :c] = np.arange(nodes.offsets[i], nodes.offsets[i] + c)
-            mask[r, :c] = True
-        rt, mt = torch.from_numpy(rows), torch.from_numpy(mask)
+        rt, mt = _batch_rows(nodes, counts, b)
         x = feats[torch.from_numpy(nodes.feat_idx[b])]
         q = net(x, unary[rt], pairs[rt])
-        y = tg[rt]
-        neg = torch.tensor(-1e9)
-        logq = torch.log_softmax(torch.where(mt, q, neg), dim=1)
-        py = torch.softmax(torch.where(mt, y / tau, neg), dim=1)
-        ce = -(py * torch.where(mt, logq, torch.zeros_like(logq))).sum(1).mean()
-        n = mt.sum(1, keepdim=True).clamp_min(1)
-        qc = q - (q * mt).sum(1, keepdim=True) / n
-        yc = y - (y * mt).sum(1, keepdim=True) / n
-        mse = (((qc - yc) ** 2) * mt).sum() / mt.sum()
+        ce, mse = _listwise_losses(q, tg[rt], mt, tau)
         loss = ce + mse_weight * mse
         opt.zero_grad()
         loss.backward()
