@@ -171,9 +171,9 @@ def _training_pool(
     per_source: int,
     crop: int,
     progress: bool,
-) -> tuple[np.ndarray, np.ndarray, int, float]:
+) -> tuple[np.ndarray, np.ndarray, str, float]:
     """The (degraded, clean) patch pairs synthesised from ``n_images`` training images; with
-    the number of images used and the seconds it took."""
+    what they are (for the manifest) and the seconds it took."""
     from restoregraph.lab.training.perception_data import list_images, load_uint8
 
     t0 = time.time()
@@ -194,7 +194,11 @@ def _training_pool(
     del images
     pool_s = time.time() - t0
     print(f"{variant.id}: pool of {len(xs)} patch pairs in {pool_s:.0f} s", flush=True)
-    return xs, ys, len(pick), pool_s
+    data_desc = (
+        f"{data} {' + '.join(TRAIN_SUBSETS)}: {len(pick)} images, "
+        f"{len(xs)} synthesised patch pairs ({n_sources} degraded {SOURCE}px crops)"
+    )
+    return xs, ys, data_desc, pool_s
 
 
 def _start(run: _Run, resume: bool) -> tuple[Any, Any, int, float]:
@@ -304,9 +308,19 @@ def _save_weights(net: Any, out: Path, variant: Variant) -> None:
 
 
 def _manifest_entry(
-    run: _Run, out: Path, n_params: int, data_desc: str, command: str | None, ema: float
+    run: _Run,
+    out: Path,
+    n_params: int,
+    command: str | None,
+    ema: float,
+    data_desc: str,
+    times: tuple[float, float],
 ) -> dict[str, Any]:
+    """The weights' manifest entry; ``times``: (training seconds, data synthesis seconds)."""
+    import torch
+
     variant = run.variant
+    train_s, pool_s = times
     return {
         "id": variant.id,
         "file": out.name,
@@ -329,6 +343,8 @@ def _manifest_entry(
         "sha256": sha256_of(out),
         "bytes": out.stat().st_size,
         "trained": date.today().isoformat(),
+        "train_time": f"{train_s / 60:.1f} min training + {pool_s:.0f} s data synthesis, "
+        f"{torch.get_num_threads()} torch thread(s) on a shared 2-core CPU (no GPU)",
     }
 
 
@@ -384,7 +400,7 @@ def train(
     run = _Run(
         variant, seed, steps, batch_size, lr, config, ckpt_path, save_every, stop_after, progress
     )
-    xs, ys, n_picked, pool_s = _training_pool(
+    xs, ys, data_desc, pool_s = _training_pool(
         variant,
         data,
         seed=seed,
@@ -405,15 +421,7 @@ def train(
     if stopped is not None:
         return {"id": variant.id, "stopped_at": stopped, "checkpoint": str(ckpt_path)}
     _save_weights(net, out, variant)
-    data_desc = (
-        f"{data} {' + '.join(TRAIN_SUBSETS)}: {n_picked} images, "
-        f"{len(xs)} synthesised patch pairs ({n_sources} degraded {SOURCE}px crops)"
-    )
-    entry = _manifest_entry(run, out, n_params, data_desc, command, ema)
-    entry["train_time"] = (
-        f"{train_s / 60:.1f} min training + {pool_s:.0f} s data synthesis, "
-        f"{torch.get_num_threads()} torch thread(s) on a shared 2-core CPU (no GPU)"
-    )
+    entry = _manifest_entry(run, out, n_params, command, ema, data_desc, (train_s, pool_s))
     update_manifest(manifest_path, entry)
     print(f"wrote {out} ({entry['bytes']:,} bytes) and its entry in {manifest_path}", flush=True)
     return entry
