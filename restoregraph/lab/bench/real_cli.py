@@ -1,0 +1,116 @@
+"""``restoregraph bench real``: the click command (registered in the ``bench`` group).
+
+Kept apart from :mod:`restoregraph.lab.bench.cli` (which imports this module to register the
+command), so it imports nothing from there: the two sibling modules must not import each other.
+Heavy modules are imported inside the command.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+import click
+
+from restoregraph.lab.report import DEFAULT_DOC
+
+SECTION = "real"
+
+
+def command_line(ctx: click.Context) -> str:
+    """The command with every option spelled out (what reproduces the section exactly)."""
+    parts = ctx.command_path.split()
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name is None:
+            continue
+        value = ctx.params.get(param.name)
+        flag = max(param.opts, key=len)
+        if param.is_flag:
+            if value:
+                parts.append(flag)
+        elif value is not None:
+            parts += [flag, str(value)]
+    return shlex.join(parts)
+
+
+@click.command("real")
+@click.option(
+    "--data",
+    default="../shared/data",
+    show_default=True,
+    help="Folder holding real/LABELS.json, real/ and test/ (relative to the current directory).",
+)
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Home of the agent's runs (default: a temporary folder, deleted at the end).",
+)
+@click.option(
+    "--n-per-folder",
+    type=int,
+    default=None,
+    help="At most N evenly spaced photos per folder (default: all), Rain100L aside.",
+)
+@click.option(
+    "--rain100l-n",
+    type=int,
+    default=None,
+    help="Rain100L pairs the agent runs on (evenly spaced; default: all 100; 0: none).",
+)
+@click.option(
+    "--max-side",
+    type=int,
+    default=512,
+    show_default=True,
+    help="Downscale real/ photos whose long side exceeds this before running (0: never).",
+)
+@click.option("--planner", default="embedded", show_default=True, help="The agent's planner.")
+@click.option("--max-steps", type=int, default=8, show_default=True, help="Agent step budget.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write every raw per-photo row as JSON here.",
+)
+@click.option(
+    "--doc",
+    default=DEFAULT_DOC,
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Markdown file whose bench section is replaced (or appended).",
+)
+@click.option(
+    "--sheets-dir",
+    default="docs/real",
+    show_default=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where the contact sheets (input | output per folder) are written.",
+)
+@click.pass_context
+def real_cmd(ctx: click.Context, **kw: Any) -> None:
+    """Real photos: perception's detection and false alarms, the whole agent on real pairs
+    (PSNR / SSIM) and on real photos (NIQE / BRISQUE / PIQE), with contact sheets."""
+    from restoregraph.lab.bench.real import real_markdown, run_real_bench, write_json
+    from restoregraph.lab.report import machine, write_section
+
+    machine_text = machine()  # at the start: the load average before the run
+    result = run_real_bench(
+        kw["data"],
+        kw["home"],
+        n_per_folder=kw["n_per_folder"],
+        rain100l_n=kw["rain100l_n"],
+        max_side=kw["max_side"],
+        planner=kw["planner"],
+        max_steps=kw["max_steps"],
+        sheets_dir=kw["sheets_dir"],
+        progress=True,
+    )
+    if kw["json_path"] is not None:
+        click.echo(f"wrote {write_json(result, kw['json_path'])}", err=True)
+    doc: Path = kw["doc"]
+    body = real_markdown(result, command_line(ctx), machine_text, doc=doc)
+    path = write_section(doc, SECTION, body)
+    click.echo(f"wrote section {SECTION!r} of {path} ({result.seconds:.0f} s)", err=True)
