@@ -5,7 +5,7 @@ degradation each folder is known for):
 
 (a) **detection**: every photo of every labelled folder goes through the default perceiver at
     native size; a photo counts as detected when perception reports (one of) the folder's
-    known type(s) as present (``raindrop`` counts as the perception type ``rain``). The clean
+    known type(s) as present. The clean
     sets of ``_clean`` (Set5, Set14, CBSD68) give the false-alarm rate: the share of clean
     photos with any type present, and per type.
 (b) **real pairs**: the whole default agent (``Runner.start``, ``RunContext(planner=…)``) on
@@ -59,7 +59,7 @@ RAIN100L_PAIR = ("rainy", "norain")
 # sibling folder names that hold the clean image of a pair set
 CLEAN_NAMES = ("gt", "clean", "high", "sharp", "norain", "target", "groundtruth", "ground_truth")
 # a known degradation that perception calls by another name
-KNOWN_TO_TYPE = {"raindrop": "rain", "defocus": "blur", "poisson": "noise"}
+KNOWN_TO_TYPE = {"defocus": "blur", "poisson": "noise"}
 NR_METRICS = ("niqe", "brisque", "piqe")  # all lower-is-better
 HALVES = ("dev", "test", "all")
 TITLE = "Real photos: perception, the whole agent, no-reference quality"
@@ -1096,8 +1096,8 @@ def real_markdown(
         "### Detection: does perception report each folder's known degradation?",
         "",
         "Each photo at native size through the default perceiver (`perceive(img).present`); a "
-        "photo counts when (one of) its folder's known types is present (`raindrop` counts as "
-        "`rain`, the perception type for it). Cells: detected / photos.",
+        "photo counts when (one of) its folder's known types is present. Cells: detected / "
+        "photos.",
         "",
         det,
         "",
