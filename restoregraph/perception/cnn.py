@@ -26,6 +26,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -41,7 +42,11 @@ DEFAULT_WIDTHS: tuple[int, ...] = (32, 48, 64, 80, 96)
 HEAD_HIDDEN = 128
 INFER_CROP = 160
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_WEIGHTS = WEIGHTS_DIR / "perception_cnn.pt"
+# The first perception CNN (nine types, the project's own synthesis): the embedded planner and
+# the plan critic read its features (restoregraph.planners.features), so it stays shipped.
+FEATURE_WEIGHTS = WEIGHTS_DIR / "perception_cnn.pt"
+# The perceiver's weights (what the perception node runs).
+DEFAULT_WEIGHTS = FEATURE_WEIGHTS
 
 # Fixed input normalisation (images are float RGB in [0, 1]); brightness matters (low light,
 # haze), so there is no per-image normalisation.
@@ -341,6 +346,17 @@ def image_to_batch(image: np.ndarray, crop: int = INFER_CROP) -> torch.Tensor:
     return torch.from_numpy(arr)
 
 
+def global_view(image: np.ndarray, side: int = INFER_CROP) -> np.ndarray:
+    """The whole image downscaled (area) so that its longer side is at most ``side`` px: what
+    global degradations (haze, low light, raindrops) look like at a glance."""
+    h, w = image.shape[:2]
+    f = side / max(h, w)
+    if f >= 1.0:
+        return image
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.float32)
+
+
 def probs_from_logits(logits: torch.Tensor) -> dict[str, list[float]]:
     """(n_crops, n_types, 4) logits -> {type: [p0, p1, p2, p3]} (logits averaged over crops).
     A type the net does not report (an older net) is absent: [1, 0, 0, 0]."""
@@ -376,6 +392,17 @@ def load_thresholds(weights_path: Path) -> dict[str, float]:
     return out
 
 
+def uses_global_view(weights_path: Path) -> bool:
+    """Whether the calibration next to the weights says to add the global view."""
+    path = thresholds_path(weights_path)
+    if not path.is_file():
+        return False
+    try:
+        return bool(json.loads(path.read_text(encoding="utf-8")).get("global_view", False))
+    except (ValueError, AttributeError):
+        return False
+
+
 class CNNPerceiver:
     """The learnt perceiver (Perceiver protocol): per perception type, p(absent, level 1..3).
 
@@ -391,6 +418,7 @@ class CNNPerceiver:
         weights_path: str | Path | None = None,
         crop: int = INFER_CROP,
         thresholds: dict[str, float] | None = None,
+        global_view_: bool | None = None,
     ) -> None:
         path = Path(weights_path) if weights_path is not None else DEFAULT_WEIGHTS
         if not path.is_file():
@@ -404,11 +432,21 @@ class CNNPerceiver:
         self.thresholds = (
             dict(thresholds) if thresholds is not None else load_thresholds(self.weights_path)
         )
+        self.global_view = (
+            bool(global_view_) if global_view_ is not None else uses_global_view(self.weights_path)
+        )
 
     def logits(self, image: np.ndarray) -> torch.Tensor:
+        """Logits of the native-resolution crops, plus the downscaled whole image when the
+        weights were calibrated with it (``global_view`` in the thresholds file)."""
         batch = image_to_batch(image, self.crop)
         with torch.inference_mode():
-            return self.net(batch)
+            out = self.net(batch)
+            img = as_float_image(image)
+            if self.global_view and max(img.shape[:2]) > self.crop:
+                view = global_view(img, self.crop).transpose(2, 0, 1)
+                out = torch.cat([out, self.net(torch.from_numpy(np.ascontiguousarray(view))[None])])
+            return out
 
     def perceive(self, image: np.ndarray) -> PerceptionResult:
         return PerceptionResult(
@@ -420,6 +458,7 @@ class CNNPerceiver:
 
 __all__ = [
     "DEFAULT_WEIGHTS",
+    "FEATURE_WEIGHTS",
     "LEGACY_TYPES",
     "CNNPerceiver",
     "PerceptionNet",
@@ -429,6 +468,8 @@ __all__ = [
     "load_net",
     "load_thresholds",
     "thresholds_path",
+    "global_view",
+    "uses_global_view",
     "probs_from_logits",
     "types_for",
     "sha256_file",

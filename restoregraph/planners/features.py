@@ -20,9 +20,9 @@ import numpy as np
 
 @functools.lru_cache(maxsize=2)
 def _net_and_path(weights: str | None) -> tuple[object, Path]:
-    from restoregraph.perception.cnn import DEFAULT_WEIGHTS, load_net
+    from restoregraph.perception.cnn import FEATURE_WEIGHTS, load_net
 
-    path = Path(weights) if weights else DEFAULT_WEIGHTS
+    path = Path(weights) if weights else FEATURE_WEIGHTS
     return load_net(path), path.resolve()
 
 

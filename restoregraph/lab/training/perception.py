@@ -22,6 +22,7 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,20 @@ from torch.utils.data import DataLoader, Dataset
 
 from restoregraph.lab.training.lr_schedule import warmup_cosine
 from restoregraph.lab.training.perception_data import (
+    TYPE_INDEX,
     labels_of,
     list_images,
     load_uint8,
     sample_mixture,
     scale_of,
 )
-from restoregraph.perception.cnn import DEFAULT_WIDTHS, PerceptionNet, count_params, image_stats
+from restoregraph.perception.cnn import (
+    DEFAULT_WIDTHS,
+    PerceptionNet,
+    count_params,
+    global_view,
+    image_stats,
+)
 from restoregraph.weightfiles import atomic_torch_save
 
 TRAIN_SUBSETS = ("CBSD432", "ImageNetSample")
@@ -52,7 +60,13 @@ class MixtureDataset(Dataset[Sample]):
     (N_STATS,) of the valid region, labels (n_types,))."""
 
     def __init__(
-        self, images: Sequence[np.ndarray], seed: int, crop: int = 128, margin: int = 16
+        self,
+        images: Sequence[np.ndarray],
+        seed: int,
+        crop: int = 128,
+        margin: int = 16,
+        mix: SampleMix | None = None,
+        real_noise: Sequence[np.ndarray] = (),
     ) -> None:
         if not images:
             raise ValueError("no training images")
@@ -60,27 +74,75 @@ class MixtureDataset(Dataset[Sample]):
         self.seed = int(seed)
         self.crop = int(crop)
         self.margin = int(margin)
+        self.mix = mix or SampleMix()
+        self.real_noise = list(real_noise)
 
     def __len__(self) -> int:  # effectively infinite; the sampler decides
         return 2**62
 
     def __getitem__(self, index: int) -> Sample:
-        from restoregraph.degrade import apply_mixture
-
         rng = np.random.default_rng([self.seed, int(index)])
+        u = rng.random()
+        whole = rng.random() < self.mix.global_view
+        if self.real_noise and u < self.mix.real_noise:
+            out, labels = self._real_noise(rng)
+        elif u < self.mix.real_noise + self.mix.realistic:
+            out, labels = self._realistic(rng, whole)
+        else:
+            out, labels = self._synthetic(rng, whole)
+        if whole:  # the downscaled global view the perceiver adds to its native crops
+            out = global_view(out, self.crop)
+        return self._pack(out, labels, rng)
+
+    def _clean(self, rng: np.random.Generator, side: int | None) -> np.ndarray:
+        """A clean crop (``side`` px, or the whole image when None), randomly mirrored."""
         img = self.images[int(rng.integers(len(self.images)))]
-        mixture = sample_mixture(rng)
-        side = (self.crop + self.margin) * scale_of(mixture)
         h, w = img.shape[:2]
-        ch, cw = min(side, h), min(side, w)
+        ch, cw = (h, w) if side is None else (min(side, h), min(side, w))
         top = int(rng.integers(h - ch + 1))
         left = int(rng.integers(w - cw + 1))
         clean = img[top : top + ch, left : left + cw]
         if rng.random() < 0.5:
             clean = clean[:, ::-1]
-        clean_f = np.ascontiguousarray(clean, dtype=np.float32) / np.float32(255.0)
-        out, infos = apply_mixture(clean_f, mixture, seed=int(rng.integers(2**31)))
-        labels = labels_of(infos)
+        return np.ascontiguousarray(clean, dtype=np.float32) / np.float32(255.0)
+
+    def _synthetic(self, rng: np.random.Generator, whole: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The project's own synthesis (``restoregraph.degrade``), one random mixture."""
+        from restoregraph.degrade import apply_mixture
+
+        mixture = sample_mixture(rng)
+        side = None if whole else (self.crop + self.margin) * scale_of(mixture)
+        out, infos = apply_mixture(self._clean(rng, side), mixture, seed=int(rng.integers(2**31)))
+        return out, labels_of(infos)
+
+    def _realistic(self, rng: np.random.Generator, whole: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The realistic synthesis (``restoregraph.degrade.realistic``): depth-like haze, lens
+        raindrops, camera noise through a raw-like pipeline...; a share stays clean."""
+        from restoregraph.degrade.realistic import realistic_mixture
+
+        clean = self._clean(rng, None if whole else 2 * self.crop)
+        if rng.random() < self.mix.clean_share:
+            return clean, np.zeros(len(TYPE_INDEX), dtype=np.int64)
+        out, levels = realistic_mixture(clean, rng)
+        labels = np.zeros(len(TYPE_INDEX), dtype=np.int64)
+        for t, lvl in levels.items():
+            labels[TYPE_INDEX[t]] = max(labels[TYPE_INDEX[t]], int(lvl))
+        return out, labels
+
+    def _real_noise(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """A crop of a real noisy camera photo (PolyU, the noise fit's scene split): noise at
+        level 1 (these are mild, real ISO noise)."""
+        img = self.real_noise[int(rng.integers(len(self.real_noise)))]
+        side = self.crop + self.margin
+        h, w = img.shape[:2]
+        top, left = int(rng.integers(h - side + 1)), int(rng.integers(w - side + 1))
+        crop = np.ascontiguousarray(img[top : top + side, left : left + side], np.float32)
+        out = crop / np.float32(255.0) if img.dtype == np.uint8 else crop
+        labels = np.zeros(len(TYPE_INDEX), dtype=np.int64)
+        labels[TYPE_INDEX["noise"]] = 1
+        return out, labels
+
+    def _pack(self, out: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> Sample:
         oh, ow = out.shape[:2]
         ph, pw = min(self.crop, oh), min(self.crop, ow)
         y0 = int(rng.integers(oh - ph + 1))
@@ -92,6 +154,18 @@ class MixtureDataset(Dataset[Sample]):
         x = torch.from_numpy(canvas)
         stats = image_stats(x[None, :, :ph, :pw])[0]
         return x, torch.from_numpy(mask), stats, torch.from_numpy(labels)
+
+
+@dataclass(frozen=True)
+class SampleMix:
+    """Where training samples come from: shares of real camera noise (PolyU crops), of the
+    realistic synthesis (the rest: the project's own synthesis), of downscaled whole-image
+    views, and of clean samples within the realistic share."""
+
+    realistic: float = 0.0
+    real_noise: float = 0.0
+    global_view: float = 0.0
+    clean_share: float = 0.12
 
 
 def _worker_init(_: int) -> None:
@@ -128,8 +202,11 @@ def train(
     resume: bool = False,
     log_every: int = 50,
     progress: bool = True,
+    mix: SampleMix | None = None,
+    real_noise: Sequence[np.ndarray] = (),
 ) -> dict[str, Any]:
     """Train and write a plain state dict to ``out``; return a summary dict."""
+    mix = mix or SampleMix()
     out = Path(out)
     ckpt_path = Path(checkpoint) if checkpoint else out.with_name(out.name + ".ckpt")
     if threads:
@@ -147,12 +224,14 @@ def train(
         "weight_decay": weight_decay,
         "widths": list(net.widths),
         "n_images": len(images),
+        "mix": [mix.realistic, mix.real_noise, mix.global_view, mix.clean_share],
+        "n_real_noise": len(real_noise),
     }
     start = 0
     elapsed_before = 0.0
     if resume and ckpt_path.is_file():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        for key in ("seed", "batch_size", "crop", "widths", "n_images"):
+        for key in ("seed", "batch_size", "crop", "widths", "n_images", "mix", "n_real_noise"):
             if ck["config"].get(key) != config[key]:
                 raise ValueError(
                     f"--resume: checkpoint {ckpt_path} was made with {key}="
@@ -173,7 +252,9 @@ def train(
         f"threads={torch.get_num_threads()} workers={workers}",
         flush=True,
     )
-    dataset = MixtureDataset(images, seed=seed, crop=crop, margin=margin)
+    dataset = MixtureDataset(
+        images, seed=seed, crop=crop, margin=margin, mix=mix, real_noise=real_noise
+    )
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
@@ -278,6 +359,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument(
+        "--realistic", type=float, default=0.0, help="share of realistic-synthesis samples"
+    )
+    ap.add_argument(
+        "--real-noise",
+        type=float,
+        default=0.0,
+        help="share of real noisy PolyU crops (the noise fit's scene split 'fit' only)",
+    )
+    ap.add_argument("--global-view", type=float, default=0.0, help="share of whole-image views")
+    ap.add_argument("--clean-share", type=float, default=0.12, help="clean share of realistic")
     args = ap.parse_args(argv)
     if any("polyu" in s.lower() for s in args.subsets):
         ap.error("PolyU images are real noisy captures, not clean training images")
@@ -285,6 +377,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = list_images(args.data, args.subsets)
     images = load_uint8(paths)
     print(f"loaded {len(images)} clean images in {time.perf_counter() - t:.1f}s", flush=True)
+    real_noise: list[np.ndarray] = []
+    if args.real_noise > 0:
+        from restoregraph.lab.training.noise_fit import polyu_noise_pairs
+
+        real_noise = [noisy for noisy, _ in polyu_noise_pairs(args.data, split="fit")]
+        print(f"loaded {len(real_noise)} real noisy photos (PolyU, fit scenes)", flush=True)
+    mix = SampleMix(args.realistic, args.real_noise, args.global_view, args.clean_share)
     train(
         images,
         args.out,
@@ -301,6 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         resume=args.resume,
         log_every=args.log_every,
         progress=not args.no_progress,
+        mix=mix,
+        real_noise=real_noise,
     )
     return 0
 

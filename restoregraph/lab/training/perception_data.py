@@ -26,6 +26,7 @@ DEGRADATIONS_FOR_TYPE: dict[str, tuple[str, ...]] = {
 _RANK: dict[str, int] = {
     "haze": 0,
     "rain": 0,
+    "raindrop": 0,
     "snow": 0,
     "low_light": 1,
     "blur": 2,

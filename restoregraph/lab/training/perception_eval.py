@@ -40,8 +40,13 @@ def evaluate(
     n: int,
     seed: int,
     progress: bool = True,
+    synthesis: str = "project",
 ) -> dict[str, Any]:
-    """Run ``n`` synthesised samples; return true/predicted levels and timings."""
+    """Run ``n`` synthesised samples; return true/predicted levels and timings.
+
+    ``synthesis``: ``project`` (``restoregraph.degrade`` mixtures, the training distribution of
+    the first perception CNN), ``realistic`` (``restoregraph.degrade.realistic``) or ``clean``
+    (the images as they are: every type absent, for the false-alarm rate)."""
     from restoregraph.degrade import apply_mixture
 
     true = np.zeros((n, len(PERCEPTION_TYPES)), dtype=np.int64)
@@ -56,9 +61,18 @@ def evaluate(
     for i in it:
         rng = np.random.default_rng([seed, i])
         img = images[i % len(images)]
-        mixture = sample_mixture(rng)
-        out, infos = apply_mixture(img, mixture, seed=int(rng.integers(2**31)))
-        true[i] = labels_of(infos)
+        if synthesis == "clean":
+            out = img
+        elif synthesis == "realistic":
+            from restoregraph.degrade.realistic import realistic_mixture
+
+            out, applied = realistic_mixture(img, rng)
+            for t, lvl in applied.items():
+                true[i, TYPE_INDEX[t]] = max(true[i, TYPE_INDEX[t]], int(lvl))
+        else:
+            mixture = sample_mixture(rng)
+            out, infos = apply_mixture(img, mixture, seed=int(rng.integers(2**31)))
+            true[i] = labels_of(infos)
         t = time.perf_counter()
         result = perceiver.perceive(out)
         levels = result.levels
