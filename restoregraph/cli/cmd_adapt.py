@@ -172,7 +172,3 @@ def adapt_markdown(s: object, steps: int) -> str:
         + md_table(["part", "wall time", "what"], rows, "lrl")
         + f"\n\nHeld-out check: {eval_line(s)}."
     )
-
-
-def register(app: click.Group) -> None:
-    app.add_command(adapt_cmd)

@@ -9,12 +9,6 @@ import click
 from restoregraph.lab.bench.cli import DATA, DOC, Clock, _finish
 
 
-def register(app: click.Group) -> None:
-    bench = app.commands.get("bench")
-    if isinstance(bench, click.Group):
-        bench.add_command(learned_cmd)
-
-
 @click.command("learned")
 @DATA
 @click.option("--sets", default="CBSD68,Kodak24", show_default=True, help="Test sets.")

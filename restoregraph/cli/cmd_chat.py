@@ -1,4 +1,5 @@
-"""``restoregraph chat IMAGE``: talk to the agent about one image (reads lines from stdin)."""
+"""``restoregraph chat IMAGE``: talk to the agent about one image (reads lines from stdin);
+``restoregraph bench chat``: its routing accuracy and latency."""
 
 from __future__ import annotations
 
@@ -7,14 +8,7 @@ from pathlib import Path
 
 import click
 
-from restoregraph.cli.options import HOME, OBJECTIVE, OVERWRITE, PLANNER
-
-
-def register(app: click.Group) -> None:
-    app.add_command(chat_cmd)
-    bench = app.commands.get("bench")  # ``restoregraph bench chat`` joins the bench group
-    if isinstance(bench, click.Group):
-        bench.add_command(bench_chat_cmd)
+from restoregraph.cli.options import HOME, OBJECTIVE, OVERWRITE, PLANNER, run_option
 
 
 @click.command("chat")
@@ -29,13 +23,7 @@ def register(app: click.Group) -> None:
 @OVERWRITE
 @PLANNER
 @OBJECTIVE
-@click.option(
-    "--max-steps",
-    type=click.IntRange(1, 100),
-    default=8,
-    show_default=True,
-    help="Step budget of each message.",
-)
+@run_option("max_steps", help="Step budget of each message.")
 @click.option(
     "--llm-url",
     default=None,
@@ -138,8 +126,8 @@ def chat_cmd(
     show_default=True,
     help="Labelled phrasings (JSON lines).",
 )
-@click.option("--planner", default="fixed", show_default=True, help="Planner of the full agent.")
-@click.option("--max-steps", type=click.IntRange(1, 100), default=8, show_default=True)
+@run_option("planner", default="fixed", help="Planner of the full agent.")
+@run_option("max_steps")
 @click.option(
     "--doc",
     default=Path("docs/BENCHMARKS.md"),

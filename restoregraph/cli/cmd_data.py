@@ -1,7 +1,8 @@
-"""``restoregraph data build``: the pipeline-search data (every pipeline run and scored).
+"""``restoregraph data`` and ``restoregraph data build``: the pipeline-search data (every
+pipeline run and scored).
 
-Other ``data`` subcommands (``export``, ``experience``) live in their own modules and add
-themselves to the same group.
+The other ``data`` subcommands (``export``, ``experience``) live in ``cmd_data_export.py``;
+``restoregraph.cli.main`` puts the three in this group.
 """
 
 from __future__ import annotations
@@ -12,19 +13,12 @@ from pathlib import Path
 
 import click
 
+from restoregraph.cli.options import run_option
 
-def data_group(app: click.Group) -> click.Group:
-    """The app's ``data`` group, created by whichever command module registers first."""
-    group = app.commands.get("data")
-    if isinstance(group, click.Group):
-        return group
 
-    @click.group("data")
-    def data() -> None:
-        """Pipeline-search data: build it, export instruction data, distil experience."""
-
-    app.add_command(data)
-    return data
+@click.group("data")
+def data() -> None:
+    """Pipeline-search data: build it, export instruction data, distil experience."""
 
 
 @click.command("build")
@@ -54,13 +48,7 @@ def data_group(app: click.Group) -> click.Group:
     show_default=True,
     help="'default' (restoregraph.lab.search.toolbox) or a JSON file {task: [tool ids]}.",
 )
-@click.option(
-    "--objective",
-    type=click.Choice(["balanced", "psnr", "ssim", "perceptual"]),
-    default="balanced",
-    show_default=True,
-    help="Score of the final images (z-scored over each image's pipelines).",
-)
+@run_option("objective", help="Score of the final images (z-scored over each image's pipelines).")
 @click.option(
     "--mixtures",
     default="default",
@@ -138,7 +126,3 @@ def build_cmd(
         f"({summary.pipelines_per_worker_s:.2f} per worker-second)",
         err=True,
     )
-
-
-def register(app: click.Group) -> None:
-    data_group(app).add_command(build_cmd)

@@ -1,9 +1,7 @@
 """``restoregraph data export`` and ``restoregraph data experience``: what is made FROM search data.
 
-``data build`` (the search itself) lives in ``cmd_data.py``; this module adds its commands to
-the same ``data`` group, creating the group when ``cmd_data`` is not installed. Modules are
-registered in sorted name order (``cmd_data`` first), and the group is looked up on the app
-at registration time, so the order does not matter either way.
+``data build`` (the search itself) and the ``data`` group live in ``cmd_data.py``;
+``restoregraph.cli.main`` puts these two commands in that group.
 """
 
 from __future__ import annotations
@@ -13,7 +11,6 @@ from pathlib import Path
 
 import click
 
-from restoregraph.cli.cmd_data import data_group
 from restoregraph.cli.options import OVERWRITE
 
 
@@ -86,9 +83,3 @@ def experience_cmd(data: Path, out: Path, json_path: Path | None, overwrite: boo
     click.echo(
         f"wrote {out} and {json_path or DEFAULT_PATH} from {exp['samples']} samples", err=True
     )
-
-
-def register(app: click.Group) -> None:
-    group = data_group(app)  # one definition, in cmd_data
-    group.add_command(export_cmd)
-    group.add_command(experience_cmd)

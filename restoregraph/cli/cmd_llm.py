@@ -224,7 +224,7 @@ def _eval_llm_planner(adapter: Path | None, data: Path | None, n_rows: int, seed
     click.echo(json.dumps({k: v for k, v in res.items() if k != "details"}))
 
 
-def register(app: click.Group) -> None:
+def _define(app: click.Group) -> None:
     _define_train(app)
     _define_eval(app)
 
@@ -327,6 +327,13 @@ def _define_eval(app: click.Group) -> None:
     def eval_llm_planner(adapter: Path | None, data: Path | None, n_rows: int, seed: int) -> None:
         """Parse rate and plan agreement of the SmolLM2 planner on held-out rows."""
         _eval_llm_planner(adapter, data, n_rows, seed)
+
+
+# The commands as module attributes, for restoregraph.cli.main's command table.
+_defined = click.Group()
+_define(_defined)
+train_llm_planner_cmd = _defined.commands["train-llm-planner"]
+eval_llm_planner_cmd = _defined.commands["eval-llm-planner"]
 
 
 def _ship(out: Path, summary: dict[str, Any]) -> None:

@@ -6,11 +6,7 @@ from pathlib import Path
 
 import click
 
-from restoregraph.cli.options import HOME, OBJECTIVE, PLANNER
-
-
-def register(app: click.Group) -> None:
-    app.add_command(serve_cmd)
+from restoregraph.cli.options import HOME, OBJECTIVE, PLANNER, run_option
 
 
 @click.command("serve")
@@ -26,9 +22,7 @@ def register(app: click.Group) -> None:
 )
 @PLANNER
 @OBJECTIVE
-@click.option(
-    "--max-steps", type=click.IntRange(1, 100), default=8, show_default=True, help="Step budget."
-)
+@run_option("max_steps", help="Step budget.")
 def serve_cmd(
     host: str,
     port: int,

@@ -12,14 +12,6 @@ import click
 from restoregraph.core.errors import InputError
 
 
-def register(app: click.Group) -> None:
-    app.add_command(train_tool_cmd)
-    tools = app.commands.get("tools")
-    if isinstance(tools, click.Group):
-        tools.add_command(tools_add_cmd)
-        tools.add_command(tools_remove_cmd)
-
-
 @click.command("train-tool")
 @click.argument("task")
 @click.option("--variant", default=None, help="Which model of the task (e.g. low, mid, high).")

@@ -11,7 +11,7 @@ of the project derives from it (the style of open_deep_research's ``Configuratio
   ``value``, ``lo``, ``hi`` and ``either``), when not the default one;
 - ``serialise``: ``False`` for the library objects that a run's metadata does not record;
 - ``cli``: further ``click.option`` arguments (a ``metavar``, a ``type`` when the default is
-  ``None``).
+  ``None``; ``flags``: the option's names when not ``--field-name``).
 
 The default is the field's own. ``restoregraph.cli.options.run_option`` builds the CLI options
 from this, ``RunContext.settings`` the serialised settings.
@@ -90,12 +90,10 @@ class RunContext:
     tool_timeout: float = field(
         default=600.0, metadata={"help": "Seconds before a tool call counts as failed."}
     )
+    # None: $RESTOREGRAPH_MAX_PIXELS, or 50 MP
     max_pixels: int | None = field(
         default=None,
-        metadata={
-            "help": "Refuse larger images (default 50 MP).",  # or $RESTOREGRAPH_MAX_PIXELS
-            "cli": {"type": int},
-        },
+        metadata={"help": "Refuse larger images (default 50 MP).", "cli": {"type": int}},
     )
     seed: int = field(default=0, metadata={"help": "Same seed, same result."})
     store_dir: str = field(
@@ -103,7 +101,16 @@ class RunContext:
     )
     reference: str = field(default="", metadata={"help": "Clean reference (oracle planner only)."})
     planner_options: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": "Options of the planner's constructor."}
+        default_factory=dict,
+        metadata={
+            "help": "Planner option, repeatable (e.g. -P base_url=http://127.0.0.1:8000/v1 "
+            "-P model=planner for --planner openai).",
+            "cli": {
+                "flags": ("-P", "--planner-option", "planner_option"),
+                "multiple": True,
+                "metavar": "KEY=VALUE",
+            },
+        },
     )
     # Plan constraints (what a user asked for in words; restoregraph.chat fills them):
     forbidden_tasks: tuple[str, ...] = field(
@@ -160,9 +167,18 @@ class RunContext:
         return out
 
     @classmethod
+    def bounds(cls, name: str) -> tuple[Any, Any]:
+        """The ``(lo, hi)`` bounds of setting ``name`` (``max_steps``: ``(1, 100)``)."""
+        lo, hi = RUN_FIELDS[name].metadata["bounds"]
+        return lo, hi
+
+    @classmethod
     def from_settings(cls, data: dict[str, Any]) -> RunContext:
         """The inverse of ``settings``: lists back to tuples."""
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        kwargs: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
+        }
+        return cls(**kwargs)
 
 
 def check_setting(f: Field[Any], value: Any) -> None:

@@ -42,7 +42,7 @@ def build_graph() -> StateGraph[Any, Any, Any, Any]:
 # reflection and rescheduling, and a last planning round that stops, for the largest step
 # budget RunContext allows (100). (The runner used 400, which a 100-step run exceeds; the
 # compiled graph gets the same bound, so a library run cannot loop for LangGraph's 10 007.)
-MAX_STEPS_LIMIT = 100
+MAX_STEPS_LIMIT: int = RunContext.bounds("max_steps")[1]
 RECURSION_LIMIT = 4 * MAX_STEPS_LIMIT + 50
 
 

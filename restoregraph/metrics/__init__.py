@@ -9,7 +9,8 @@ No reference ``fn(img)``: ``niqe``, ``brisque``, ``piqe`` (lower is better) -- :
 optional pyiqa metrics via ``pyiqa_metric`` -- :mod:`.pyiqa_backend`.
 
 ``METRICS`` / ``compute`` / ``available_metrics`` -- :mod:`.registry`;
-``balanced_scores`` / ``objective_scores`` / ``OBJECTIVES`` / ``quality_score`` -- :mod:`.balanced`.
+``balanced_scores`` / ``objective_scores`` / ``OBJECTIVES`` / ``quality_score`` -- :mod:`.balanced`
+(``OBJECTIVES``, objective name -> metrics, is ``restoregraph.core.objectives.OBJECTIVE_METRICS``).
 """
 
 from restoregraph.metrics.balanced import (

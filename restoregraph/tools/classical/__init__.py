@@ -11,171 +11,84 @@ via neuro-low-light) are registered only when their package imports and runs.
 
 from __future__ import annotations
 
-from restoregraph.tools.classical import deblur, dehaze, dejpeg, denoise, derain, lowlight, sr
-from restoregraph.tools.registry import ToolRegistry, ToolSpec
+from collections.abc import Callable
+from typing import NamedTuple
 
-# The ids this package can register, in registration order (the two optional ones included).
-CLASSICAL_TOOL_IDS: tuple[str, ...] = (
-    "denoise.nlmeans",
-    "denoise.bilateral",
-    "denoise.tv",
-    "denoise.oidn",
-    "deblur.wiener",
-    "deblur.unsharp",
-    "dejpeg.deblock",
-    "dehaze.dcp",
-    "lowlight.clahe",
-    "lowlight.gamma",
-    "lowlight.zerodce",
-    "sr.bicubic.x2",
-    "sr.lanczos.x2",
-    "sr.bicubic.x4",
-    "derain.median",
-)
-OPTIONAL_TOOL_IDS: frozenset[str] = frozenset({"denoise.oidn", "lowlight.zerodce"})
+from restoregraph.tools.classical import deblur, dehaze, dejpeg, denoise, derain, lowlight, sr
+from restoregraph.tools.registry import ToolFn, ToolRegistry, ToolSpec
+
+
+class _Row(NamedTuple):
+    """One classical tool: its task is the first part of its id."""
+
+    id: str
+    run: ToolFn
+    levels: tuple[int, ...]  # the severities it is meant for
+    cost: float  # seconds per megapixel
+    description: str
+    scale: int = 1
+    available: Callable[[], bool] | None = None  # optional tools: registered when it says so
+
+
+def _table() -> tuple[_Row, ...]:
+    """Every classical tool, in registration order (read at call time, so a patched module
+    function or availability check is the one used)."""
+    return (
+        _Row("denoise.nlmeans", denoise.nlmeans, (1, 2, 3), 1.8,
+             "non-local means (skimage, 5x5 patches), h scaled to the estimated sigma"),
+        _Row("denoise.bilateral", denoise.bilateral, (1, 2), 0.15,
+             "two bilateral passes with range sigma scaled to the estimated noise"),
+        _Row("denoise.tv", denoise.tv, (1, 2, 3), 0.55,
+             "Chambolle total-variation denoising, weight = estimated noise sigma"),
+        _Row("denoise.oidn", denoise.oidn, (1, 2, 3), 4.0,
+             "Intel Open Image Denoise: pretrained U-Net (pyoidn, CPU, LDR)",
+             available=denoise.oidn_available),
+        _Row("deblur.wiener", deblur.wiener, (1, 2, 3), 0.35,
+             "Wiener (Laplacian-regularised) deconvolution of an estimated gaussian blur, "
+             "backing off when it rings"),
+        _Row("deblur.unsharp", deblur.unsharp, (1, 2), 0.1,
+             "unsharp masking matched to the estimated blur, noise-thresholded"),
+        _Row("dejpeg.deblock", dejpeg.deblock, (1, 2, 3), 1.1,
+             "8x8 deblocking + flat-region bilateral smoothing kept consistent with the "
+             "estimated JPEG quantisation; luma-guided chroma filtering"),
+        _Row("dehaze.dcp", dehaze.dcp, (1, 2, 3), 0.2,
+             "dark channel prior with guided-filter transmission (t0 = 0.1)"),
+        _Row("lowlight.clahe", lowlight.clahe, (1, 2), 0.05,
+             "CLAHE on Lab lightness, clip limit growing with darkness"),
+        _Row("lowlight.gamma", lowlight.gamma, (1, 2, 3), 0.1,
+             "white-level normalisation + gamma chosen from the mean log brightness"),
+        _Row("lowlight.zerodce", lowlight.zerodce, (1, 2, 3), 1.4,
+             "Zero-DCE++ curve estimation (neuro-low-light weights, CPU)",
+             available=lowlight.zerodce_available),
+        _Row("sr.bicubic.x2", sr.bicubic_x2, (1, 2), 0.1, "bicubic upscaling x2", scale=2),
+        _Row("sr.lanczos.x2", sr.lanczos_x2, (1, 2), 0.12, "Lanczos-4 upscaling x2", scale=2),
+        _Row("sr.bicubic.x4", sr.bicubic_x4, (2, 3), 0.4, "bicubic upscaling x4", scale=4),
+        _Row("derain.median", derain.median, (1, 2, 3), 0.2,
+             "directional morphological streak removal (line openings at the detected rain "
+             "angle) + rain-veil compensation"),
+    )  # fmt: skip
+
+
+# The ids this package can register, in registration order (the optional ones included).
+CLASSICAL_TOOL_IDS: tuple[str, ...] = tuple(row.id for row in _table())
+OPTIONAL_TOOL_IDS: frozenset[str] = frozenset(r.id for r in _table() if r.available is not None)
 
 
 def classical_specs(include_optional: bool = True) -> list[ToolSpec]:
     """Every classical ToolSpec; the optional ones only when available (and asked for)."""
-    specs = [
+    return [
         ToolSpec(
-            id="denoise.nlmeans",
-            task="denoise",
-            description="non-local means (skimage, 5x5 patches), h scaled to the estimated sigma",
-            run=denoise.nlmeans,
-            severity=(1, 2, 3),
-            cost=1.8,
-        ),
-        ToolSpec(
-            id="denoise.bilateral",
-            task="denoise",
-            description="two bilateral passes with range sigma scaled to the estimated noise",
-            run=denoise.bilateral,
-            severity=(1, 2),
-            cost=0.15,
-        ),
-        ToolSpec(
-            id="denoise.tv",
-            task="denoise",
-            description="Chambolle total-variation denoising, weight = estimated noise sigma",
-            run=denoise.tv,
-            severity=(1, 2, 3),
-            cost=0.55,
-        ),
-    ]
-    if include_optional and denoise.oidn_available():
-        specs.append(
-            ToolSpec(
-                id="denoise.oidn",
-                task="denoise",
-                description="Intel Open Image Denoise: pretrained U-Net (pyoidn, CPU, LDR)",
-                run=denoise.oidn,
-                severity=(1, 2, 3),
-                cost=4.0,
-            )
+            id=row.id,
+            task=row.id.split(".")[0],
+            description=row.description,
+            run=row.run,
+            severity=row.levels,
+            cost=row.cost,
+            scale=row.scale,
         )
-    specs += [
-        ToolSpec(
-            id="deblur.wiener",
-            task="deblur",
-            description="Wiener (Laplacian-regularised) deconvolution of an estimated gaussian "
-            "blur, backing off when it rings",
-            run=deblur.wiener,
-            severity=(1, 2, 3),
-            cost=0.35,
-        ),
-        ToolSpec(
-            id="deblur.unsharp",
-            task="deblur",
-            description="unsharp masking matched to the estimated blur, noise-thresholded",
-            run=deblur.unsharp,
-            severity=(1, 2),
-            cost=0.1,
-        ),
-        ToolSpec(
-            id="dejpeg.deblock",
-            task="dejpeg",
-            description="8x8 deblocking + flat-region bilateral smoothing kept consistent with "
-            "the estimated JPEG quantisation; luma-guided chroma filtering",
-            run=dejpeg.deblock,
-            severity=(1, 2, 3),
-            cost=1.1,
-        ),
-        ToolSpec(
-            id="dehaze.dcp",
-            task="dehaze",
-            description="dark channel prior with guided-filter transmission (t0 = 0.1)",
-            run=dehaze.dcp,
-            severity=(1, 2, 3),
-            cost=0.2,
-        ),
-        ToolSpec(
-            id="lowlight.clahe",
-            task="lowlight",
-            description="CLAHE on Lab lightness, clip limit growing with darkness",
-            run=lowlight.clahe,
-            severity=(1, 2),
-            cost=0.05,
-        ),
-        ToolSpec(
-            id="lowlight.gamma",
-            task="lowlight",
-            description="white-level normalisation + gamma chosen from the mean log brightness",
-            run=lowlight.gamma,
-            severity=(1, 2, 3),
-            cost=0.1,
-        ),
+        for row in _table()
+        if row.available is None or (include_optional and row.available())
     ]
-    if include_optional and lowlight.zerodce_available():
-        specs.append(
-            ToolSpec(
-                id="lowlight.zerodce",
-                task="lowlight",
-                description="Zero-DCE++ curve estimation (neuro-low-light weights, CPU)",
-                run=lowlight.zerodce,
-                severity=(1, 2, 3),
-                cost=1.4,
-            )
-        )
-    specs += [
-        ToolSpec(
-            id="sr.bicubic.x2",
-            task="sr",
-            description="bicubic upscaling x2",
-            run=sr.bicubic_x2,
-            severity=(1, 2),
-            cost=0.1,
-            scale=2,
-        ),
-        ToolSpec(
-            id="sr.lanczos.x2",
-            task="sr",
-            description="Lanczos-4 upscaling x2",
-            run=sr.lanczos_x2,
-            severity=(1, 2),
-            cost=0.12,
-            scale=2,
-        ),
-        ToolSpec(
-            id="sr.bicubic.x4",
-            task="sr",
-            description="bicubic upscaling x4",
-            run=sr.bicubic_x4,
-            severity=(2, 3),
-            cost=0.4,
-            scale=4,
-        ),
-        ToolSpec(
-            id="derain.median",
-            task="derain",
-            description="directional morphological streak removal (line openings at the "
-            "detected rain angle) + rain-veil compensation",
-            run=derain.median,
-            severity=(1, 2, 3),
-            cost=0.2,
-        ),
-    ]
-    return specs
 
 
 def register_classical(reg: ToolRegistry) -> None:

@@ -1,0 +1,317 @@
+"""``restoregraph restore`` and what follows a run: ``resume``, ``history``, ``undo``, ``runs``,
+``gc``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from restoregraph.cli.options import (
+    AS_JSON,
+    HOME,
+    OBJECTIVE,
+    OUTPUT,
+    OVERWRITE,
+    PLANNER,
+    run_option,
+)
+from restoregraph.core.errors import InputError
+
+console = Console(stderr=True)
+out_console = Console()
+
+
+class ProgressDisplay:
+    """Drive a rich progress bar (and a log of decisions) from the graph's custom events."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} steps"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task = self.progress.add_task("perception", total=None)
+        self.done = 0
+
+    def __enter__(self) -> ProgressDisplay:
+        return self  # the bar starts with the first event, after the run has validated its input
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, ev: dict[str, Any]) -> None:
+        if not self.progress.live.is_started:
+            self.progress.start()
+        kind = ev.get("event")
+        log = self.progress.console.print
+        if kind == "perception":
+            present = ", ".join(f"{k}:{v}" for k, v in ev["present"].items()) or "none"
+            log(f"[bold]perception[/bold] {present}")
+            self.progress.update(self.task, description="planning")
+        elif kind == "plan":
+            note = f" [yellow]({ev['note']})[/yellow]" if ev.get("note") else ""
+            log(f"[bold]plan[/bold] {ev['plan']}{note}")
+            remaining = int(ev.get("steps", 0))
+            self.progress.update(self.task, total=self.done + remaining)
+        elif kind == "step_start":
+            self.progress.update(self.task, description=f"step {ev['index']}: {ev['tool']}")
+        elif kind == "reflection":
+            colour = {"accepted": "green", "rolled_back": "yellow"}.get(ev["status"], "red")
+            log(
+                f"  step {ev['index']} [cyan]{ev['tool']}[/cyan]: "
+                f"[{colour}]{ev['status']}[/{colour}] — {ev['reason']}"
+            )
+            self.done += 1
+            self.progress.update(self.task, completed=self.done, description="reflection")
+
+
+def parse_options(items: tuple[str, ...]) -> dict[str, Any]:
+    """KEY=VALUE pairs; numbers and true/false are converted."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"planner option {item!r} is not KEY=VALUE")
+        v: Any = value
+        if value.lower() in ("true", "false"):
+            v = value.lower() == "true"
+        else:
+            for cast in (int, float):
+                try:
+                    v = cast(value)
+                    break
+                except ValueError:
+                    pass
+        out[key.strip()] = v
+    return out
+
+
+def _make_runner(home: Path | None) -> Any:
+    from restoregraph.runner import Runner
+
+    return Runner(home)
+
+
+def _summary(result: Any) -> None:
+    state = result.state
+    console.print(f"[bold]done[/bold] in {result.seconds:.1f} s — {state.get('stop_reason', '')}")
+    if result.output:
+        console.print(f"output: {result.output}")
+    console.print(f"report: {result.report}")
+    console.print(f"run id: {result.run_id}")
+
+
+@click.command("restore")
+@click.argument("image", type=click.Path(path_type=Path))
+@OUTPUT
+@PLANNER
+@run_option("mode")
+@OBJECTIVE
+@run_option("max_steps")
+@run_option("seed")
+@run_option("toolbox")
+@click.option("--run-id", default=None, help="Name the run (default: time + file name).")
+@click.option("--instruction", default="", help="What you want, in words.")
+@run_option("reference")
+@run_option("planner_options")
+@OVERWRITE
+@HOME
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Folder: images restored at once, one process each.",
+)
+@click.option(
+    "--ray",
+    "ray_address",
+    default=None,
+    metavar="ADDRESS",
+    help="Folder: spread the images over a Ray cluster (ADDRESS, 'auto' or 'local').",
+)
+@click.option(
+    "--batch-id",
+    default=None,
+    help="Folder: name the batch (default: derived from IMAGE and -o, so rerunning resumes).",
+)
+def restore(
+    image: Path,
+    output: Path,
+    planner: str,
+    mode: str,
+    objective: str,
+    max_steps: int,
+    seed: int,
+    toolbox: str | None,
+    run_id: str | None,
+    instruction: str,
+    reference: str,
+    planner_option: tuple[str, ...],
+    overwrite: bool,
+    home: Path | None,
+    workers: int,
+    ray_address: str | None,
+    batch_id: str | None,
+) -> None:
+    """Restore IMAGE with the agent; writes the result and an HTML report.
+
+    IMAGE may be a folder: every image in it is restored into the folder -o (see docs/batch.md);
+    the same command run again resumes an interrupted batch.
+    """
+    from restoregraph.core.settings import RunContext
+    from restoregraph.planners import PLANNERS
+
+    if planner not in PLANNERS:
+        raise InputError(f"unknown planner {planner!r}; choose from {', '.join(sorted(PLANNERS))}")
+    if not image.is_dir() and (workers > 1 or ray_address or batch_id):
+        raise InputError("--workers, --ray and --batch-id apply to a folder of images")
+    if image.is_dir() and run_id:
+        raise InputError("--run-id names one run; for a folder use --batch-id")
+    tool_ids = None
+    if toolbox is not None:
+        from restoregraph.tools import default_registry
+
+        tool_ids = tuple(t.strip() for t in toolbox.split(",") if t.strip())
+        if not tool_ids:
+            raise InputError("--toolbox: give at least one tool id (restoregraph tools list)")
+        default_registry().subset(tool_ids)  # an unknown id: one-line ToolError, nothing run
+    ctx = RunContext(
+        planner=planner,
+        mode=mode,  # type: ignore[arg-type]  # click.Choice validated it
+        objective=objective,  # type: ignore[arg-type]
+        max_steps=max_steps,
+        seed=seed,
+        toolbox=tool_ids,
+        reference=reference,
+        planner_options=parse_options(planner_option),
+    )
+    if instruction.strip():  # words -> plan constraints (restoregraph.chat.router)
+        from restoregraph.chat.session import route_instruction
+
+        route = route_instruction(ctx, instruction)
+        console.print(f"[dim]instruction routed: {route.describe()}[/dim]")
+    if image.is_dir():
+        from restoregraph.batch import restore_folder
+
+        restore_folder(
+            image,
+            output,
+            ctx,
+            home=home,
+            batch_id=batch_id,
+            instruction=instruction,
+            overwrite=overwrite,
+            workers=workers,
+            ray_address=ray_address,
+            console=console,
+            out_console=out_console,
+        )
+        return
+    runner = _make_runner(home)
+    with ProgressDisplay() as show:
+        result = runner.start(
+            image,
+            output,
+            ctx,
+            run_id=run_id,
+            instruction=instruction,
+            overwrite=overwrite,
+            on_event=show,
+        )
+    _summary(result)
+
+
+@click.command("resume")
+@click.argument("run")
+@HOME
+def resume(run: str, home: Path | None) -> None:
+    """Continue an interrupted run from its last checkpoint."""
+    runner = _make_runner(home)
+    with ProgressDisplay() as show:
+        result = runner.resume(run, on_event=show)
+    _summary(result)
+
+
+@click.command("history")
+@click.argument("run")
+@HOME
+@AS_JSON
+def history(run: str, home: Path | None, as_json: bool) -> None:
+    """List every step of RUN: tool, decision, scores, image path."""
+    state = _make_runner(home).state(run)
+    steps = state.get("history", [])
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "steps": steps,
+                    "abandoned": state.get("abandoned", []),
+                    "stop_reason": state.get("stop_reason", ""),
+                },
+                indent=2,
+            )
+        )
+        return
+    table = Table(title=f"run {run}: {state.get('stop_reason', 'not finished')}")
+    for col in ("#", "tool", "decision", "severity", "quality", "s"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("image", overflow="fold")
+    for h in steps:
+        table.add_row(
+            str(h["index"]),
+            h["tool"],
+            h["status"],
+            f"{sum(h['severity_before'].values()):.2f}→{sum(h['severity_after'].values()):.2f}",
+            f"{h['quality_before']:.2f}→{h['quality_after']:.2f}",
+            f"{h['seconds']:.2f}",
+            (h.get("output") or {}).get("uri", "-"),
+        )
+    out_console.print(table)
+    for a in state.get("abandoned", []):
+        out_console.print(f"abandoned branch: {a}")
+
+
+@click.command("undo")
+@click.argument("run")
+@click.option(
+    "--to",
+    "to",
+    type=int,
+    required=True,
+    help="Keep the accepted steps up to this one (0 = the input image).",
+)
+@HOME
+def undo(run: str, to: int, home: Path | None) -> None:
+    """Go back to the image after step --to and replan from there (the old branch stays)."""
+    runner = _make_runner(home)
+    with ProgressDisplay() as show:
+        result = runner.undo(run, to, on_event=show)
+    _summary(result)
+
+
+@click.command("runs")
+@HOME
+def runs_cmd(home: Path | None) -> None:
+    """List runs."""
+    for r in _make_runner(home).list_runs():
+        click.echo(r)
+
+
+@click.command("gc")
+@HOME
+def gc_cmd(home: Path | None) -> None:
+    """Delete stored images that no checkpoint of any run references."""
+    removed = _make_runner(home).collect_garbage()
+    console.print(f"removed {removed} unreferenced image(s)")
