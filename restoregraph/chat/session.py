@@ -326,7 +326,7 @@ class ChatSession:
             done = accepted[kept_steps - 1]["index"] if kept_steps else 0
         else:
             done = len(history)
-        out["max_steps"] = min(100, done + self.base.max_steps)
+        out["max_steps"] = min(RunContext.bounds("max_steps")[1], done + self.base.max_steps)
         out["max_rounds"] = int(state.get("rounds", 0)) + self.base.max_rounds
         return out
 

@@ -69,7 +69,7 @@ def adapt_cmd(
     from restoregraph.lab.training.adapt import adapt
 
     started, t0, where = _dt.datetime.now(_dt.UTC), time.perf_counter(), machine()
-    from restoregraph.lab.bench.cli import command_line
+    from restoregraph.cli.cmd_bench import command_line
 
     command = command_line(ctx)
     out = out or data / "embedded_planner.pt"

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from restoregraph.lab.bench.cli import DATA, DOC, Clock, _finish
+from restoregraph.cli.cmd_bench import DATA, DOC, Clock, finish_section
 
 
 @click.command("learned")
@@ -47,4 +47,4 @@ def learned_cmd(ctx: click.Context, **kw: Any) -> None:
     )
     result = run_learned_bench(cfg)
     body = learned_markdown(result)
-    _finish(ctx, "learned", "Learned tools vs classical, per task and severity", body, clock)
+    finish_section(ctx, "learned", "Learned tools vs classical, per task and severity", body, clock)

@@ -151,8 +151,8 @@ def bench_chat_cmd(
     the named task only) beside the full agent on 512 px images."""
     import torch
 
+    from restoregraph.cli.cmd_bench import Clock, finish_section
     from restoregraph.lab.bench.chat import run_bench
-    from restoregraph.lab.bench.cli import Clock, _finish
     from restoregraph.lab.common import data_dir
 
     torch.set_num_threads(1)
@@ -161,4 +161,4 @@ def bench_chat_cmd(
     body = run_bench(
         root, set_name, n, size, phrasings, {"planner": planner, "max_steps": max_steps}
     )
-    _finish(ctx, "chat", "Chat: routing accuracy and fast-path latency", body, clock)
+    finish_section(ctx, "chat", "Chat: routing accuracy and fast-path latency", body, clock)

@@ -15,7 +15,7 @@ from restoregraph.cli.options import OVERWRITE
 
 
 def _command_line() -> str:
-    from restoregraph.lab.bench.cli import command_line
+    from restoregraph.cli.cmd_bench import command_line
 
     ctx = click.get_current_context()
     text = command_line(ctx)

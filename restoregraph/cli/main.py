@@ -27,11 +27,12 @@ COMMANDS: dict[str, LazyCommand] = {
         "After `tools add`: re-run the pipelines that contain the new tool, then fine-tune.",
     ),
     "bench": LazyCommand(
-        "restoregraph.lab.bench.cli:bench",
+        f"{_CLI}.cmd_bench:bench",
         "Measure the tools, the agent and perception; write docs/BENCHMARKS.md sections.",
         subcommands={
             "chat": f"{_CLI}.cmd_chat:bench_chat_cmd",
             "learned": f"{_CLI}.cmd_bench_learned:learned_cmd",
+            "real": f"{_CLI}.cmd_bench_real:real_cmd",
         },
     ),
     "chat": LazyCommand(

@@ -1,6 +1,6 @@
 """Turn the graph's custom stream events into the live plan/progress text the page shows.
 
-The same events drive the CLI's rich progress bar (``restoregraph.cli.main.ProgressDisplay``):
+The same events drive the CLI's rich progress bar (``restoregraph.cli.cmd_run.ProgressDisplay``):
 ``perception``, ``plan``, ``step_start``, ``step_end`` and ``reflection``.
 """
 

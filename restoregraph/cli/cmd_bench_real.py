@@ -1,37 +1,19 @@
-"""``restoregraph bench real``: the click command (registered in the ``bench`` group).
-
-Kept apart from :mod:`restoregraph.lab.bench.cli` (which imports this module to register the
-command), so it imports nothing from there: the two sibling modules must not import each other.
-Heavy modules are imported inside the command.
+"""``restoregraph bench real``: the click command (a lazy subcommand of the ``bench`` group,
+``restoregraph.cli.main.COMMANDS``). Heavy modules are imported inside the command.
 """
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import Any
 
 import click
 
+from restoregraph.cli.cmd_bench import command_line
+from restoregraph.cli.options import run_option
 from restoregraph.lab.report import DEFAULT_DOC
 
 SECTION = "real"
-
-
-def command_line(ctx: click.Context) -> str:
-    """The command with every option spelled out (what reproduces the section exactly)."""
-    parts = ctx.command_path.split()
-    for param in ctx.command.params:
-        if not isinstance(param, click.Option) or param.name is None:
-            continue
-        value = ctx.params.get(param.name)
-        flag = max(param.opts, key=len)
-        if param.is_flag:
-            if value:
-                parts.append(flag)
-        elif value is not None:
-            parts += [flag, str(value)]
-    return shlex.join(parts)
 
 
 @click.command("real")
@@ -67,7 +49,7 @@ def command_line(ctx: click.Context) -> str:
     help="Downscale real/ photos whose long side exceeds this before running (0: never).",
 )
 @click.option("--planner", default="embedded", show_default=True, help="The agent's planner.")
-@click.option("--max-steps", type=int, default=8, show_default=True, help="Agent step budget.")
+@run_option("max_steps", help="Agent step budget.")
 @click.option(
     "--json",
     "json_path",

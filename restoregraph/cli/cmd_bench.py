@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from restoregraph.cli.options import OBJECTIVE
+from restoregraph.cli.options import OBJECTIVE, run_option
 from restoregraph.lab.common import DEFAULT_DATA
 from restoregraph.lab.report import DEFAULT_DOC
 
@@ -63,7 +63,7 @@ class Clock:
         return time.perf_counter() - self.t0
 
 
-def _finish(ctx: click.Context, name: str, title: str, body: str, clock: Clock) -> None:
+def finish_section(ctx: click.Context, name: str, title: str, body: str, clock: Clock) -> None:
     from restoregraph.lab.report import header, write_section
 
     doc: Path = ctx.params["doc"]
@@ -140,7 +140,7 @@ def tools_cmd(ctx: click.Context, **kw: Any) -> None:
     )
     result = run_tools_bench(cfg)
     body = tools_markdown(result)
-    _finish(ctx, "tools", "Tools: each task's tools on its own degradation", body, clock)
+    finish_section(ctx, "tools", "Tools: each task's tools on its own degradation", body, clock)
 
 
 @bench.command("agent")
@@ -199,7 +199,7 @@ def tools_cmd(ctx: click.Context, **kw: Any) -> None:
 )
 @click.option("--short", type=int, default=192, show_default=True, help="Crop: short side (px).")
 @click.option("--long", type=int, default=256, show_default=True, help="Crop: long side (px).")
-@click.option("--max-steps", type=int, default=8, show_default=True, help="Agent step budget.")
+@run_option("max_steps", help="Agent step budget.")
 @click.option(
     "--mixtures",
     default=None,
@@ -275,7 +275,7 @@ def agent_cmd(ctx: click.Context, **kw: Any) -> None:
     title = "Agent: the fair planner benchmark (RestoreAgent's seven mixtures, AgenticIR A/B/C)"
     if section != "agent":
         title += f" -- {section}"
-    _finish(ctx, section, title, body, clock)
+    finish_section(ctx, section, title, body, clock)
 
 
 @bench.command("plans")
@@ -378,7 +378,7 @@ def plans_cmd(ctx: click.Context, **kw: Any) -> None:
     title = "Planning only: RestoreAgent Table 1 on many images, paired with the fixed rules"
     if section != "plans":
         title += f" -- {section}"
-    _finish(ctx, section, title, plan_bench_markdown(result), clock)
+    finish_section(ctx, section, title, plan_bench_markdown(result), clock)
 
 
 @bench.command("perception")
@@ -407,7 +407,7 @@ def perception_cmd(ctx: click.Context, **kw: Any) -> None:
         weights=kw["weights"],
     )
     body = perception_markdown(run_perception_bench(cfg))
-    _finish(ctx, "perception", "Perception: held-out detection and severity", body, clock)
+    finish_section(ctx, "perception", "Perception: held-out detection and severity", body, clock)
 
 
 @bench.command("reliability")
@@ -460,7 +460,7 @@ def reliability_cmd(ctx: click.Context, **kw: Any) -> None:
     )
     body = reliability_markdown(result, kw["crashes"], kw["fuzz_examples"])
     title = "Reliability: bad input, failing parts, crashes, bounds, fuzz"
-    _finish(ctx, "reliability", title, body, clock)
+    finish_section(ctx, "reliability", title, body, clock)
     if result.failures:
         raise RestoreGraphError(
             f"{len(result.failures)} reliability test(s) failed (listed in {kw['doc']})"
