@@ -189,7 +189,7 @@ def test_contact_sheets_and_json(bench: tuple[RealBenchResult, Path]) -> None:
 
 
 def test_real_cmd_writes_the_section(tmp_path: Path) -> None:
-    from restoregraph.lab.bench.real_cli import real_cmd
+    from restoregraph.cli.cmd_bench_real import real_cmd
 
     data = make_tree(tmp_path / "data")
     doc, sheets, rows = tmp_path / "B.md", tmp_path / "sheets", tmp_path / "rows.json"
@@ -216,8 +216,8 @@ def test_missing_data_folder_is_one_line(
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="LABELS.json not found"):
         run_real_bench(tmp_path / "empty", None, progress=False)
+    from restoregraph.cli.cmd_bench_real import real_cmd
     from restoregraph.cli.errors import run_cli
-    from restoregraph.lab.bench.real_cli import real_cmd
 
     code = run_cli(real_cmd, ["--data", str(tmp_path / "nope"), "--doc", str(tmp_path / "B.md")])
     err = capsys.readouterr().err
