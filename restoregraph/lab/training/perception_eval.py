@@ -67,8 +67,8 @@ def evaluate(
             from restoregraph.degrade.realistic import realistic_mixture
 
             out, applied = realistic_mixture(img, rng)
-            for t, lvl in applied.items():
-                true[i, TYPE_INDEX[t]] = max(true[i, TYPE_INDEX[t]], int(lvl))
+            for ptype, lvl in applied.items():
+                true[i, TYPE_INDEX[ptype]] = max(true[i, TYPE_INDEX[ptype]], int(lvl))
         else:
             mixture = sample_mixture(rng)
             out, infos = apply_mixture(img, mixture, seed=int(rng.integers(2**31)))
