@@ -18,7 +18,7 @@ from restoregraph.core.errors import ToolError
 from restoregraph.core.settings import RunContext
 from restoregraph.core.state import RestoreState
 from restoregraph.nodes.common import emit
-from restoregraph.nodes.resources import get_registry, get_store
+from restoregraph.nodes.resources import get_registry, get_store, run_context
 from restoregraph.tools.run import run_tool
 
 MILD_MIX = 0.5  # a mild step keeps this share of the tool's change
@@ -61,7 +61,7 @@ def run_with_timeout(spec: Any, image: np.ndarray, timeout: float) -> np.ndarray
 
 
 def execution(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    ctx = runtime.context
+    ctx = run_context(runtime)
     store = get_store(ctx)
     plan = list(state.get("plan", []))
     step = plan.pop(0)

@@ -10,11 +10,11 @@ from restoregraph.core.settings import RunContext
 from restoregraph.core.state import RestoreState
 from restoregraph.imageio import load_image
 from restoregraph.nodes.common import assess, emit, present_levels
-from restoregraph.nodes.resources import get_store
+from restoregraph.nodes.resources import get_store, run_context
 
 
 def perception(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    ctx = runtime.context
+    ctx = run_context(runtime)
     store = get_store(ctx)
     if "current" in state and state.get("current"):
         ref = state["current"]

@@ -13,7 +13,7 @@ from restoregraph.core.errors import PlanError
 from restoregraph.core.settings import RunContext
 from restoregraph.core.state import RestoreState
 from restoregraph.nodes.common import emit
-from restoregraph.nodes.resources import get_planner, get_registry, get_store
+from restoregraph.nodes.resources import get_planner, get_registry, get_store, run_context
 from restoregraph.planners import (
     Plan,
     Planner,
@@ -66,7 +66,7 @@ def _ask(planner: Planner, request: PlanRequest) -> Plan:
 def planning(
     state: RestoreState, runtime: Runtime[RunContext]
 ) -> Command[Literal["execution", "__end__"]]:
-    ctx = runtime.context
+    ctx = run_context(runtime)
     request = build_request(state, ctx)
     rounds = state.get("rounds", 0) + 1
     try:

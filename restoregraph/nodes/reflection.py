@@ -17,7 +17,7 @@ from restoregraph.core.settings import RunContext
 from restoregraph.core.state import FailedAttempt, RestoreState, StepRecord
 from restoregraph.core.tasks import TASK_FOR_PERCEPTION_TYPE
 from restoregraph.nodes.common import assess, emit, present_levels
-from restoregraph.nodes.resources import get_store
+from restoregraph.nodes.resources import get_store, run_context
 
 
 def judge(
@@ -51,7 +51,7 @@ def judge(
 
 
 def reflection(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    ctx = runtime.context
+    ctx = run_context(runtime)
     step = state["pending"]
     assert step is not None
     history = state.get("history", [])

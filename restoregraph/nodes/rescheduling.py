@@ -11,6 +11,7 @@ from langgraph.types import Command
 from restoregraph.core.settings import RunContext
 from restoregraph.core.state import RestoreState
 from restoregraph.core.tasks import TASK_FOR_PERCEPTION_TYPE
+from restoregraph.nodes.resources import run_context
 
 
 def remaining_tasks(state: RestoreState) -> set[str]:
@@ -43,7 +44,7 @@ def route(state: RestoreState, ctx: RunContext) -> tuple[Route, str]:
 def rescheduling(
     state: RestoreState, runtime: Runtime[RunContext]
 ) -> Command[Literal["execution", "planning", "__end__"]]:
-    goto, reason = route(state, runtime.context)
+    goto, reason = route(state, run_context(runtime))
     update: dict[str, Any] = {}
     if goto == "__end__":
         update["stop_reason"] = reason

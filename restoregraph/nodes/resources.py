@@ -1,7 +1,15 @@
-"""Resources a node needs, built from the run context and cached per process."""
+"""Resources a node needs, built from the run context and cached per process.
+
+Nodes read their settings through ``run_context(runtime)`` (never ``runtime.context``): a graph
+invoked without a context (``compile_graph().invoke({"image": path}, config)``, LangGraph Studio)
+runs with ``RunContext()``'s defaults, and a partial dict (``context={"planner": "fixed"}``) fills
+the rest from them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import fields
 from functools import lru_cache
 from typing import TYPE_CHECKING, cast
 
@@ -13,8 +21,33 @@ from restoregraph.store.images import ImageStore
 from restoregraph.tools import default_registry
 from restoregraph.tools.registry import ToolRegistry
 
-if TYPE_CHECKING:  # the perception package loads torch; only get_perceiver needs it
+if TYPE_CHECKING:  # types only (the perception package loads torch)
+    from langgraph.runtime import Runtime
+
     from restoregraph.perception.base import Perceiver
+
+
+def run_context(runtime: Runtime[RunContext]) -> RunContext:
+    """The run's settings from a node's ``runtime``: its ``RunContext``; ``RunContext()`` when the
+    graph was invoked without a context; a ``RunContext`` built from a (partial) mapping, with
+    JSON lists as tuples (``RunContext.from_settings``). Anything else, or an unknown setting, is
+    a ``RestoreGraphError``."""
+    ctx: object = getattr(runtime, "context", None)
+    if ctx is None:
+        return RunContext()
+    if isinstance(ctx, RunContext):
+        return ctx
+    if isinstance(ctx, Mapping):
+        known = {f.name for f in fields(RunContext)}
+        unknown = sorted(str(k) for k in ctx if k not in known)
+        if unknown:
+            raise RestoreGraphError(
+                f"unknown run setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return RunContext.from_settings(dict(ctx))
+    raise RestoreGraphError(
+        f"the run context must be a RunContext or a dict of its fields, got {type(ctx).__name__}"
+    )
 
 
 @lru_cache(maxsize=8)
