@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from restoregraph.tools.builtin import builtin_registry
-from restoregraph.tools.registry import ToolFn, ToolRegistry, ToolSpec
-from restoregraph.tools.run import run_tool
+from restoregraph.tools.registry import LazyTool, ToolFn, ToolRegistry, ToolSpec
+
+if TYPE_CHECKING:
+    from restoregraph.tools.run import run_tool
 
 _DEFAULT: ToolRegistry | None = None
 
@@ -30,7 +34,18 @@ def reset_default_registry() -> None:
     _DEFAULT = None
 
 
+def __getattr__(name: str) -> Any:
+    """``run_tool``, imported on first use (it loads the image I/O: PIL), so listing the tools
+    does not."""
+    if name == "run_tool":
+        from restoregraph.tools.run import run_tool
+
+        return run_tool
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "LazyTool",
     "ToolFn",
     "ToolRegistry",
     "ToolSpec",

@@ -4,10 +4,15 @@ Tool ids are a stable public API (planners are trained on them): ``<task>.<model
 for example ``denoise.nlmeans`` or ``denoise.nafnet.high``. Duplicate ids are rejected.
 Third-party packages add tools through the Python entry point group ``restoregraph.tools``:
 each entry point names a callable ``register(registry: ToolRegistry) -> None``.
+
+Declaring a tool imports nothing of its implementation: a spec's ``run`` may be a
+:class:`LazyTool` (``"module:function"``), imported when the tool is first run, so listing the
+toolbox (``restoregraph tools list``) loads neither OpenCV, scikit-image, torch nor spandrel.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +29,43 @@ TOOL_ID_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9][a-z0-9_]*){1,2}$")
 ToolFn = Callable[[np.ndarray], np.ndarray]
 
 
+class LazyTool:
+    """A tool function named by ``"module:function"`` and imported when the tool is run.
+
+    The name is looked up on every call (a dictionary lookup once the module is loaded), so a
+    patched module function is the one used. A module that does not import (a package not
+    installed) raises its ``ImportError`` at call time, which ``run_tool`` reports as the tool
+    being unavailable.
+    """
+
+    def __init__(self, target: str) -> None:
+        module, sep, attr = target.partition(":")
+        if not sep or not module or not attr:
+            raise ToolError(f"invalid tool target {target!r}: expected 'module:function'")
+        self.target = target
+        self.module = module
+        self.attr = attr
+
+    def resolve(self) -> ToolFn:
+        """Import the module and return the function; ImportError when either is missing."""
+        fn: ToolFn | None = getattr(importlib.import_module(self.module), self.attr, None)
+        if not callable(fn):
+            raise ImportError(f"{self.module} has no tool function {self.attr!r}")
+        return fn
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return self.resolve()(image)
+
+    def __repr__(self) -> str:
+        return f"LazyTool({self.target!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LazyTool) and other.target == self.target
+
+    def __hash__(self) -> int:
+        return hash(self.target)
+
+
 @dataclass(frozen=True)
 class ToolSpec:
     """A restoration tool: float32 RGB in [0, 1] in, float32 RGB in [0, 1] out.
@@ -31,6 +73,8 @@ class ToolSpec:
     ``scale`` is the output/input size ratio (1 for everything but super-resolution).
     ``severity`` lists the levels (1 low, 2 mid, 3 high) the tool is meant for.
     ``cost`` is a rough seconds-per-megapixel hint on a 2-core CPU.
+    ``run`` is any callable; a :class:`LazyTool` (``LazyTool("module:function")``) imports the
+    implementation only when the tool is first run.
     """
 
     id: str

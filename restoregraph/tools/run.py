@@ -30,6 +30,10 @@ def validate_output(spec: ToolSpec, image: np.ndarray, out: object) -> np.ndarra
     return np.clip(out.astype(np.float32, copy=False), 0.0, 1.0)
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def run_tool(spec: ToolSpec, image: np.ndarray) -> np.ndarray:
     """Run ``spec`` on ``image``; any failure becomes a ``ToolError`` with the tool's id."""
     img = as_float_image(image)
@@ -37,6 +41,8 @@ def run_tool(spec: ToolSpec, image: np.ndarray) -> np.ndarray:
         out = spec.run(img.copy())
     except ToolError:
         raise
+    except ImportError as exc:  # its package is missing or does not load (found at call time)
+        raise ToolError(f"{spec.id}: unavailable: {_one_line(exc)}") from exc
     except MemoryError:
         raise ToolError(f"{spec.id}: out of memory") from None
     except Exception as exc:

@@ -1,8 +1,11 @@
-"""Small helpers shared by the classical tools (float32 RGB in [0, 1] everywhere)."""
+"""Small helpers shared by the classical tools (float32 RGB in [0, 1] everywhere).
+
+OpenCV is imported by the functions that use it, so that importing a tool module (to read its
+availability check) costs no OpenCV import.
+"""
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 # Below this many pixels the noise estimate is done on the full image; above, on a centre crop.
@@ -48,6 +51,8 @@ def estimate_noise(image: np.ndarray) -> float:
     deviation of the finest diagonal db2 wavelet subband, averaged over channels), written
     with OpenCV so that it does not need PyWavelets (not a dependency).
     """
+    import cv2
+
     crop = _centre_crop(image, _SIGMA_MAX_SIDE)
     if min(crop.shape[:2]) < 8:
         return 0.0
@@ -71,6 +76,8 @@ def estimate_noise(image: np.ndarray) -> float:
 
 def box(image: np.ndarray, radius: int) -> np.ndarray:
     """Mean over a (2r+1)^2 window with reflected borders."""
+    import cv2
+
     k = 2 * radius + 1
     return cv2.boxFilter(image, -1, (k, k), normalize=True, borderType=cv2.BORDER_REFLECT)
 

@@ -7,9 +7,9 @@ The classical filters scale their strength to the noise level estimated from the
 from __future__ import annotations
 
 import functools
+import importlib.util
 from typing import Any
 
-import cv2
 import numpy as np
 
 from restoregraph.tools.classical._common import as_rgb, estimate_noise, finish
@@ -40,6 +40,8 @@ def nlmeans(image: np.ndarray) -> np.ndarray:
 
 def bilateral(image: np.ndarray) -> np.ndarray:
     """Two bilateral passes (range sigma 3.5 sigma then half of it, spatial sigma 2 px)."""
+    import cv2
+
     img = as_rgb(image)
     sigma = estimate_noise(img)
     if sigma < _MIN_SIGMA:
@@ -64,7 +66,8 @@ def tv(image: np.ndarray) -> np.ndarray:
 
 @functools.cache
 def _pyoidn() -> Any:
-    """Import pyoidn and run it once on a tiny image; raise if either fails."""
+    """Import pyoidn (which imports torch) and run it once on a tiny image; raise if either
+    fails. Called when the tool first runs, never to register it."""
     import pyoidn
 
     probe = pyoidn.denoise(np.full((16, 16, 3), 0.5, dtype=np.float32))
@@ -75,17 +78,23 @@ def _pyoidn() -> Any:
 
 @functools.cache
 def oidn_available() -> bool:
-    """Whether Intel Open Image Denoise (pyoidn) imports and runs on this machine."""
+    """Whether Intel Open Image Denoise (pyoidn) is installed, found without importing it (an
+    import would load torch): registering the tool costs nothing. A pyoidn that is installed
+    but does not load or run makes ``oidn`` raise, a failed step (``run_tool``'s ToolError)."""
     try:
-        _pyoidn()
-    except Exception:
+        return importlib.util.find_spec("pyoidn") is not None
+    except (ImportError, ValueError):
         return False
-    return True
 
 
 def oidn(image: np.ndarray) -> np.ndarray:
     """Intel Open Image Denoise (pretrained U-Net, CPU), "RT" filter, high quality, LDR input."""
-    pyoidn = _pyoidn()
+    try:
+        pyoidn = _pyoidn()
+    except ImportError:
+        raise
+    except Exception as exc:  # e.g. its shared library missing: say so, on one line
+        raise ImportError(f"pyoidn does not load: {type(exc).__name__}: {exc}") from exc
     img = as_rgb(image)
     out = pyoidn.denoise(img, hdr=False, quality="high")
     return finish(out)

@@ -12,7 +12,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from restoregraph.tools.classical._common import as_rgb, finish
@@ -30,6 +29,8 @@ def clahe(image: np.ndarray) -> np.ndarray:
     image is lifted rather than only locally stretched; a and b are scaled by the square root of
     the lightness gain so colours do not wash out.
     """
+    import cv2
+
     img = as_rgb(image)
     lab = cv2.cvtColor(img, cv2.COLOR_RGB2Lab)
     lightness = lab[..., 0]
@@ -130,14 +131,10 @@ def _zerodce_model() -> Any:
 
 @functools.cache
 def zerodce_available() -> bool:
-    """Whether the Zero-DCE++ package and its weights are present and load."""
-    if _zerodce_weights() is None:
-        return False
-    try:
-        _zerodce_model()
-    except Exception:
-        return False
-    return True
+    """Whether the Zero-DCE++ package and its weights are present, found without importing it
+    or torch: registering the tool costs nothing. Weights that do not load make ``zerodce``
+    raise when it runs (a failed step)."""
+    return _zerodce_weights() is not None
 
 
 def zerodce(image: np.ndarray) -> np.ndarray:
@@ -147,7 +144,12 @@ def zerodce(image: np.ndarray) -> np.ndarray:
 
     img = as_rgb(image)
     h, w = img.shape[:2]
-    model = _zerodce_model()
+    try:
+        model = _zerodce_model()
+    except ImportError:
+        raise
+    except Exception as exc:  # weights missing or not loading: say so, on one line
+        raise ImportError(f"Zero-DCE++ does not load: {type(exc).__name__}: {exc}") from exc
     x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
     side = float(np.clip(max(h, w) / 12.0, _CURVE_MIN_SIDE, _CURVE_MAX_SIDE))
     with _LOCK, torch.no_grad():
