@@ -5,12 +5,18 @@ any rise of the others (side effects), plus ``quality_weight`` times the change 
 no-reference quality. Accept if the gain exceeds ``accept_threshold`` and the
 step's own target degradation did not get worse; otherwise roll back (the current image stays the
 one before the step) and record the failed attempt so rescheduling does not retry it there.
+
+A step the user asked for (a task in ``RunContext.required_tasks``: "make it brighter") is
+judged differently: it is kept unless it newly clips more than 1 % of the pixels or moves the
+mean colour beyond a stated bound (``restoregraph.metrics.safety``), whatever perception thinks
+of it; the reason names the check either way.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from langgraph.runtime import Runtime
 
 from restoregraph.core.settings import RunContext
@@ -50,6 +56,16 @@ def judge(
     return False, f"did not improve the image ({detail})"
 
 
+def judge_requested(before: np.ndarray, after: np.ndarray) -> tuple[bool, str]:
+    """A step the user asked for: kept unless it damaged the photo (clipping, colour shift)."""
+    from restoregraph.metrics.safety import safety_problem
+
+    problem = safety_problem(before, after)
+    if problem:
+        return False, f"requested, but not kept: {problem}"
+    return True, "requested: kept (no new clipping, no colour shift beyond the bound)"
+
+
 def reflection(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = run_context(runtime)
     step = state["pending"]
@@ -79,7 +95,10 @@ def reflection(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, A
         image = get_store(ctx).get(candidate)
         result, q_after = assess(ctx, image)
         after = result.severity
-        accept, reason = judge(step["task"], before, after, q_before, q_after, ctx)
+        if step["task"] in ctx.required_tasks:
+            accept, reason = judge_requested(get_store(ctx).get(state["current"]), image)
+        else:
+            accept, reason = judge(step["task"], before, after, q_before, q_after, ctx)
         record["status"] = "accepted" if accept else "rolled_back"
         record["reason"] = reason
         record["severity_after"] = after
