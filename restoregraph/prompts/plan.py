@@ -17,8 +17,8 @@ from restoregraph.tools.registry import ToolRegistry
 
 SYSTEM_PROMPT = """\
 You are the planner of an image restoration agent. A photo may suffer from several \
-degradations at once (noise, blur, motion blur, JPEG artefacts, rain, haze, low light, snow, \
-low resolution). You choose which restoration tools to run, and in which order, to restore it.
+degradations at once (noise, blur, motion blur, JPEG artefacts, rain, raindrops on the lens, \
+haze, low light, snow, low resolution). You choose which restoration tools to run, and in which order, to restore it.
 
 Rules:
 - Use only the tools listed under "Available tools", written exactly as "<task> <model>".
