@@ -1,10 +1,14 @@
 """``restoregraph bench real`` on a tiny fake data tree (no ../shared needed): detection and
-false-alarm counts, the agent on pairs and on real photos, the dev/test split, contact sheets,
-the JSON dump, the click command, and one-line errors."""
+false-alarm counts, the agent on pairs and on real photos, explicit requests (a fake request
+list), the output checks (newly clipped, colour shift, border ratio) and the table of outputs
+outside the bounds, the dev/test split, contact sheets, the JSON dump, the click command, and
+one-line errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import re
 from pathlib import Path
 
@@ -17,14 +21,20 @@ from restoregraph.core.errors import InputError
 from restoregraph.degrade import apply_mixture
 from restoregraph.imageio import save_image
 from restoregraph.lab.bench.real import (
+    DEFAULT_REQUESTS,
     RealBenchResult,
+    Request,
     clean_match,
     half_of,
+    outside_bounds,
+    pick_photo,
     real_markdown,
     run_real_bench,
     sample,
+    silent_noop,
     write_json,
 )
+from restoregraph.metrics.safety import border_ratio
 
 LABELS = {
     "_about": "fake",
@@ -34,6 +44,13 @@ LABELS = {
     "test/small_pairs/Fake_sample/low": ["low_light"],
     "_clean": ["test/Set5", "test/Set14"],
 }
+FAKE_REQUESTS = (
+    Request("remove the haze", "real/haze_fake"),
+    Request("remove the noise", "real/noise_fake", "N1"),  # the name holds it (any case)
+    Request("make it brighter", "test/small_pairs/Fake_sample/low"),
+    Request("remove the snow", "real/snow_missing"),  # no such folder: a skipped row
+    Request("remove the rain", "test/Rain100L/rainy", "nope"),  # no such file: skipped
+)
 
 
 def _crop(img: np.ndarray, top: int, left: int, h: int, w: int) -> np.ndarray:
@@ -88,6 +105,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[RealBenchResult, Pa
         max_steps=2,
         sheets_dir=tmp / "docs" / "real",
         progress=False,
+        requests=FAKE_REQUESTS,
     )
     return result, tmp
 
@@ -186,6 +204,140 @@ def test_contact_sheets_and_json(bench: tuple[RealBenchResult, Path]) -> None:
     data = json.loads(out.read_text())
     assert len(data["pairs"]) == 3 and len(data["quality"]) == 6
     assert len(data["detection"]) == len(result.detection)
+    assert len(data["requests"]) == len(FAKE_REQUESTS)
+    assert data["requests"][0]["instruction"] == "remove the haze"
+    assert {"steps", "kept", "not_kept", "stop", "reply", "silent"} <= set(data["requests"][0])
+    assert all("border_ratio" in r and "new_clipped" in r for r in data["quality"])
+
+
+def test_explicit_requests(bench: tuple[RealBenchResult, Path]) -> None:
+    result, tmp = bench
+    rows = result.requests
+    assert [r["instruction"] for r in rows] == [q.instruction for q in FAKE_REQUESTS]
+    assert [r["status"] for r in rows[3:]] == ["skipped", "skipped"]
+    assert "real/snow_missing not found" in rows[3]["error"]
+    assert "no image whose name contains 'nope'" in rows[4]["error"]
+    ran = rows[:3]
+    assert [r["photo"] for r in ran] == ["h0.png", "n1.png", "0000_a.png"]
+    assert [r["routed"] for r in ran] == ["fast: dehaze", "fast: denoise", "fast: lowlight"]
+    for r in ran:
+        assert r["status"] == "ok", r["error"]
+        assert r["downscaled"] and max(r["run_size"]) == 64
+        assert r["reply"].startswith("Restored with") and r["stop"]
+        assert r["kept"] == [s["tool"] for s in r["steps"] if s["status"] == "accepted"]
+        assert len(r["not_kept"]) == len(r["steps"]) - len(r["kept"])
+        assert r["silent"] == silent_noop(r["steps"], r["notes"])
+        assert all(math.isfinite(r[k]) for k in ("new_clipped", "colour_shift", "border_ratio"))
+        if not r["kept"]:  # the output is the input
+            assert r["new_clipped"] == 0 and r["colour_shift"] == 0
+            assert r["border_ratio"] == pytest.approx(1.0)
+
+    text = real_markdown(result, "cmd", "machine", doc=tmp / "B.md")
+    assert "### Explicit requests on real photos" in text
+    cells = _cells(text, "“remove the haze”")
+    assert len(cells) == 12 and cells[1] == "haze_fake/h0.png ↓" and cells[2] == "fast: dehaze"
+    assert cells[7] == ran[0]["reply"] and cells[8] in ("no", "**yes**")
+    assert "real/snow_missing not found" in _cells(text, "“remove the snow”")[-1]
+    assert "Explicit requests: " in text and "returned the input unchanged silently" in text
+
+
+def test_output_checks_and_bounds(bench: tuple[RealBenchResult, Path]) -> None:
+    result, tmp = bench
+    for r in [*result.pairs, *result.quality]:
+        measured = [math.isfinite(r[k]) for k in ("new_clipped", "colour_shift", "border_ratio")]
+        assert all(measured) == (r["status"] == "ok") or r["status"] == "failed"
+        assert any(measured) == all(measured)
+    text = real_markdown(result, "cmd", "machine", doc=tmp / "B.md")
+    assert "### Output checks: clipping, colour shift, border" in text
+    for part, name in (
+        ("pairs", "Fake_sample"),
+        ("pairs", "Rain100L"),
+        ("real photos", "haze_fake"),
+        ("requests", "explicit requests"),
+    ):
+        cells = _cells(text, part + " | " + name)
+        assert len(cells) == 8
+        ok = [
+            r
+            for r in (result.requests if part == "requests" else [*result.pairs, *result.quality])
+            if math.isfinite(r["new_clipped"])
+            and (part == "requests" or name in (r.get("set"), r["folder"].split("/")[-1]))
+        ]
+        assert int(cells[2]) == len(ok)
+        assert cells[7].endswith(f"/{len(ok)}")
+        ratios = [r["border_ratio"] for r in ok]
+        assert cells[5] == f"{min(ratios):.3f}" and cells[6] == f"{max(ratios):.3f}"
+    assert ("Outputs outside the bounds: none." in text) == (
+        not any(outside_bounds(r) for r in [*result.pairs, *result.quality, *result.requests])
+    )
+
+    # an output that clips 5 % of the pixels and one with a darkened border are listed
+    quality = [dict(r) for r in result.quality]
+    ran = [r for r in quality if r["status"] == "ok"]
+    ran[0].update(new_clipped=0.05, border_ratio=1.0)
+    ran[1].update(new_clipped=0.0, border_ratio=0.8)
+    for r in ran[2:]:
+        r.update(new_clipped=0.0, border_ratio=1.0)
+    pairs = [dict(r, new_clipped=0.0, border_ratio=1.0) for r in result.pairs]
+    reqs = [dict(r, new_clipped=math.nan) for r in result.requests]
+    fake = dataclasses.replace(result, quality=quality, pairs=pairs, requests=reqs)
+    text = real_markdown(fake, "cmd", "machine", doc=tmp / "B.md")
+    assert "Outputs outside the bounds:\n" in text
+    first = _cells(text, f"real photos | {ran[0]['folder'].split('/')[-1]} | {ran[0]['photo']}")
+    assert first[5] == "+5.00%" and "5.0% newly clipped (> 1%)" in first[-1]
+    second = _cells(text, f"real photos | {ran[1]['folder'].split('/')[-1]} | {ran[1]['photo']}")
+    assert "border ratio 0.800 (outside 0.9-1.1)" in second[-1]
+    assert (
+        "Outputs outside the bounds (> 1% newly clipped or border ratio outside 0.9-1.1): 2 of"
+        in (text)
+    )
+
+
+def test_border_ratio_silent_noop_and_pick(tmp_path: Path) -> None:
+    img = _crop(skimage.data.astronaut(), 100, 100, 100, 150)
+    assert border_ratio(img, img) == pytest.approx(1.0)
+    assert border_ratio(img, np.clip(img * 0.5, 0, 1)) == pytest.approx(1.0, abs=1e-3)
+    dark = img.copy()
+    b = 4  # 4 % of the short side (100 px)
+    for sl in (np.s_[:b], np.s_[-b:], np.s_[:, :b], np.s_[:, -b:]):
+        dark[sl] *= 0.5
+    assert border_ratio(img, dark) == pytest.approx(0.5, abs=0.05)
+    assert border_ratio(dark, img) == pytest.approx(2.0, abs=0.2)
+    inner = img.copy()
+    inner[b:-b, b:-b] *= 0.5  # a darker interior is a brighter border, relatively
+    assert border_ratio(img, inner) > 1.5
+    half = img[::2, ::2]  # the sizes may differ
+    assert border_ratio(img, half) == pytest.approx(1.0, abs=0.1)
+    assert math.isnan(border_ratio(img[:2], img))
+    assert outside_bounds({"new_clipped": 0.005, "border_ratio": 0.95}) == []
+    assert len(outside_bounds({"new_clipped": 0.02, "border_ratio": 1.2})) == 2
+    assert outside_bounds({"new_clipped": math.nan, "border_ratio": math.nan}) == []
+
+    kept = {"tool": "a", "task": "t", "status": "accepted", "reason": "better"}
+    back = {"tool": "b", "task": "t", "status": "rolled_back", "reason": "worse"}
+    mute = {"tool": "c", "task": "t", "status": "rolled_back", "reason": ""}
+    assert silent_noop([], []) and silent_noop([mute], [])
+    assert not silent_noop([kept], []) and not silent_noop([back], [])
+    assert not silent_noop([], ["round 1: no tool for deraindrop in the toolbox: skipped"])
+
+    for name in ("10.png", "2.png", "Dog.png", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert pick_photo(tmp_path) == tmp_path / "2.png"  # natural order
+    assert pick_photo(tmp_path, "dog") == tmp_path / "Dog.png"
+    assert pick_photo(tmp_path, "cat") is None
+    assert [q.instruction for q in DEFAULT_REQUESTS] == [
+        "make it brighter",
+        "remove the noise",
+        "remove the snow",
+        "remove the raindrops",
+        "remove the rain",
+        "remove the haze",
+        "sharpen it",
+        "fix the blur",
+        "remove the JPEG blocks",
+        "fix this photo",
+    ]
+    assert DEFAULT_REQUESTS[1].pick == "Dog" and DEFAULT_REQUESTS[4].folder == "test/Rain100L/rainy"
 
 
 def test_real_cmd_writes_the_section(tmp_path: Path) -> None:
@@ -205,6 +357,18 @@ def test_real_cmd_writes_the_section(tmp_path: Path) -> None:
     assert len(quality) == 2  # 1 per real folder; noise_fake's first file is the broken one
     assert [r["status"] for r in quality] == ["ok", "skipped"]
     assert sorted(p.name for p in sheets.glob("*.jpg")) == ["Fake_sample_low.jpg", "haze_fake.jpg"]
+    requests = json.loads(rows.read_text())["requests"]  # the real list: Rain100L only here
+    assert len(requests) == len(DEFAULT_REQUESTS) == 10
+    rain = requests.pop(4)
+    assert rain["instruction"] == "remove the rain" and rain["photo"] == "rain-001.png"
+    assert rain["status"] == "ok" and rain["reply"].startswith("Restored with")
+    assert all(r["status"] == "skipped" and "not found" in r["error"] for r in requests)
+    assert "### Explicit requests on real photos" in text
+
+    res = CliRunner().invoke(real_cmd, [*args, "--no-requests"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(rows.read_text())["requests"] == []
+    assert "### Explicit requests" not in doc.read_text() and "--no-requests" in doc.read_text()
 
 
 def test_missing_data_folder_is_one_line(

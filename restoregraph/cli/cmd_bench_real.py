@@ -51,6 +51,13 @@ SECTION = "real"
 @click.option("--planner", default="embedded", show_default=True, help="The agent's planner.")
 @run_option("max_steps", help="Agent step budget.")
 @click.option(
+    "--requests/--no-requests",
+    default=True,
+    show_default=True,
+    help="Also run the ten explicit requests ('make it brighter', 'remove the snow'...), each "
+    "on one real photo of the folder it fits.",
+)
+@click.option(
     "--json",
     "json_path",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -74,8 +81,14 @@ SECTION = "real"
 @click.pass_context
 def real_cmd(ctx: click.Context, **kw: Any) -> None:
     """Real photos: perception's detection and false alarms, the whole agent on real pairs
-    (PSNR / SSIM) and on real photos (NIQE / BRISQUE / PIQE), with contact sheets."""
-    from restoregraph.lab.bench.real import real_markdown, run_real_bench, write_json
+    (PSNR / SSIM) and on real photos (NIQE / BRISQUE / PIQE), with contact sheets; explicit
+    requests on real photos; clipping, colour shift and border checks of every output."""
+    from restoregraph.lab.bench.real import (
+        DEFAULT_REQUESTS,
+        real_markdown,
+        run_real_bench,
+        write_json,
+    )
     from restoregraph.lab.report import machine, write_section
 
     machine_text = machine()  # at the start: the load average before the run
@@ -89,10 +102,14 @@ def real_cmd(ctx: click.Context, **kw: Any) -> None:
         max_steps=kw["max_steps"],
         sheets_dir=kw["sheets_dir"],
         progress=True,
+        requests=DEFAULT_REQUESTS if kw["requests"] else (),
     )
     if kw["json_path"] is not None:
         click.echo(f"wrote {write_json(result, kw['json_path'])}", err=True)
     doc: Path = kw["doc"]
-    body = real_markdown(result, command_line(ctx), machine_text, doc=doc)
+    command = command_line(ctx)  # spells an on/off flag only when on
+    if not kw["requests"]:
+        command += " --no-requests"
+    body = real_markdown(result, command, machine_text, doc=doc)
     path = write_section(doc, SECTION, body)
     click.echo(f"wrote section {SECTION!r} of {path} ({result.seconds:.0f} s)", err=True)

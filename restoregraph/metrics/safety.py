@@ -65,9 +65,32 @@ def safety_problem(
     return ""
 
 
+def border_ratio(before: np.ndarray, after: np.ndarray, band: float = 0.04) -> float:
+    """The output's border-to-interior brightness ratio over the input's: the mean luminance
+    (Rec. 709) of a band of ``band`` of the short side (at least 1 px) on all four sides,
+    divided by the interior's, for ``after`` then for ``before``. 1.0: the step did not darken
+    or brighten the border relative to the interior (below 1: a darker border, e.g. a vignette
+    or a tool's edge artefact). The two images may differ in size; NaN when one is too small
+    to have both a border band and an interior."""
+
+    def ratio(image: np.ndarray) -> float:
+        img = np.asarray(image, np.float64)
+        luma = img[..., :3] @ np.array([0.2126, 0.7152, 0.0722]) if img.ndim == 3 else img
+        h, w = luma.shape[:2]
+        b = max(1, round(band * min(h, w)))
+        if h <= 2 * b or w <= 2 * b:
+            return float("nan")
+        inner = np.zeros((h, w), bool)
+        inner[b : h - b, b : w - b] = True
+        return float((luma[~inner].mean() + 1e-6) / (luma[inner].mean() + 1e-6))
+
+    return ratio(after) / ratio(before)
+
+
 __all__ = [
     "EXPLICIT_LIMITS",
     "SafetyLimits",
+    "border_ratio",
     "clipped_fraction",
     "colour_shift",
     "mean_chromaticity",

@@ -17,6 +17,17 @@ degradation each folder is known for):
     (photos whose long side exceeds ``max_side`` are downscaled first, and the table says how
     many); NIQE, BRISQUE and PIQE (lower is better) before and after, and a contact sheet per
     folder (input | output, small thumbnails) written under ``docs/real/``.
+(d) **explicit requests**: ten instructions a user would type ("make it brighter", "remove the
+    snow"...; ``DEFAULT_REQUESTS``), each on one photo of the folder it fits (the first in
+    natural order, or the first whose name contains the request's ``pick``), through
+    ``restoregraph.api.restore(..., instruction=...)``: what ran, what was kept, why the rest
+    was not, the stop reason, the one-line reply (``summarise``), and whether the input came
+    back unchanged without a word (no step kept, no reason, no planner note).
+
+Every output of the agent (b, c, d) also gets three checks that need no reference
+(``restoregraph.metrics.safety``): the share of newly clipped pixels, the mean colour shift and
+the border-to-interior brightness ratio (output over input); an output with more than 1 %
+newly clipped pixels or a border ratio outside 0.9-1.1 is listed as outside the bounds.
 
 Every table has the dev half, the test half and all photos: a photo's half is
 ``crc32(file name) % 2`` (0: dev, 1: test). Choices (thresholds, planner settings) are made
@@ -66,6 +77,34 @@ TITLE = "Real photos: perception, the whole agent, no-reference quality"
 SHEET_PHOTOS = 4  # photos per contact sheet
 SHEET_BOX = (240, 180)  # thumbnail box (w, h)
 SHEET_MAX_BYTES = 300_000
+MAX_NEW_CLIPPED = 0.01  # an output's acceptance bounds (issue "Real photos II")
+BORDER_BOUNDS = (0.9, 1.1)
+SAFETY_KEYS = ("new_clipped", "colour_shift", "border_ratio")
+
+
+@dataclass(frozen=True)
+class Request:
+    """An explicit request: the instruction, the folder (relative to the data root) of the photo
+    it runs on, and ``pick``: the first file whose name contains it (case-insensitive; "": the
+    first file, natural order)."""
+
+    instruction: str
+    folder: str
+    pick: str = ""
+
+
+DEFAULT_REQUESTS: tuple[Request, ...] = (
+    Request("make it brighter", "real/LIME_lowlight"),
+    Request("remove the noise", "real/RNI15_real_noise", "Dog"),
+    Request("remove the snow", "real/snow_real"),
+    Request("remove the raindrops", "real/raindrop_real"),
+    Request("remove the rain", f"{RAIN100L}/{RAIN100L_PAIR[0]}"),
+    Request("remove the haze", "real/haze_real"),
+    Request("sharpen it", "real/motion_blur_real"),
+    Request("fix the blur", "real/defocus_blur_real"),
+    Request("remove the JPEG blocks", "real/AgenticIR_examples", "jpeg"),
+    Request("fix this photo", "real/DICM_lowlight"),
+)
 
 
 def half_of(name: str) -> str:
@@ -109,6 +148,7 @@ class RealBenchResult:
     detection: list[dict[str, Any]] = field(default_factory=list)  # (a) one per photo
     pairs: list[dict[str, Any]] = field(default_factory=list)  # (b) one per pair
     quality: list[dict[str, Any]] = field(default_factory=list)  # (c) one per photo
+    requests: list[dict[str, Any]] = field(default_factory=list)  # (d) one per request
     sheets: dict[str, str] = field(default_factory=dict)  # folder -> contact sheet path
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # part -> seconds
@@ -325,6 +365,47 @@ def _error(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {text}"
 
 
+def safety(before: np.ndarray, after: np.ndarray) -> dict[str, float]:
+    """The output checks that need no reference: newly clipped share, mean colour shift,
+    border-to-interior brightness ratio (output over input)."""
+    from restoregraph.metrics.safety import border_ratio, clipped_fraction, colour_shift
+
+    return {
+        "new_clipped": clipped_fraction(after) - clipped_fraction(before),
+        "colour_shift": colour_shift(before, after),
+        "border_ratio": border_ratio(before, after),
+    }
+
+
+def outside_bounds(row: dict[str, Any]) -> list[str]:
+    """Why an output is outside the acceptance bounds (``[]`` when inside or not measured)."""
+    why = []
+    clipped, ratio = row.get("new_clipped", math.nan), row.get("border_ratio", math.nan)
+    if math.isfinite(clipped) and clipped > MAX_NEW_CLIPPED:
+        why.append(f"{clipped:.1%} newly clipped (> {MAX_NEW_CLIPPED:.0%})")
+    lo, hi = BORDER_BOUNDS
+    if math.isfinite(ratio) and not lo <= ratio <= hi:
+        why.append(f"border ratio {ratio:.3f} (outside {lo:g}-{hi:g})")
+    return why
+
+
+def silent_noop(steps: Sequence[dict[str, Any]], notes: Sequence[str]) -> bool:
+    """The input came back unchanged without a word: no step kept, no reason on a step that
+    was not kept, no planner note (the stop reason alone does not count: every run has one)."""
+    if any(s["status"] == "accepted" for s in steps):
+        return False
+    return not any(str(s.get("reason", "")).strip() for s in steps) and not any(
+        str(n).strip() for n in notes
+    )
+
+
+def pick_photo(folder: Path, pick: str = "") -> Path | None:
+    """The first image of ``folder`` in natural order whose name contains ``pick``
+    (case-insensitive; "": the first image); None when there is none."""
+    files = [p for p in list_images(folder) if pick.lower() in p.name.lower()]
+    return files[0] if files else None
+
+
 class _Agent:
     """Runs the whole agent on files, one fresh run id per photo."""
 
@@ -450,6 +531,7 @@ def _pairs(
             "seconds": math.nan,
             "perceived": {},
             "stop": "",
+            **dict.fromkeys(SAFETY_KEYS, math.nan),
         }
         rows.append(row)
         if clean_path is None:
@@ -475,6 +557,7 @@ def _pairs(
             row.update(status="failed", error=_error(exc))
             continue
         row.update(facts)
+        row.update(safety(img, out))
         if out.shape != ref.shape:
             row.update(
                 status="failed",
@@ -536,6 +619,7 @@ def _quality(
             "seconds": math.nan,
             "perceived": {},
             "stop": "",
+            **dict.fromkeys(SAFETY_KEYS, math.nan),
         }
         rows.append(row)
         try:
@@ -562,9 +646,112 @@ def _quality(
         row.update(facts)
         row["out_size"] = [int(out.shape[1]), int(out.shape[0])]
         row["after"] = _nr(out)
+        row.update(safety(img, out))
         sheet = thumbs.setdefault(folder, [])
         if len(sheet) < SHEET_PHOTOS:
             sheet.append((_caption(row), [thumbnail(img), thumbnail(out)]))
+    return rows
+
+
+def _requests(
+    root: Path,
+    requests: Sequence[Request],
+    max_side: int,
+    home: Path,
+    work: Path,
+    ctx_kw: dict[str, Any],
+    show: bool,
+) -> list[dict[str, Any]]:
+    """Each request through ``restoregraph.api.restore`` (instruction routed by the chat
+    router) on its photo, downscaled to ``max_side`` like the other real photos."""
+    from restoregraph.api import restore, summarise
+    from restoregraph.chat.router import make_router
+    from restoregraph.imageio import load_image, save_image
+
+    router = make_router()
+    rows: list[dict[str, Any]] = []
+    for i, req in enumerate(_bar(list(requests), "real: explicit requests", show), 1):
+        row: dict[str, Any] = {
+            "instruction": req.instruction,
+            "folder": req.folder,
+            "pick": req.pick,
+            "photo": "",
+            "half": "",
+            "status": "ok",
+            "error": "",
+            "routed": "",
+            "downscaled": False,
+            "steps": [],
+            "kept": [],
+            "rolled_back": [],
+            "failed_steps": 0,
+            "not_kept": [],
+            "notes": [],
+            "stop": "",
+            "reply": "",
+            "silent": False,
+            "seconds": math.nan,
+            "perceived": {},
+            **dict.fromkeys(SAFETY_KEYS, math.nan),
+        }
+        rows.append(row)
+        d = root / req.folder
+        path = pick_photo(d, req.pick) if d.is_dir() else None
+        if path is None:
+            what = f"no image whose name contains {req.pick!r}" if req.pick else "no image"
+            row.update(
+                status="skipped",
+                error=f"{req.folder} not found" if not d.is_dir() else f"{what} in {req.folder}",
+            )
+            continue
+        row.update(photo=path.name, half=half_of(path.name))
+        try:
+            img = load_image(path)
+        except RestoreGraphError as exc:
+            row.update(status="skipped", error=_error(exc))
+            continue
+        row["size"] = [int(img.shape[1]), int(img.shape[0])]
+        src = path
+        small = downscale(img, max_side)
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "-", path.stem)[:40].strip("-") or "image"
+        if small.shape != img.shape:
+            row["downscaled"] = True
+            src = work / f"req-{i:02d}-{stem}-in.png"
+            save_image(small, src)
+            img = small
+        row["run_size"] = [int(img.shape[1]), int(img.shape[0])]
+        route = router.route(req.instruction)
+        row["routed"] = route.action + (f": {', '.join(route.tasks)}" if route.tasks else "")
+        if route.forbidden:
+            row["routed"] += f" (not: {', '.join(route.forbidden)})"
+        out_path = work / f"req-{i:02d}-{stem}-out.png"
+        try:
+            res = restore(src, out_path, home=home, instruction=req.instruction, **ctx_kw)
+        except Exception as exc:  # one request's failure is a row, not the end of the bench
+            row.update(status="failed", error=_error(exc))
+            continue
+        steps = [
+            {"tool": h["tool"], "task": h["task"], "status": h["status"], "reason": h["reason"]}
+            for h in res.history
+        ]
+        notes = [str(n) for n in res.state.get("planner_notes", [])]
+        row.update(
+            steps=steps,
+            kept=[h["tool"] for h in steps if h["status"] == "accepted"],
+            rolled_back=[h["tool"] for h in steps if h["status"] == "rolled_back"],
+            failed_steps=sum(1 for h in steps if h["status"] == "failed"),
+            not_kept=[f"{h['tool']}: {h['reason']}" for h in steps if h["status"] != "accepted"],
+            notes=notes,
+            stop=str(res.state.get("stop_reason", "")),
+            reply=summarise(res),
+            silent=silent_noop(steps, notes),
+            seconds=float(res.seconds),
+            perceived=_perceived(res.events),
+        )
+        if res.output is None:
+            row.update(status="failed", error="the run wrote no output")
+            continue
+        row.update(safety(img, load_image(res.output)))
     return rows
 
 
@@ -581,14 +768,15 @@ def run_real_bench(
     perceiver: Any = None,
     sheets_dir: str | Path | None = None,
     progress: bool = True,
+    requests: Sequence[Request] = DEFAULT_REQUESTS,
 ) -> RealBenchResult:
-    """Run parts (a), (b) and (c) (module docstring) and return their raw rows.
+    """Run parts (a) to (d) (module docstring) and return their raw rows.
 
     ``n_per_folder``: at most this many photos per folder (evenly spaced; None: all), for every
     folder but Rain100L, which ``rain100l_n`` caps (None: all 100; 0: none). ``home``: the
     runs' home (None: a temporary one, deleted at the end). ``sheets_dir``: where the contact
     sheets are written (None: none written). ``perceiver``: a stand-in for the default one,
-    used for detection and by the agent.
+    used for detection and by the agent. ``requests``: part (d)'s requests (empty: no part d).
     """
     from restoregraph.lab.bench.perception import fingerprint
     from restoregraph.planners import PLANNERS
@@ -664,6 +852,10 @@ def run_real_bench(
             root, real_folders, n_per_folder, max_side, agent, progress, thumbs
         )
         result.timings["quality"] = time.perf_counter() - t0
+        if requests:
+            t0 = time.perf_counter()
+            result.requests = _requests(root, requests, max_side, home_path, work, ctx_kw, progress)
+            result.timings["requests"] = time.perf_counter() - t0
     if sheets_dir is not None:
         out_dir = Path(sheets_dir)
         for folder, rows in thumbs.items():
@@ -904,12 +1096,176 @@ def quality_table(result: RealBenchResult, links: dict[str, str]) -> str:
     )
 
 
+def _pct(value: float) -> str:
+    return f"{value:+.2%}" if value is not None and math.isfinite(value) else "–"
+
+
+def _cell(text: str) -> str:
+    """Free text in a table cell: one line, no column break."""
+    return " ".join(str(text).split()).replace("|", "\\|") or "–"
+
+
+def _finite(rows: Iterable[dict[str, Any]], key: str) -> list[float]:
+    return [float(r[key]) for r in rows if math.isfinite(r.get(key, math.nan))]
+
+
+def _safety_groups(result: RealBenchResult) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """(part, set / folder, rows) of every group of agent outputs."""
+    groups: list[tuple[str, str, list[dict[str, Any]]]] = []
+    for name in dict.fromkeys(r["set"] for r in result.pairs):
+        groups.append(("pairs", name, [r for r in result.pairs if r["set"] == name]))
+    for folder in dict.fromkeys(r["folder"] for r in result.quality):
+        rows = [r for r in result.quality if r["folder"] == folder]
+        groups.append(("real photos", short_name(folder), rows))
+    if result.requests:
+        groups.append(("requests", "explicit requests", list(result.requests)))
+    return groups
+
+
+def safety_table(result: RealBenchResult) -> str:
+    """Per set / folder: the worst newly clipped share and colour shift, the border ratio's
+    range, and how many outputs are outside the bounds per half."""
+    rows = []
+    for part, name, recs in _safety_groups(result):
+        ok = [r for r in recs if math.isfinite(r.get("new_clipped", math.nan))]
+        clipped, shift = _finite(ok, "new_clipped"), _finite(ok, "colour_shift")
+        ratio = _finite(ok, "border_ratio")
+        out = " / ".join(
+            f"{sum(1 for r in _in_half(ok, h) if outside_bounds(r))}/{len(_in_half(ok, h))}"
+            for h in HALVES
+        )
+        rows.append(
+            [
+                part,
+                name,
+                str(len(ok)),
+                _pct(max(clipped)) if clipped else "–",
+                fmt(max(shift), 3) if shift else "–",
+                fmt(min(ratio), 3) if ratio else "–",
+                fmt(max(ratio), 3) if ratio else "–",
+                out,
+            ]
+        )
+    return md_table(
+        [
+            "part",
+            "set / folder",
+            "outputs",
+            "newly clipped, max",
+            "colour shift, max",
+            "border ratio, min",
+            "border ratio, max",
+            "outside the bounds (dev / test / all)",
+        ],
+        rows,
+        "llrrrrrr",
+    )
+
+
+def bounds_table(result: RealBenchResult) -> str:
+    """Every output outside the bounds ('' when there is none)."""
+    rows = []
+    for part, name, recs in _safety_groups(result):
+        for r in recs:
+            why = outside_bounds(r)
+            if why:
+                what = f"{r['instruction']!r}: " if part == "requests" else ""
+                rows.append(
+                    [
+                        part,
+                        name if part != "requests" else short_name(r["folder"]),
+                        what + r["photo"],
+                        r["half"],
+                        ", ".join(r["kept"]) or "–",
+                        _pct(r["new_clipped"]),
+                        fmt(r["colour_shift"], 3),
+                        fmt(r["border_ratio"], 3),
+                        "; ".join(why),
+                    ]
+                )
+    if not rows:
+        return ""
+    return md_table(
+        [
+            "part",
+            "set / folder",
+            "photo",
+            "half",
+            "kept",
+            "newly clipped",
+            "colour shift",
+            "border ratio",
+            "outside the bounds",
+        ],
+        rows,
+        "lllllrrrl",
+    )
+
+
+_MARK = {"accepted": "kept", "rolled_back": "rolled back", "failed": "failed"}
+
+
+def requests_table(result: RealBenchResult) -> str:
+    """One row per explicit request: what ran and what came of it."""
+    rows = []
+    for r in result.requests:
+        ran = ", ".join(f"{s['tool']} ({_MARK.get(s['status'], s['status'])})" for s in r["steps"])
+        why = [*r["not_kept"], *(f"note: {n}" for n in r["notes"])]
+        photo = f"{short_name(r['folder'])}/{r['photo']}" if r["photo"] else short_name(r["folder"])
+        if r["downscaled"]:
+            photo += " ↓"
+        checks = "–"
+        if math.isfinite(r["new_clipped"]):
+            checks = (
+                f"{_pct(r['new_clipped'])} · {fmt(r['colour_shift'], 3)} · "
+                f"{fmt(r['border_ratio'], 3)}"
+            )
+        rows.append(
+            [
+                f"“{_cell(r['instruction'])}”",
+                _cell(photo),
+                _cell(r["routed"]) if r["status"] != "skipped" else "–",
+                _cell(ran) if r["steps"] else ("none" if r["status"] == "ok" else "–"),
+                ", ".join(r["kept"]) or "nothing",
+                _cell("; ".join(why)),
+                _cell(r["stop"]),
+                _cell(r["reply"]),
+                "**yes**" if r["silent"] else "no",
+                checks,
+                fmt_seconds(r["seconds"]),
+                _cell(r["error"]) if r["error"] else "",
+            ]
+        )
+    return md_table(
+        [
+            "request",
+            "photo",
+            "routed to",
+            "ran (status)",
+            "kept",
+            "why not kept / notes",
+            "stop reason",
+            "reply (`summarise`)",
+            "unchanged silently",
+            "clipped · shift · border",
+            "s",
+            "error",
+        ],
+        rows,
+        "llllllllllrl",
+    )
+
+
 def _levels(d: dict[str, int]) -> str:
     return ", ".join(f"{t} {v}" for t, v in d.items()) or "–"
 
 
 def _tools(r: dict[str, Any]) -> tuple[str, str]:
     return ", ".join(r.get("kept", [])) or "–", ", ".join(r.get("rolled_back", [])) or "–"
+
+
+def _checks(r: dict[str, Any]) -> list[str]:
+    return [_pct(r["new_clipped"]), fmt(r["colour_shift"], 3), fmt(r["border_ratio"], 3)]
 
 
 def detail_tables(result: RealBenchResult) -> list[str]:
@@ -930,7 +1286,21 @@ def detail_tables(result: RealBenchResult) -> list[str]:
         "llllll",
     )
     pairs = md_table(
-        ["set", "photo", "half", "perceived", "kept", "rolled back", "PSNR", "SSIM", "s", "note"],
+        [
+            "set",
+            "photo",
+            "half",
+            "perceived",
+            "kept",
+            "rolled back",
+            "PSNR",
+            "SSIM",
+            "newly clipped",
+            "colour shift",
+            "border ratio",
+            "s",
+            "note",
+        ],
         [
             [
                 r["set"],
@@ -940,17 +1310,18 @@ def detail_tables(result: RealBenchResult) -> list[str]:
                 *_tools(r),
                 f"{fmt(r['psnr_in'])} → {fmt(r['psnr_out'])}",
                 f"{fmt(r['ssim_in'], 3)} → {fmt(r['ssim_out'], 3)}",
+                *_checks(r),
                 fmt_seconds(r["seconds"]),
                 r["error"],
             ]
             for r in result.pairs
         ],
-        "lllllllrrl",
+        "lllllllrrrrrl",
     )
     qual = md_table(
         ["folder", "photo", "half", "size", "perceived", "kept", "rolled back"]
         + [m.upper() for m in NR_METRICS]
-        + ["s", "note"],
+        + ["newly clipped", "colour shift", "border ratio", "s", "note"],
         [
             [
                 short_name(r["folder"]),
@@ -960,12 +1331,13 @@ def detail_tables(result: RealBenchResult) -> list[str]:
                 _levels(r["perceived"]),
                 *_tools(r),
                 *[f"{fmt(r['before'][m], 1)} → {fmt(r['after'][m], 1)}" for m in NR_METRICS],
+                *_checks(r),
                 fmt_seconds(r["seconds"]),
                 r["error"],
             ]
             for r in result.quality
         ],
-        "llllllrrrrrl",
+        "llllllrrrrrrrrl",
     )
     out = []
     for summary, table in (
@@ -1041,6 +1413,27 @@ def findings(result: RealBenchResult) -> str:
         parts.append(
             f"On the {len(ok)} real photos the agent kept no tool on {unchanged} "
             "(the output is the input)."
+        )
+    outputs = [r for _, _, recs in _safety_groups(result) for r in recs]
+    measured = [r for r in outputs if math.isfinite(r.get("new_clipped", math.nan))]
+    if measured:
+        outside = [r for r in measured if outside_bounds(r)]
+        parts.append(
+            f"Outputs outside the bounds (> {MAX_NEW_CLIPPED:.0%} newly clipped or border ratio "
+            f"outside {BORDER_BOUNDS[0]:g}-{BORDER_BOUNDS[1]:g}): {len(outside)} of "
+            f"{len(measured)}"
+            + (": " + ", ".join(r["photo"] for r in outside[:6]) if outside else "")
+            + "."
+        )
+    ran = [r for r in result.requests if r["status"] == "ok"]
+    if ran:
+        kept_any = sum(1 for r in ran if r["kept"])
+        silent = [r for r in ran if r["silent"]]
+        parts.append(
+            f"Explicit requests: {kept_any} of {len(ran)} kept a step; "
+            f"{len(silent)} returned the input unchanged silently"
+            + (": " + ", ".join(f"“{r['instruction']}”" for r in silent) if silent else "")
+            + "."
         )
     return " ".join(parts)
 
@@ -1135,6 +1528,41 @@ def real_markdown(
             + ", ".join(f"[{short_name(f)}]({p})" for f, p in links.items())
             + ".",
         ]
+    if result.requests:
+        lines += [
+            "",
+            "### Explicit requests on real photos",
+            "",
+            "Each request through `restoregraph.api.restore(photo, instruction=...)` with the "
+            "agent settings above, on one photo of the folder it fits (the first in natural "
+            "order, or the first whose name contains the request's pick; downscaled like the "
+            "other real photos, ↓). *routed to*: the chat router's reading of the request. "
+            "*unchanged silently*: no step kept and no reason or planner note given (the stop "
+            "reason alone does not count). *clipped · shift · border*: newly clipped pixels, "
+            "mean colour shift, border ratio of the output (see below).",
+            "",
+            requests_table(result),
+        ]
+    bounds = bounds_table(result)
+    lines += [
+        "",
+        "### Output checks: clipping, colour shift, border",
+        "",
+        "Per output of the agent, against the image it got (no reference needed, "
+        "`restoregraph.metrics.safety`): *newly clipped*: the share of pixels with a blown or "
+        "crushed channel in the output minus that in the input; *colour shift*: how far the "
+        "mean chromaticity moved; *border ratio*: the output's mean luminance of a border band "
+        "(4 % of the short side, all four sides) over its interior's, divided by the same "
+        "ratio of the input (1.0: the border was not darkened or brightened relative to the "
+        f"interior). Bounds: at most {MAX_NEW_CLIPPED:.0%} newly clipped, border ratio within "
+        f"{BORDER_BOUNDS[0]:g}-{BORDER_BOUNDS[1]:g}.",
+        "",
+        safety_table(result),
+        "",
+        "Outputs outside the bounds:" if bounds else "Outputs outside the bounds: none.",
+    ]
+    if bounds:
+        lines += ["", bounds]
     lines += detail_tables(result)
     lines += ["", findings(result)]
     return "\n".join(lines)
