@@ -43,6 +43,8 @@ def command_line(ctx: click.Context) -> str:
         if param.is_flag:
             if value:
                 parts.append(flag)
+            elif param.secondary_opts:  # an on/off pair switched off: --no-x
+                parts.append(max(param.secondary_opts, key=len))
         elif value is not None:
             parts += [flag, str(value)]
     return shlex.join(parts)

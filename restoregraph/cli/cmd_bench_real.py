@@ -107,9 +107,7 @@ def real_cmd(ctx: click.Context, **kw: Any) -> None:
     if kw["json_path"] is not None:
         click.echo(f"wrote {write_json(result, kw['json_path'])}", err=True)
     doc: Path = kw["doc"]
-    command = command_line(ctx)  # spells an on/off flag only when on
-    if not kw["requests"]:
-        command += " --no-requests"
+    command = command_line(ctx)
     body = real_markdown(result, command, machine_text, doc=doc)
     path = write_section(doc, SECTION, body)
     click.echo(f"wrote section {SECTION!r} of {path} ({result.seconds:.0f} s)", err=True)
