@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from restoregraph.core.errors import InputError
+from restoregraph.core.tasks import PERCEPTION_TYPES
 from restoregraph.degrade.realistic._common import as_image, check_level, finish
 from restoregraph.degrade.realistic.camera import (
     camera_noise,
@@ -42,18 +43,7 @@ ORDER: tuple[str, ...] = (
     "low_resolution",
     "jpeg",
 )
-REALISTIC_TYPES: tuple[str, ...] = (
-    "noise",
-    "blur",
-    "motion_blur",
-    "jpeg",
-    "rain",
-    "raindrop",
-    "haze",
-    "low_light",
-    "snow",
-    "low_resolution",
-)
+REALISTIC_TYPES: tuple[str, ...] = PERCEPTION_TYPES  # what perception reports, one each
 # Pairs not sampled together (unphysical or ambiguous labels); explicit ``types`` may still ask.
 EXCLUSIVE: tuple[frozenset[str], ...] = (
     frozenset({"rain", "snow"}),
