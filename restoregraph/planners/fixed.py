@@ -40,6 +40,7 @@ denoise     2-3    oidn, nlmeans, tv, bilateral
 deblur      1      unsharp, wiener
 deblur      2-3    wiener, unsharp
 derain      1-3    median
+deraindrop  1-3    nafnet (the only deraindrop tool)
 desnow      1-3    median
 dehaze      1-3    dcp
 lowlight    1-3    gamma, zerodce, clahe
@@ -90,6 +91,7 @@ _TABLE: dict[str, dict[int, tuple[str, ...]]] = {
         **_same(["deblur.wiener", "deblur.unsharp"], (2, 3)),
     },
     "derain": _same(["derain.median"], (1, 2, 3)),
+    "deraindrop": _same(["deraindrop.nafnet"], (1, 2, 3)),
     "desnow": _same(["desnow.median"], (1, 2, 3)),
     "dehaze": _same(["dehaze.dcp"], (1, 2, 3)),
     "lowlight": {

@@ -6,11 +6,15 @@
 The variant (architecture, degradation sampler, default steps) comes from
 :mod:`restoregraph.tools.learned.catalog`. Clean images (CBSD432/ and ImageNetSample/ under
 ``--data``) are loaded once; a pool of (degraded, clean) patch pairs is then synthesised up front
-with :mod:`restoregraph.degrade` (degrading larger crops, so that haze depth, rain streaks and
-blur kernels see realistic context) and kept in memory: synthesis on the fly would cost more
-than the small models' training steps. Everything is a pure function of ``--seed``: the pool,
-the batch drawn at each step (seeded by ``(seed, step)``) and the initial weights, so a resumed
-run (``--resume``) continues the exact same stream. A checkpoint (model, optimiser, step) is
+with :mod:`restoregraph.degrade` or, for a sampler step marked ``"realistic": True``,
+:mod:`restoregraph.degrade.realistic` (degrading larger crops, ``Variant.source`` pixels, so that
+haze depth, rain streaks, raindrops and blur kernels see realistic context) and kept in memory:
+synthesis on the fly would cost more than the small models' training steps. A variant with
+``real_pairs="polyu"`` also gets ``real_per_pair`` patches of each real PolyU noisy/clean pair
+of the *fit* scenes (under ``--real-data``, default ``--data``; the held-out scenes are never
+read). The loss is Charbonnier, or the variant's ``loss``. Everything is a pure function of
+``--seed``: the pool, the batch drawn at each step (seeded by ``(seed, step)``) and the initial
+weights, so a resumed run (``--resume``) continues the exact same stream. A checkpoint (model, optimiser, step) is
 written atomically every ``--save-every`` steps.
 
 The final weights are a plain state dict saved as safetensors with the architecture's own key
@@ -28,21 +32,25 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from restoregraph.lab.training.lr_schedule import warmup_cosine
-from restoregraph.tools.learned.catalog import Variant, find_variant
+from restoregraph.tools.learned import WEIGHTS_DIR
+from restoregraph.tools.learned.catalog import MixtureStep, Variant, find_variant
 from restoregraph.weightfiles import atomic_torch_save, sha256_of, update_manifest
 
+if TYPE_CHECKING:
+    from restoregraph.degrade import MixtureStep as DegradeStep
+
 TRAIN_SUBSETS = ("CBSD432", "ImageNetSample")
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-SOURCE = 160  # side of the clean crop that is degraded before patches are cut from it
+SOURCE = 160  # default side of the clean crop that is degraded before patches are cut from it
+REAL_PAIRS = ("polyu",)  # known real-pair sources (Variant.real_pairs)
 
 
 def build_model(variant: Variant) -> Any:
@@ -53,6 +61,36 @@ def build_model(variant: Variant) -> Any:
 
     classes: dict[str, Callable[..., Any]] = {"DnCNN": DnCNN, "NAFNet": NAFNet, "Compact": Compact}
     return classes[variant.arch_name](**variant.arch_kwargs)
+
+
+def _realistic_step(step: object) -> bool:
+    return isinstance(step, Mapping) and bool(step.get("realistic"))
+
+
+def degrade_steps(
+    image: np.ndarray, steps: Sequence[MixtureStep | DegradeStep] | str, seed: int
+) -> np.ndarray:
+    """``image`` (float32 in [0, 1]) through a sampler's steps (or anything ``apply_mixture``
+    takes). Without a realistic step this is ``restoregraph.degrade.apply_mixture`` (unchanged
+    pools for the older variants); otherwise step ``i`` is seeded from ``step_seed(seed, i)``
+    and a step (a mapping) with ``"realistic": True`` runs
+    :func:`restoregraph.degrade.realistic.apply_realistic` (its other keys are parameters)."""
+    from restoregraph.degrade import apply_mixture, step_seed
+
+    if isinstance(steps, str) or not any(_realistic_step(step) for step in steps):
+        return apply_mixture(image, steps, seed=seed)[0]
+    from restoregraph.degrade.realistic import apply_realistic
+
+    img = image
+    for i, step in enumerate(steps):
+        step_s = step_seed(seed, i)
+        if isinstance(step, Mapping) and step.get("realistic"):
+            params = {k: v for k, v in step.items() if k not in ("type", "level", "realistic")}
+            rng = np.random.default_rng(step_s)
+            img = apply_realistic(img, str(step["type"]), int(step["level"]), rng, **params)
+        else:
+            img = apply_mixture(img, [step], seed=step_s)[0]
+    return img
 
 
 def build_pool(
@@ -67,10 +105,9 @@ def build_pool(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(degraded, clean) uint8 patch pairs: (N, crop/scale, crop/scale, 3) and (N, crop, crop, 3).
 
-    Each source ``i`` is a pure function of ``(seed, i)``: an image, a SOURCE-pixel crop, a flip,
-    the variant's degradation (seeded) and ``per_source`` patches at multiples of 8 (so JPEG
-    blocks stay aligned with the patch grid)."""
-    from restoregraph.degrade import apply_mixture
+    Each source ``i`` is a pure function of ``(seed, i)``: an image, a ``variant.source``-pixel
+    crop, a flip, the variant's degradation (seeded) and ``per_source`` patches at multiples of
+    8 (so JPEG blocks stay aligned with the patch grid)."""
     from restoregraph.imageio import to_uint8
 
     s = variant.scale
@@ -87,14 +124,14 @@ def build_pool(
         rng = np.random.default_rng([seed, 1, i])
         img = images[int(rng.integers(len(images)))]
         h, w = img.shape[:2]
-        side = min(SOURCE, h, w) // (8 * s) * (8 * s)
+        side = min(variant.source, h, w) // (8 * s) * (8 * s)
         top = int(rng.integers(h - side + 1))
         left = int(rng.integers(w - side + 1))
         clean = img[top : top + side, left : left + side]
         if rng.random() < 0.5:
             clean = clean[:, ::-1]
         clean_f = np.ascontiguousarray(clean, dtype=np.float32) / np.float32(255.0)
-        out, _ = apply_mixture(clean_f, variant.sampler(rng), seed=int(rng.integers(2**31)))
+        out = degrade_steps(clean_f, variant.sampler(rng), seed=int(rng.integers(2**31)))
         lq = to_uint8(out)
         cells = (side // s - lq_side) // 8 + 1
         for _ in range(per_source):
@@ -104,6 +141,44 @@ def build_pool(
             ys[k] = clean[y0 * s : y0 * s + crop, x0 * s : x0 * s + crop]
             k += 1
     return xs, ys
+
+
+def real_pool(
+    variant: Variant, root: str | Path, *, seed: int, per_pair: int, crop: int
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """``per_pair`` aligned (degraded, clean) uint8 patches of each real pair of the variant's
+    ``real_pairs`` source (PolyU: the *fit* scenes only), a pure function of ``seed``; with what
+    they are (for the manifest)."""
+    if variant.real_pairs not in REAL_PAIRS:
+        raise ValueError(f"{variant.id}: unknown real_pairs {variant.real_pairs!r}")
+    if variant.scale != 1:
+        raise ValueError(f"{variant.id}: real pairs need a scale-1 variant")
+    from restoregraph.imageio import to_uint8
+    from restoregraph.lab.training.noise_fit import polyu_noise_pairs
+
+    pairs = polyu_noise_pairs(root, split="fit")
+    if not len(pairs):
+        raise FileNotFoundError(f"no PolyU fit pairs under {root}")
+    xs = np.empty((len(pairs) * per_pair, crop, crop, 3), np.uint8)
+    ys = np.empty_like(xs)
+    k = 0
+    for i, (noisy, clean) in enumerate(pairs):
+        rng = np.random.default_rng([seed, 3, i])
+        lq, hq = to_uint8(noisy), to_uint8(clean)
+        h, w = min(lq.shape[0], hq.shape[0]), min(lq.shape[1], hq.shape[1])
+        if h < crop or w < crop:
+            raise ValueError(f"{pairs.pairs[i].name}: smaller than the {crop}px patches")
+        for _ in range(per_pair):
+            y0 = int(rng.integers(h - crop + 1))
+            x0 = int(rng.integers(w - crop + 1))
+            xs[k] = lq[y0 : y0 + crop, x0 : x0 + crop]
+            ys[k] = hq[y0 : y0 + crop, x0 : x0 + crop]
+            k += 1
+    desc = (
+        f"{len(xs)} real patch pairs ({per_pair} per pair) of the {len(pairs)} PolyU "
+        f"'fit' pairs ({len(pairs.scenes)} scenes; held-out scenes never read)"
+    )
+    return xs, ys, desc
 
 
 def batch_at(
@@ -171,9 +246,11 @@ def _training_pool(
     per_source: int,
     crop: int,
     progress: bool,
+    real_data: str | Path | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str, float]:
-    """The (degraded, clean) patch pairs synthesised from ``n_images`` training images; with
-    what they are (for the manifest) and the seconds it took."""
+    """The (degraded, clean) patch pairs synthesised from ``n_images`` training images (and the
+    variant's real pairs, under ``real_data``, default ``data``); with what they are (for the
+    manifest) and the seconds it took."""
     from restoregraph.lab.training.perception_data import list_images, load_uint8
 
     t0 = time.time()
@@ -192,12 +269,19 @@ def _training_pool(
         progress=progress,
     )
     del images
-    pool_s = time.time() - t0
-    print(f"{variant.id}: pool of {len(xs)} patch pairs in {pool_s:.0f} s", flush=True)
     data_desc = (
         f"{data} {' + '.join(TRAIN_SUBSETS)}: {len(pick)} images, "
-        f"{len(xs)} synthesised patch pairs ({n_sources} degraded {SOURCE}px crops)"
+        f"{len(xs)} synthesised patch pairs ({n_sources} degraded {variant.source}px crops)"
     )
+    if variant.real_pairs and variant.real_per_pair > 0:
+        root = data if real_data is None else real_data
+        rx, ry, real_desc = real_pool(
+            variant, root, seed=seed, per_pair=variant.real_per_pair, crop=crop
+        )
+        xs, ys = np.concatenate([xs, rx]), np.concatenate([ys, ry])
+        data_desc += f"; {root}: {real_desc}"
+    pool_s = time.time() - t0
+    print(f"{variant.id}: pool of {len(xs)} patch pairs in {pool_s:.0f} s", flush=True)
     return xs, ys, data_desc, pool_s
 
 
@@ -276,7 +360,12 @@ def _train_steps(
                 group["lr"] = lr_at(step, steps, lr)
             xb, yb = batch_at(xs, ys, seed, step, run.batch_size)
             pred = net(torch.from_numpy(xb))
-            loss = torch.sqrt((pred - torch.from_numpy(yb)) ** 2 + 1e-6).mean()  # Charbonnier
+            err = pred - torch.from_numpy(yb)
+            loss = torch.sqrt(err**2 + 1e-6).mean()  # Charbonnier
+            if run.variant.loss == "l2":
+                loss = (err**2).mean()
+            elif run.variant.loss == "charbonnier+l2":  # L2 leads only where errors are large
+                loss = loss + 10.0 * (err**2).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -339,6 +428,7 @@ def _manifest_entry(
         "batch_size": run.batch_size,
         "crop": run.config["crop"],
         "lr": run.lr,
+        "loss": variant.loss,
         "final_loss": round(ema, 5),
         "sha256": sha256_of(out),
         "bytes": out.stat().st_size,
@@ -369,6 +459,7 @@ def train(
     manifest: str | Path | None = None,
     command: str | None = None,
     progress: bool = True,
+    real_data: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train ``variant``; write ``<out_dir>/<file>`` and its manifest entry; return the entry.
 
@@ -397,6 +488,10 @@ def train(
         "n_sources": n_sources,
         "per_source": per_source,
     }
+    if variant.source != SOURCE or variant.real_pairs or variant.loss != "charbonnier":
+        # (checkpoints of the older variants stay resumable)
+        config.update(source=variant.source, real_pairs=variant.real_pairs)
+        config.update(real_per_pair=variant.real_per_pair, loss=variant.loss)
     run = _Run(
         variant, seed, steps, batch_size, lr, config, ckpt_path, save_every, stop_after, progress
     )
@@ -409,6 +504,7 @@ def train(
         per_source=per_source,
         crop=crop,
         progress=progress,
+        real_data=real_data,
     )
     net, opt, start, elapsed_before = _start(run, resume)
     n_params = sum(p.numel() for p in net.parameters())
@@ -432,6 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task")
     p.add_argument("--variant", default=None)
     p.add_argument("--data", default="../shared/data/train")
+    p.add_argument("--real-data", default=None, help="real pairs' folder (default: --data)")
     p.add_argument("--out-dir", default=str(WEIGHTS_DIR))
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -476,6 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         manifest=args.manifest,
         command=command,
         progress=not args.no_progress,
+        real_data=args.real_data,
     )
     return 0
 

@@ -8,7 +8,9 @@ What each tool is trained on lives in :mod:`restoregraph.tools.learned.catalog`;
 
 Tool ids (stable public API): ``denoise.nafnet.{low,mid,high}``, ``dejpeg.nafnet.{mild,severe}``,
 ``deblur.nafnet.{motion,defocus}``, ``derain.nafnet``, ``dehaze.nafnet``, ``lowlight.nafnet``,
-``desnow.nafnet``, ``sr.compact.x2`` and the all-in-one ``hybrid.nafnet`` (task ``hybrid``).
+``desnow.nafnet``, ``sr.compact.x2``, the all-in-one ``hybrid.nafnet`` (task ``hybrid``) and,
+for real photos, ``deraindrop.nafnet`` and ``denoise.nafnet.real`` (trained on the realistic
+synthesis of ``restoregraph.degrade.realistic``, the latter also on real PolyU pairs).
 """
 
 from __future__ import annotations

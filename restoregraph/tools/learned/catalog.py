@@ -17,6 +17,12 @@ DnCNN stays available here (``ARCHS["dncnn"]``) for variants that want it.
 Severity: the denoisers are trained on narrow noise ranges (the levels of
 ``restoregraph.degrade``: sigma 5-15 / 15-35 / 35-50) so that the best model depends on the
 noise level, as in RestoreAgent; the JPEG models split at quality 30.
+
+Real photos: ``deraindrop.nafnet`` and ``denoise.nafnet.real`` are trained on the realistic
+synthesis of :mod:`restoregraph.degrade.realistic` (a sampler step with ``"realistic": True``
+is applied with ``apply_realistic``; the others with ``restoregraph.degrade``), degraded from
+larger crops where the degradation's size is relative to the frame (``source``), and
+``denoise.nafnet.real`` also on real noisy/clean pairs (``real_pairs``: PolyU, fit scenes only).
 """
 
 from __future__ import annotations
@@ -76,6 +82,23 @@ def _levels(*types: str) -> Sampler:
     return sample
 
 
+def _realistic(
+    type_: str, p: tuple[float, float, float] | None = None, jpeg_share: float = 0.0
+) -> Sampler:
+    """One realistic degradation (``restoregraph.degrade.realistic``) at a level 1..3 drawn
+    with probabilities ``p`` (uniform by default); then, with probability ``jpeg_share``, one
+    JPEG save at quality 50-90 (``restoregraph.degrade``), so the tool tolerates compression."""
+
+    def sample(rng: np.random.Generator) -> list[MixtureStep]:
+        level = int(rng.choice(3, p=p)) + 1
+        steps: list[MixtureStep] = [{"type": type_, "level": level, "realistic": True}]
+        if jpeg_share and rng.random() < jpeg_share:
+            steps.append({"type": "jpeg", "quality": int(rng.integers(50, 91))})
+        return steps
+
+    return sample
+
+
 # Order in which a mixture's degradations are applied (scene -> optics -> sensor -> codec).
 HYBRID_ORDER = ("haze", "rain", "snow", "low_light", "defocus", "motion_blur", "noise", "jpeg")
 
@@ -104,6 +127,12 @@ class Variant:
     crop: int = 48  # training patch side (output resolution)
     lr: float = 1e-3
     cost: float = 2.0  # seconds per megapixel on the 2-core CPU (rough hint)
+    source: int = 160  # side of the clean crop that is degraded before patches are cut
+    real_pairs: str = ""  # real (degraded, clean) pairs added to the pool: "" or "polyu"
+    real_per_pair: int = 0  # patches cut from each real pair
+    # "charbonnier" (default), "l2", or "charbonnier+l2" (+ 10 x MSE, which leads where the
+    # errors are large: the mean there, e.g. under a raindrop, rather than the median)
+    loss: str = "charbonnier"
 
     @property
     def arch_name(self) -> str:
@@ -260,6 +289,35 @@ VARIANTS: tuple[Variant, ...] = (
         _hybrid,
         steps=2500,
         cost=1.5,
+    ),
+    # real photos (docs/tools.md): appended, so the older tools keep their order
+    Variant(
+        "deraindrop.nafnet",
+        "deraindrop",
+        "",
+        "nafnet",
+        "small NAFNet (width 16) trained on realistic raindrops on the lens (refractive, "
+        "out-of-focus drops over a defocused film), a fifth of them then JPEG-compressed",
+        _realistic("raindrop", jpeg_share=0.2),
+        loss="charbonnier+l2",  # plain Charbonnier learnt the identity (the median of a drop)
+        steps=2800,
+        crop=64,
+        source=320,  # drop radii are relative to the frame: 320 px crops, like a small photo
+        cost=1.5,
+    ),
+    Variant(
+        "denoise.nafnet.real",
+        "denoise",
+        "real",
+        "nafnet",
+        "small NAFNet (width 16) trained on real camera noise: a simulated raw pipeline "
+        "(shot and read noise, demosaicing, in-camera denoising, JPEG) fitted to PolyU, "
+        "plus real PolyU noisy/clean pairs (fit scenes)",
+        _realistic("noise", p=(0.4, 0.3, 0.3)),
+        steps=3000,
+        cost=1.5,
+        real_pairs="polyu",
+        real_per_pair=16,
     ),
 )
 
