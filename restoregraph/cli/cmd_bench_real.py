@@ -9,9 +9,8 @@ from typing import Any
 
 import click
 
-from restoregraph.cli.cmd_bench import command_line
+from restoregraph.cli.cmd_bench import DOC, command_line
 from restoregraph.cli.options import run_option
-from restoregraph.lab.report import DEFAULT_DOC
 
 SECTION = "real"
 
@@ -64,13 +63,7 @@ SECTION = "real"
     default=None,
     help="Also write every raw per-photo row as JSON here.",
 )
-@click.option(
-    "--doc",
-    default=DEFAULT_DOC,
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="Markdown file whose bench section is replaced (or appended).",
-)
+@DOC
 @click.option(
     "--sheets-dir",
     default="docs/real",

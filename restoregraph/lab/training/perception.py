@@ -35,6 +35,7 @@ from restoregraph.lab.training.lr_schedule import warmup_cosine
 from restoregraph.lab.training.perception_data import (
     TYPE_INDEX,
     labels_of,
+    labels_of_levels,
     list_images,
     load_uint8,
     sample_mixture,
@@ -124,10 +125,7 @@ class MixtureDataset(Dataset[Sample]):
         if rng.random() < self.mix.clean_share:
             return clean, np.zeros(len(TYPE_INDEX), dtype=np.int64)
         out, levels = realistic_mixture(clean, rng)
-        labels = np.zeros(len(TYPE_INDEX), dtype=np.int64)
-        for t, lvl in levels.items():
-            labels[TYPE_INDEX[t]] = max(labels[TYPE_INDEX[t]], int(lvl))
-        return out, labels
+        return out, labels_of_levels(levels.items())
 
     def _real_noise(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """A crop of a real noisy camera photo (PolyU, the noise fit's scene split): noise at

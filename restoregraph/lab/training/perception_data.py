@@ -9,7 +9,7 @@ and low resolution comes before noise and JPEG most of the time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -74,10 +74,18 @@ def sample_mixture(rng: np.random.Generator) -> list[tuple[str, int]]:
 
 def labels_of(infos: Sequence[object]) -> np.ndarray:
     """Per perception type, the applied level (0 = absent), from DegradationInfo records."""
+    return labels_of_levels(
+        (PERCEPTION_TYPE_FOR_DEGRADATION[info.type], int(info.level))  # type: ignore[attr-defined]
+        for info in infos
+    )
+
+
+def labels_of_levels(levels: Iterable[tuple[str, int]]) -> np.ndarray:
+    """Per perception type, the highest level among ``(perception type, level)`` pairs (0 =
+    absent): the labels of a realistic mixture's ``{type: level}.items()`` too."""
     labels = np.zeros(len(PERCEPTION_TYPES), dtype=np.int64)
-    for info in infos:
-        t = PERCEPTION_TYPE_FOR_DEGRADATION[info.type]  # type: ignore[attr-defined]
-        labels[TYPE_INDEX[t]] = max(labels[TYPE_INDEX[t]], int(info.level))  # type: ignore[attr-defined]
+    for t, level in levels:
+        labels[TYPE_INDEX[t]] = max(labels[TYPE_INDEX[t]], int(level))
     return labels
 
 

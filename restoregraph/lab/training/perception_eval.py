@@ -28,6 +28,7 @@ from restoregraph.core.tasks import PERCEPTION_TYPES
 from restoregraph.lab.training.perception_data import (
     TYPE_INDEX,
     labels_of,
+    labels_of_levels,
     list_images,
     sample_mixture,
 )
@@ -67,8 +68,7 @@ def evaluate(
             from restoregraph.degrade.realistic import realistic_mixture
 
             out, applied = realistic_mixture(img, rng)
-            for ptype, lvl in applied.items():
-                true[i, TYPE_INDEX[ptype]] = max(true[i, TYPE_INDEX[ptype]], int(lvl))
+            true[i] = labels_of_levels(applied.items())
         else:
             mixture = sample_mixture(rng)
             out, infos = apply_mixture(img, mixture, seed=int(rng.integers(2**31)))
