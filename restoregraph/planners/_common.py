@@ -7,7 +7,7 @@ from restoregraph.planners.base import PlanRequest
 from restoregraph.tools.registry import ToolSpec
 
 
-def needed_tasks(request: PlanRequest) -> dict[str, int]:
+def needed_tasks(request: PlanRequest, with_tools_only: bool = True) -> dict[str, int]:
     """Task -> detected level for every degradation still to undo.
 
     A task is needed when perception reports a type it undoes (level >= 1), it has not been
@@ -18,14 +18,20 @@ def needed_tasks(request: PlanRequest) -> dict[str, int]:
     User constraints: a forbidden task is never needed; a required task is needed even when
     perception misses it (at level 2 when not perceived); a task with a ``strength`` gets that
     level instead of the perceived one (so the tool choice follows the asked strength).
+
+    ``with_tools_only=False`` keeps the tasks the toolbox has no tool for (to say so).
     """
     done = request.done_tasks()
-    available = set(request.toolbox.tasks())
+    tooled = set(request.toolbox.tasks())
+
+    def usable(task: str) -> bool:
+        return task in tooled or not with_tools_only
+
     forbidden = set(request.forbidden_tasks)
     out: dict[str, int] = {}
     for ptype, level in request.perception.items():
         task = TASK_FOR_PERCEPTION_TYPE.get(ptype)
-        if task is None or task in done or task not in available or task in forbidden:
+        if task is None or task in done or not usable(task) or task in forbidden:
             continue
         try:
             lvl = int(level)
@@ -35,7 +41,7 @@ def needed_tasks(request: PlanRequest) -> dict[str, int]:
             continue
         out[task] = max(out.get(task, 0), min(lvl, 3))
     for task in request.required_tasks:
-        if task not in done and task in available and task not in forbidden:
+        if task not in done and usable(task) and task not in forbidden:
             out.setdefault(task, 2)
     for task, level in request.strength.items():
         if task in out:

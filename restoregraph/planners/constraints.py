@@ -4,7 +4,6 @@ the planning node calls it whatever planner wrote the plan)."""
 from __future__ import annotations
 
 from restoregraph.core.state import PlanStep
-from restoregraph.core.tasks import TASK_FOR_PERCEPTION_TYPE
 from restoregraph.planners._common import needed_tasks
 from restoregraph.planners.base import PlanRequest
 from restoregraph.planners.fixed import FIXED_ORDER, choose_tool
@@ -35,26 +34,7 @@ def untooled_tasks(request: PlanRequest) -> list[str]:
     """Tasks the image needs (perceived, or required by the user) that the toolbox has no tool
     for: the planner skips them, and the planning node says so."""
     available = set(request.toolbox.tasks())
-    done = request.done_tasks()
-    wanted = [
-        TASK_FOR_PERCEPTION_TYPE[t]
-        for t, lvl in request.perception.items()
-        if t in TASK_FOR_PERCEPTION_TYPE and _level(lvl) >= 1
-    ]
-    wanted += list(request.required_tasks)
-    out: list[str] = []
-    for task in wanted:
-        if task in available or task in done or task in request.forbidden_tasks or task in out:
-            continue
-        out.append(task)
-    return out
-
-
-def _level(value: object) -> int:
-    try:
-        return int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return 0
+    return [t for t in needed_tasks(request, with_tools_only=False) if t not in available]
 
 
 __all__ = ["apply_constraints", "untooled_tasks"]
