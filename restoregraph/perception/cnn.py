@@ -442,9 +442,8 @@ class CNNPerceiver:
         batch = image_to_batch(image, self.crop)
         with torch.inference_mode():
             out = self.net(batch)
-            img = as_float_image(image)
-            if self.global_view and max(img.shape[:2]) > self.crop:
-                view = global_view(img, self.crop).transpose(2, 0, 1)
+            if self.global_view and max(image.shape[:2]) > self.crop:
+                view = global_view(as_float_image(image), self.crop).transpose(2, 0, 1)
                 out = torch.cat([out, self.net(torch.from_numpy(np.ascontiguousarray(view))[None])])
             return out
 
