@@ -29,6 +29,7 @@ from restoregraph.core.objectives import OBJECTIVE_NAMES
 from restoregraph.core.tasks import TASKS
 
 MODES: tuple[str, ...] = ("plan", "stepwise")
+APPROVE_MODES: tuple[str, ...] = ("off", "first", "every")
 
 
 def home_dir() -> Path:
@@ -64,6 +65,16 @@ class RunContext:
         metadata={
             "help": "One plan executed in full, or replan after every step.",
             "choices": MODES,
+        },
+    )
+    # human in the loop: the run pauses after planning (LangGraph's interrupt()) until the plan
+    # is accepted, edited or rejected (docs/approval.md)
+    approve: Literal["off", "first", "every"] = field(
+        default="off",
+        metadata={
+            "help": "Ask for approval of the first plan, or of every plan and replan "
+            "(docs/approval.md).",
+            "choices": APPROVE_MODES,
         },
     )
     max_steps: int = field(
