@@ -21,12 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command
 
 from restoregraph.core.errors import InputError, RestoreGraphError
 from restoregraph.core.settings import RunContext, home_dir
 from restoregraph.core.state import FailedAttempt, StepRecord
 from restoregraph.graph.builder import RECURSION_LIMIT, compile_graph
 from restoregraph.imageio import check_output_path, load_image, save_image
+from restoregraph.nodes.approval import KIND as APPROVAL_KIND
+from restoregraph.nodes.approval import parse_answer
+from restoregraph.nodes.resources import get_registry
 from restoregraph.store.checkpointer import make_checkpointer
 from restoregraph.store.images import ImageStore
 
@@ -43,10 +47,22 @@ class RunResult:
     report: Path | None
     seconds: float
     events: list[dict[str, Any]] = field(default_factory=list)
+    approval: dict[str, Any] | None = None
+    """The plan waiting for a person (``RunContext.approve``): the approval interrupt's value
+    (plan, perception, tools, error); answer it with ``Runner.approve``. None otherwise."""
 
     @property
     def history(self) -> list[StepRecord]:
         return list(self.state.get("history", []))
+
+
+def pending_approval(snapshot: Any) -> dict[str, Any] | None:
+    """The value of the approval interrupt a thread's latest checkpoint waits on, if any."""
+    for item in getattr(snapshot, "interrupts", ()) or ():
+        value = getattr(item, "value", None)
+        if isinstance(value, dict) and value.get("kind") == APPROVAL_KIND:
+            return value
+    return None
 
 
 def reached_end(snapshot: Any) -> bool:
@@ -214,7 +230,8 @@ class Runner:
         )
         meta["finished"] = done
         self._write_meta(run_id, meta)
-        return RunResult(run_id, state, out, report, seconds, events)
+        approval = pending_approval(snapshot)
+        return RunResult(run_id, state, out, report, seconds, events, approval)
 
     def resume(self, run_id: str, on_event: EventFn | None = None, **objects: Any) -> RunResult:
         ctx = self.context_for(run_id, **objects)
@@ -225,9 +242,24 @@ class Runner:
             if meta.get("instruction"):
                 inp["instruction"] = meta["instruction"]
             return self._run(run_id, inp, ctx, on_event)
-        if reached_end(snapshot):
-            return self.finish(run_id, ctx, [], 0.0)
+        if reached_end(snapshot) or pending_approval(snapshot) is not None:
+            return self.finish(run_id, ctx, [], 0.0)  # finished, or waiting for `approve`
         return self._run(run_id, None, ctx, on_event)
+
+    def approve(
+        self, run_id: str, answer: Any, on_event: EventFn | None = None, **objects: Any
+    ) -> RunResult:
+        """Answer the plan run ``run_id`` waits on (``RunResult.approval``) and go on: accept
+        (``True``), edit (``{"action": "edit", "plan": [tool ids]}``) or reject
+        (``{"action": "reject", "reason": ...}``); see ``restoregraph.nodes.approval``. The
+        thread resumes with ``Command(resume=answer)``; a wrong answer is a ``PlanError`` and
+        nothing runs."""
+        ctx = self.context_for(run_id, **objects)
+        snapshot = self.graph.get_state(self.config(run_id))
+        if pending_approval(snapshot) is None:
+            raise InputError(f"run {run_id!r} is not waiting for a plan approval")
+        parse_answer(answer, get_registry(ctx))  # a clear error now, not a silent re-ask
+        return self._run(run_id, Command(resume=answer), ctx, on_event)
 
     # ---- time travel ----------------------------------------------------------------------
     def state(self, run_id: str) -> dict[str, Any]:
@@ -276,6 +308,8 @@ class Runner:
         update: dict[str, Any] = {"plan": [], "stop_reason": ""}
         if instruction:
             update["instruction"] = instruction
+        if ctx.approve != "off":
+            update["approved_round"] = 0  # a new request: approve="first" asks again
         new_config = self.graph.update_state(head.config, update, as_node="perception")
         t0 = time.perf_counter()
         events = self._stream(None, run_id, ctx, on_event, config=new_config)
@@ -321,6 +355,8 @@ class Runner:
             update["failed"] = [
                 FailedAttempt(tool=undone[0]["tool"], position=to_step, reason="undone by the user")
             ]
+        if ctx.approve != "off":
+            update["approved_round"] = 0  # a new request: approve="first" asks again
         new_config = self.graph.update_state(fork.config, update, as_node="perception")
         t0 = time.perf_counter()
         events = self._stream(None, run_id, ctx, on_event, config=new_config)

@@ -80,6 +80,21 @@ class FailedAttempt(TypedDict):
     reason: str
 
 
+class PlanApproval(TypedDict):
+    """A person's answer to a plan (``RunContext.approve``; docs/approval.md)."""
+
+    round: int
+    """The planning round whose plan was reviewed."""
+    action: Literal["accept", "edit", "reject"]
+    """What the person decided."""
+    proposed: list[str]
+    """The planner's tool ids."""
+    plan: list[str]
+    """The tool ids that run (empty when rejected)."""
+    reason: str
+    """The reason given with a rejection, if any."""
+
+
 class RestoreInput(TypedDict):
     """What a caller gives the graph."""
 
@@ -130,6 +145,8 @@ class RestoreState(TypedDict):
     rounds: NotRequired[int]  # planning rounds so far
     stop_reason: NotRequired[str]
     abandoned: NotRequired[list[str]]  # summaries of branches undone by the user
+    approved_round: NotRequired[int]  # last round whose plan a person reviewed (approve)
+    approvals: NotRequired[list[PlanApproval]]  # every review: accepted, edited, rejected
 
 
 # What ``pydantic.with_config(ConfigDict(use_attribute_docstrings=True))`` would set: the field
@@ -140,6 +157,7 @@ _SCHEMAS: tuple[Any, ...] = (
     PlanStep,
     StepRecord,
     FailedAttempt,
+    PlanApproval,
     RestoreInput,
     RestoreOutput,
     RestoreState,

@@ -1,5 +1,6 @@
 """Planning: ask the configured planner for a plan; validate every tool id against the toolbox;
-enforce the user's constraints (forbidden / required tasks) whatever the planner said."""
+enforce the user's constraints (forbidden / required tasks) whatever the planner said. With
+``RunContext.approve`` on, the plan goes to the approval node (a person) before execution."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from langgraph.types import Command
 from restoregraph.core.errors import PlanError
 from restoregraph.core.settings import RunContext
 from restoregraph.core.state import RestoreState
+from restoregraph.nodes.approval import needs_approval
 from restoregraph.nodes.common import emit
 from restoregraph.nodes.resources import get_planner, get_registry, get_store, run_context
 from restoregraph.planners import (
@@ -65,7 +67,7 @@ def _ask(planner: Planner, request: PlanRequest) -> Plan:
 
 def planning(
     state: RestoreState, runtime: Runtime[RunContext]
-) -> Command[Literal["execution", "__end__"]]:
+) -> Command[Literal["approval", "execution", "__end__"]]:
     ctx = run_context(runtime)
     request = build_request(state, ctx)
     rounds = state.get("rounds", 0) + 1
@@ -96,4 +98,6 @@ def planning(
             f" (no tool for {', '.join(missing)})" if missing else ""
         )
         return Command(update=update, goto="__end__")
+    if needs_approval(state, ctx):
+        return Command(update=update, goto="approval")
     return Command(update=update, goto="execution")
