@@ -103,6 +103,15 @@ def _make_runner(home: Path | None) -> Any:
     return Runner(home)
 
 
+def _approvals(runner: Any, result: Any) -> Any:
+    """Ask for the plans a run with --approve waits on (restoregraph.cli.approval)."""
+    if result.approval is None:
+        return result
+    from restoregraph.cli.approval import until_approved
+
+    return until_approved(runner, result, console, ProgressDisplay)
+
+
 def _summary(result: Any) -> None:
     state = result.state
     console.print(f"[bold]done[/bold] in {result.seconds:.1f} s — {state.get('stop_reason', '')}")
@@ -117,6 +126,7 @@ def _summary(result: Any) -> None:
 @OUTPUT
 @PLANNER
 @run_option("mode")
+@run_option("approve")
 @OBJECTIVE
 @run_option("max_steps")
 @run_option("seed")
@@ -151,6 +161,7 @@ def restore(
     output: Path,
     planner: str,
     mode: str,
+    approve: str,
     objective: str,
     max_steps: int,
     seed: int,
@@ -169,6 +180,9 @@ def restore(
 
     IMAGE may be a folder: every image in it is restored into the folder -o (see docs/batch.md);
     the same command run again resumes an interrupted batch.
+
+    --approve first|every shows the plan and asks: accept, edit or reject (docs/approval.md);
+    without a terminal the answers are read from standard input, one line each.
     """
     from restoregraph.core.settings import RunContext
     from restoregraph.planners import PLANNERS
@@ -179,6 +193,8 @@ def restore(
         raise InputError("--workers, --ray and --batch-id apply to a folder of images")
     if image.is_dir() and run_id:
         raise InputError("--run-id names one run; for a folder use --batch-id")
+    if image.is_dir() and approve != "off":
+        raise InputError("--approve asks about one image's plan; it does not apply to a folder")
     tool_ids = None
     if toolbox is not None:
         from restoregraph.tools import default_registry
@@ -190,6 +206,7 @@ def restore(
     ctx = RunContext(
         planner=planner,
         mode=mode,  # type: ignore[arg-type]  # click.Choice validated it
+        approve=approve,  # type: ignore[arg-type]
         objective=objective,  # type: ignore[arg-type]
         max_steps=max_steps,
         seed=seed,
@@ -230,7 +247,7 @@ def restore(
             overwrite=overwrite,
             on_event=show,
         )
-    _summary(result)
+    _summary(_approvals(runner, result))
 
 
 @click.command("resume")
@@ -241,7 +258,7 @@ def resume(run: str, home: Path | None) -> None:
     runner = _make_runner(home)
     with ProgressDisplay() as show:
         result = runner.resume(run, on_event=show)
-    _summary(result)
+    _summary(_approvals(runner, result))
 
 
 @click.command("history")

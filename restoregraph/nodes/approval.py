@@ -19,6 +19,7 @@ request (the first plan of a run, and again after ``Runner.continue_run`` or ``u
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -143,3 +144,32 @@ def approval(
         update["plan_text"] = format_plan(steps)
         update["planner_notes"] = [f"round {rounds}: plan edited by the user"]
     return Command(update=update, goto="execution")
+
+
+_ID = re.compile(r"[a-z][a-z0-9_-]*(?:\.[a-z0-9_-]+)+")
+_YES = ("a", "accept", "approve", "yes", "y", "ok", "okay", "sure", "go", "run", "fine")
+_YES_PHRASES = ("looks good", "sounds good", "go ahead", "do it", "lgtm")
+_NO = ("r", "reject", "no", "n", "nope", "stop", "cancel", "abort")
+
+
+def answer_from_text(text: str) -> Any:
+    """A typed answer (the CLI prompt, a chat message) as a resume value, or None when the text
+    is not one: ``a`` / ``yes`` / ``accept`` -> ``True``; ``r`` / ``no`` / ``reject`` [reason]
+    -> a rejection with the rest as the reason; tool ids (``e denoise.tv, dejpeg.deblock``,
+    ``use denoise.tv``) -> an edit. ``e`` or ``edit`` alone is None (ask for the ids)."""
+    low = " ".join(text.lower().split())
+    ids = _ID.findall(low)
+    words = low.split(" ", 1)
+    first = words[0].strip(".,!:;") if words[0] else ""
+    rest = words[1].strip(" .,!:;-") if len(words) > 1 else ""
+    if ids:
+        return {"action": "edit", "plan": ids}
+    if first in _NO:
+        return (
+            {"action": "reject", "reason": " ".join(text.split()[1:]).strip(" .,!:;-")}
+            if rest
+            else {"action": "reject"}
+        )
+    if first in _YES or low.startswith(_YES_PHRASES):
+        return True
+    return None

@@ -1,0 +1,113 @@
+"""The plan approval from the front ends: the CLI (`restore --approve`, on a terminal and from
+standard input), the chat (the next message answers) and the web app (the approve/edit panel)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from restoregraph.chat.router import RuleRouter
+from restoregraph.chat.session import ChatSession
+from restoregraph.cli.main import main
+from restoregraph.degrade import apply_mixture
+from restoregraph.imageio import save_image
+from restoregraph.nodes.approval import answer_from_text
+from restoregraph.runner import Runner
+
+
+@pytest.fixture
+def noisy(tmp_path: Path, astronaut_192: np.ndarray) -> Path:
+    img, _ = apply_mixture(astronaut_192[48:144, 48:144], [("noise", 2)], seed=0)
+    return save_image(img, tmp_path / "in.png")
+
+
+def test_answer_from_text() -> None:
+    assert answer_from_text("a") is True and answer_from_text("Yes please") is True
+    assert answer_from_text("looks good, go") is True
+    assert answer_from_text("r") == {"action": "reject"}
+    assert answer_from_text("no, keep the Grain") == {
+        "action": "reject",
+        "reason": "keep the Grain",
+    }
+    edit = {"action": "edit", "plan": ["denoise.tv", "dejpeg.deblock"]}
+    assert answer_from_text("e denoise.tv, dejpeg.deblock") == edit
+    assert answer_from_text("use denoise.tv then dejpeg.deblock") == edit
+    assert answer_from_text("e") is None and answer_from_text("hmm, not sure") is None
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+
+
+def cli(
+    argv: list[str], stdin: str, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> tuple[int, str]:
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    return int(exc.value.code or 0), capsys.readouterr().err
+
+
+def restore_args(noisy: Path, out: Path, home: Path, approve: str = "first") -> list[str]:
+    return [
+        "restore", str(noisy), "-o", str(out), "--planner", "fixed", "--max-steps", "2",
+        "--approve", approve, "--home", str(home), "--run-id", "cli",
+    ]  # fmt: skip
+
+
+def test_cli_reads_answers_from_stdin(
+    noisy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    home, out = tmp_path / "home", tmp_path / "out.png"
+    # a wrong id is refused and the next line read; the edited plan runs
+    rc, err = cli(
+        restore_args(noisy, out, home),
+        "e denoise.magic\ne denoise.bilateral\n",
+        capsys,
+        monkeypatch,
+    )
+    assert rc == 0, err
+    assert "plan to approve (round 1)" in err and "perceived: noise" in err
+    assert "unknown tool id(s) 'denoise.magic'" in err
+    assert out.exists()
+    assert Runner(home).history("cli")[0]["tool"] == "denoise.bilateral"
+
+
+def test_cli_without_an_answer_stops_clearly_and_resume_asks_again(
+    noisy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    home, out = tmp_path / "home", tmp_path / "out.png"
+    rc, err = cli(restore_args(noisy, out, home), "", capsys, monkeypatch)
+    assert rc != 0 and "Traceback" not in err
+    assert "waits for a plan approval and standard input ended" in err
+    assert "restoregraph resume cli" in err and not out.exists()
+    assert Runner(home).history("cli") == []  # nothing executed; the run waits, checkpointed
+    rc, err = cli(["resume", "cli", "--home", str(home)], "r not now\n", capsys, monkeypatch)
+    assert rc == 0, err
+    assert "plan rejected by the user: not now" in err
+    assert Runner(home).history("cli") == []
+
+
+def test_cli_prompts_on_a_terminal(
+    noisy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    monkeypatch.setattr("restoregraph.cli.approval.is_terminal", lambda: True)
+    home, out = tmp_path / "home", tmp_path / "out.png"
+    # "e" asks for the ids with the toolbox listed; Enter at the next plan (every) accepts
+    rc, err = cli(restore_args(noisy, out, home, "every"), "e\ndenoise.tv\n\n", capsys, monkeypatch)
+    assert rc == 0, err
+    assert "[a]ccept, [e]dit or [r]eject" in err and "tools: denoise." in err
+    steps = Runner(home).history("cli")
+    assert steps[0]["tool"] == "denoise.tv" and len(steps) == 2 and out.exists()
+    assert [a["action"] for a in Runner(home).state("cli")["approvals"]] == ["edit", "accept"]
+
+
+def test_cli_refuses_approve_for_a_folder(
+    noisy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    argv = ["restore", str(noisy.parent), "-o", str(tmp_path / "o"), "--approve", "first"]
+    rc, err = cli(argv, "", capsys, monkeypatch)
+    assert rc != 0 and "--approve" in err and "folder" in err
