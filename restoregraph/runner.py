@@ -246,6 +246,11 @@ class Runner:
             return self.finish(run_id, ctx, [], 0.0)  # finished, or waiting for `approve`
         return self._run(run_id, None, ctx, on_event)
 
+    def approval_request(self, run_id: str) -> dict[str, Any] | None:
+        """The plan run ``run_id`` waits on (the approval interrupt's value), or None."""
+        self.meta(run_id)
+        return pending_approval(self.graph.get_state(self.config(run_id)))
+
     def approve(
         self, run_id: str, answer: Any, on_event: EventFn | None = None, **objects: Any
     ) -> RunResult:

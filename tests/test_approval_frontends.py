@@ -111,3 +111,51 @@ def test_cli_refuses_approve_for_a_folder(
     argv = ["restore", str(noisy.parent), "-o", str(tmp_path / "o"), "--approve", "first"]
     rc, err = cli(argv, "", capsys, monkeypatch)
     assert rc != 0 and "--approve" in err and "folder" in err
+
+
+# --- chat ---------------------------------------------------------------------------------------
+
+
+def chat(home: Path, noisy: Path, **settings: Any) -> ChatSession:
+    router = RuleRouter(classifier=None)
+    return ChatSession(Runner(home), noisy, router=router, planner="fixed", max_steps=2, **settings)
+
+
+def test_chat_asks_and_the_next_message_answers(home: Path, noisy: Path) -> None:
+    session = chat(home, noisy, approve="first")
+    first = session.send("fix this photo")
+    assert first.approval is not None and first.steps == []
+    assert "Plan to approve (round 1)" in first.text and "Reply yes" in first.text
+    assert "Nothing ran" not in first.text
+    # not an answer: asked again, nothing runs
+    again = session.send("what do you think?")
+    assert "I need an answer to the plan first" in again.text and again.approval is not None
+    bad = session.send("use denoise.magic")
+    assert "unknown tool id(s) 'denoise.magic'" in bad.text and session.steps() == []
+    done = session.send("use denoise.bilateral")
+    assert done.approval is None and done.text.startswith("Plan edited.")
+    assert done.steps[0]["tool"] == "denoise.bilateral"
+    # a follow-up request asks again ("first" is per request)
+    follow = session.send("now sharpen it")
+    assert follow.approval is not None and follow.approval["plan"][0]["task"] == "deblur"
+    no = session.send("no, leave it soft")
+    assert no.approval is None and "plan rejected by the user: leave it soft" in no.text
+    assert [s["tool"] for s in session.steps()] == [s["tool"] for s in done.steps]
+
+
+def test_chat_structured_answer_keeps_the_follow_up_settings(home: Path, noisy: Path) -> None:
+    session = chat(home, noisy, approve="every")
+    session.send("fix this photo")
+    reply = session.approve(True)
+    while reply.approval is not None:
+        reply = session.approve({"action": "accept"})
+    assert reply.steps and reply.text.startswith("Plan accepted.")
+    # the follow-up's settings (only deblur tools, required) hold when its plan is answered
+    follow = session.send("sharpen it")
+    assert follow.approval is not None
+    assert set(follow.approval["tools"]) and all(
+        t.startswith("deblur.") for t in follow.approval["tools"]
+    )
+    refused = session.approve(["denoise.tv"])  # not in this request's toolbox
+    assert "unknown tool id(s) 'denoise.tv'" in refused.text
+    assert session.approve(True).steps[-1]["task"] == "deblur"

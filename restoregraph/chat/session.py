@@ -24,6 +24,12 @@ What each routing decision (``restoregraph.chat.router.Route``) does:
 * help   -- a text answer, nothing runs.
 
 A "don't <task>" stays in force for the session until the user asks for that task by name.
+
+With ``approve="first"`` or ``"every"`` (docs/approval.md) a run stops at its plan and the reply
+asks about it (``ChatReply.approval``); the next message is the answer: "yes", "no [reason]" or
+the tool ids to run instead ("use denoise.tv, dejpeg.deblock"); anything else asks again.
+``ChatSession.approve(answer)`` takes a structured answer (``True``, ``{"action": "edit",
+"plan": [...]}``...).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from restoregraph.chat.router import Route, make_router
+from restoregraph.core.errors import PlanError
 from restoregraph.core.settings import RunContext
 from restoregraph.runner import Runner, RunResult
 
@@ -69,6 +76,7 @@ class ChatReply:
     route_seconds: float = 0.0
     seconds: float = 0.0
     events: list[dict[str, Any]] = field(default_factory=list)
+    approval: dict[str, Any] | None = None  # the plan waiting for the user's answer, if any
 
     @property
     def accepted(self) -> list[dict[str, Any]]:
@@ -102,6 +110,7 @@ class ChatSession:
         self.run_id: str | None = None
         self.forbidden: set[str] = set(self.base.forbidden_tasks)
         self._turns: list[dict[str, Any]] = []
+        self._last_objects: dict[str, Any] = {}  # the settings of the last runner call
 
     # ---- public API ---------------------------------------------------------------------------
     @property
@@ -120,9 +129,52 @@ class ChatSession:
         """The conversation so far: one dict per message (message, route, reply, seconds)."""
         return [dict(t) for t in self._turns]
 
-    def send(self, message: str, on_event: EventFn | None = None) -> ChatReply:
-        """Route ``message`` and act on the image; ``on_event`` gets the graph's progress events."""
+    @property
+    def approval(self) -> dict[str, Any] | None:
+        """The plan waiting for the user's answer (``approve`` first / every), or None."""
+        return self.runner.approval_request(self.run_id) if self.run_id else None
+
+    def approve(self, answer: Any, on_event: EventFn | None = None) -> ChatReply:
+        """Answer the waiting plan: ``True``, ``{"action": "edit", "plan": [tool ids]}``,
+        ``{"action": "reject", "reason": ...}`` (``restoregraph.nodes.approval``)."""
         t0 = time.perf_counter()
+        reply = self._approve(answer, on_event)
+        reply.seconds = time.perf_counter() - t0
+        self._turns.append(
+            {
+                "message": f"(plan answer: {answer!r})",
+                "route": None,
+                "reply": reply.text,
+                "run_id": reply.run_id,
+                "seconds": round(reply.seconds, 3),
+            }
+        )
+        return reply
+
+    def send(self, message: str, on_event: EventFn | None = None) -> ChatReply:
+        """Route ``message`` and act on the image; ``on_event`` gets the graph's progress events.
+        While a plan waits for approval, the message is the answer to it."""
+        t0 = time.perf_counter()
+        if self.approval is not None:
+            from restoregraph.nodes.approval import answer_from_text
+
+            answer = answer_from_text(message)
+            if answer is None:
+                reply = self._reply("I need an answer to the plan first. " + self._question())
+                reply.approval = self.approval
+            else:
+                reply = self._approve(answer, on_event)
+            reply.seconds = time.perf_counter() - t0
+            self._turns.append(
+                {
+                    "message": message,
+                    "route": None,
+                    "reply": reply.text,
+                    "run_id": reply.run_id,
+                    "seconds": round(reply.seconds, 3),
+                }
+            )
+            return reply
         route = self.router.route(message)
         route_seconds = time.perf_counter() - t0
         reply = self._act(route, message, on_event)
@@ -289,6 +341,39 @@ class ChatSession:
         head = f"Redid {', '.join(route.tasks)} {word} (from step {to})"
         return self._result_reply(result, head, keep)
 
+    def _approve(self, answer: Any, on_event: EventFn | None) -> ChatReply:
+        from restoregraph.nodes.approval import parse_answer
+        from restoregraph.nodes.resources import get_registry
+
+        if self.run_id is None or self.approval is None:
+            return self._reply("No plan is waiting for an answer.")
+        objects = self._last_objects or {k: getattr(self.base, k) for k in _OBJECT_FIELDS}
+        try:
+            action = parse_answer(
+                answer, get_registry(self.runner.context_for(self.run_id, **objects))
+            )[0]
+        except PlanError as exc:
+            reply = self._reply(f"{exc}. " + self._question())
+            reply.approval = self.approval
+            return reply
+        keep = len(self.steps())
+        result = self.runner.approve(self.run_id, answer, on_event=on_event, **objects)
+        head = {"accept": "Plan accepted", "edit": "Plan edited", "reject": "Plan rejected"}[action]
+        return self._result_reply(result, head, keep)
+
+    def _question(self, request: dict[str, Any] | None = None) -> str:
+        """The plan a run waits on, as a question."""
+        request = request if request is not None else self.approval
+        if request is None:
+            return ""
+        plan = " -> ".join(s["tool"] for s in request.get("plan", []))
+        seen = ", ".join(f"{k} {v}" for k, v in request.get("perception", {}).items()) or "nothing"
+        return (
+            f"Plan to approve (round {request.get('round')}): {plan} (perceived: {seen}). "
+            "Reply yes to run it, no to cancel, or name the tools to run instead "
+            "(e.g. denoise.tv, dejpeg.deblock)."
+        )
+
     # ---- helpers ------------------------------------------------------------------------------
     def _accepted(self) -> list[dict[str, Any]]:
         return [h for h in self.steps() if h["status"] == "accepted"]
@@ -328,10 +413,12 @@ class ChatSession:
             done = len(history)
         out["max_steps"] = min(RunContext.bounds("max_steps")[1], done + self.base.max_steps)
         out["max_rounds"] = int(state.get("rounds", 0)) + self.base.max_rounds
+        self._last_objects = dict(out)  # an approval resumes the run with the same settings
         return out
 
     def _run(self, message: str, on_event: EventFn | None, **overrides: Any) -> RunResult:
         if self.run_id is None:
+            self._last_objects = {k: getattr(self.base, k) for k in _OBJECT_FIELDS}
             settings = {**self.settings, **overrides}
             result = self.runner.start(
                 self.image_path,
@@ -364,14 +451,23 @@ class ChatSession:
                     lines.append(f"Step {n}: {h['tool']} accepted ({h['reason']}).")
                 else:
                     lines.append(f"{h['tool']} {h['status'].replace('_', ' ')}: {h['reason']}.")
-            if not new:
+            if not new and result.approval is None:
                 stop = result.state.get("stop_reason") or "no step ran"
                 lines.append(f"Nothing ran: {stop}.")
         chain = ", ".join(f"{i}. {h['tool']}" for i, h in enumerate(accepted, 1)) or "none"
         lines.append(f"Current result: {len(accepted)} step(s) ({chain}).")
+        if result.approval is not None:
+            lines.append(self._question(result.approval))
         current = result.state.get("current")
         image = Path(current["uri"]) if current else self.image_path
-        return ChatReply(" ".join(lines), image, result.run_id, steps, events=result.events)
+        return ChatReply(
+            " ".join(lines),
+            image,
+            result.run_id,
+            steps,
+            events=result.events,
+            approval=result.approval,
+        )
 
 
 def route_instruction(ctx: RunContext, instruction: str, router: Any = None) -> Route:
