@@ -665,7 +665,9 @@ def test_openai_json_plan_and_request_body(server: Any, degraded: np.ndarray) ->
     assert body["response_format"]["type"] == "json_schema"
     tool_enum = schema["properties"]["steps"]["items"]["properties"]["tool"]["enum"]
     assert sorted(tool_enum) == sorted(req.toolbox.ids())
-    assert schema["properties"]["steps"]["maxItems"] == MAX_PLAN_STEPS
+    # one step per task of the toolbox at most (a small model would fill MAX_PLAN_STEPS)
+    n_tasks = len(set(req.toolbox.tasks()))
+    assert schema["properties"]["steps"]["maxItems"] == min(MAX_PLAN_STEPS, n_tasks)
     assert plan_schema(req.toolbox) == schema
 
 
@@ -734,10 +736,11 @@ def test_openai_endpoint_failures_fall_back(
     assert plan.note.startswith("fell back to fixed:"), plan.note
     assert plan.steps == FixedPlanner().plan(req).steps
     assert any("falling back" in r.getMessage() for r in caplog.records)
-    if mode in ("http500", "slow"):
+    if mode == "http500":
         assert len(server.requests) == 2  # retried once (retries=1)
     if mode == "slow":
-        assert "no reply within" in plan.note
+        assert len(server.requests) == 1  # a time-out is not retried: the wait would double
+        assert "within 0.3 s" in plan.note
 
 
 def test_openai_schema_refused_asks_without_it(server: Any, degraded: np.ndarray) -> None:

