@@ -23,6 +23,7 @@ from restoregraph.cli.options import HOME, OBJECTIVE, PLANNER, run_option
 @PLANNER
 @OBJECTIVE
 @run_option("max_steps", help="Step budget.")
+@run_option("approve")
 def serve_cmd(
     host: str,
     port: int,
@@ -31,6 +32,7 @@ def serve_cmd(
     planner: str,
     objective: str,
     max_steps: int,
+    approve: str,
 ) -> None:
     """Serve the web app: upload a photo, chat, watch the plan run, compare, undo, download."""
     from restoregraph.core.errors import InputError
@@ -53,5 +55,10 @@ def serve_cmd(
         host=host,
         port=port,
         max_upload_mb=max_upload_mb,
-        settings={"planner": planner, "objective": objective, "max_steps": max_steps},
+        settings={
+            "planner": planner,
+            "objective": objective,
+            "max_steps": max_steps,
+            "approve": approve,  # an approve/edit panel shows each plan that waits
+        },
     )
