@@ -369,3 +369,13 @@ def test_default_fallback_is_the_default_planner(server: Any) -> None:
     assert p.fallback.name == RunContext().planner == "embedded"
     plan = p.plan(request())
     assert plan.note.startswith("fell back to embedded: malformed reply"), plan.note
+
+
+def test_a_fallback_that_cannot_plan_gives_way_to_fixed(server: Any) -> None:
+    # the embedded planner needs the current image; a library request without one still gets
+    # a plan, and the note keeps the server's reason
+    req = PlanRequest(perception={"noise": 2, "jpeg": 2}, toolbox=toolbox())
+    plan = planner(server, "no-such-model", fallback=None).plan(req)
+    assert plan.steps == FixedPlanner().plan(req).steps
+    assert plan.note.startswith("fell back to fixed: HTTP 404 from http://"), plan.note
+    assert "does not exist" in plan.note and "embedded failed" in plan.note

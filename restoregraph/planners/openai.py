@@ -348,7 +348,17 @@ class OpenAIPlanner:
         log.warning(
             "openai planner (model %r): %s; falling back to %s", self.model, reason, fb.name
         )
-        plan = fb.plan(request)
+        try:
+            plan = fb.plan(request)
+        except PlanError as exc:  # e.g. embedded without the request's image: the fixed rules
+            if fb.name == "fixed":
+                raise
+            from restoregraph.planners.registry import get_planner
+
+            log.warning("openai planner: the %s fallback failed (%s); using fixed", fb.name, exc)
+            notes = [*notes, f"{fb.name} failed: {_short(str(exc), 120)}"]
+            fb = get_planner("fixed")
+            plan = fb.plan(request)
         note = "; ".join([f"fell back to {fb.name}: {reason}", *notes])
         if plan.note:
             note += f"; {plan.note}"

@@ -9,8 +9,9 @@ Start the server and run these with ``scripts/vllm_integration.sh`` (it sets the
 
 The served model is tiny (SmolLM2-135M-Instruct): what it plans is not judged, only that the
 whole path works: the request reaches vLLM, the JSON-schema ``response_format`` restricts the
-reply to toolbox ids, the planner parses it, the agent runs the plan, and a dead endpoint
-falls back to the fixed planner.
+reply to toolbox ids, the planner parses it, the agent runs the plan, an image sent to the
+text-only model is dropped after vLLM's HTTP 400, and a dead endpoint falls back to the
+``embedded`` planner (the default fallback).
 """
 
 from __future__ import annotations
@@ -67,8 +68,14 @@ def record(test: str, **data: Any) -> None:
 
 
 def planner(model: str = MODEL, **options: Any) -> OpenAIPlanner:
-    # send_image=False: SmolLM2 is a text-only model (see test_image_part_to_text_model).
-    opts: dict[str, Any] = {"timeout": TIMEOUT, "retries": 1, "send_image": False}
+    # send_image=False: SmolLM2 is a text-only model; the planner would find out from the
+    # server's HTTP 400 (test_image_part_to_text_model), at the cost of one refused request.
+    opts: dict[str, Any] = {
+        "timeout": TIMEOUT,
+        "total_timeout": TIMEOUT,
+        "retries": 1,
+        "send_image": False,
+    }
     opts.update(options)
     p = get_planner("openai", base_url=URL, model=model, **opts)
     assert isinstance(p, OpenAIPlanner)
@@ -77,6 +84,11 @@ def planner(model: str = MODEL, **options: Any) -> OpenAIPlanner:
 
 def request(**kw: Any) -> PlanRequest:
     return PlanRequest(perception=dict(PERCEPTION), toolbox=builtin_registry(), **kw)
+
+
+def grey() -> np.ndarray:
+    """A current image for the requests whose fallback is the embedded planner (it needs one)."""
+    return np.full((32, 32, 3), 0.5, np.float32)
 
 
 def schema_errors(data: Any, toolbox: Any) -> list[str]:
@@ -230,6 +242,7 @@ def test_agent_run_with_vllm_planner(tmp_path: Path, degraded: Path) -> None:
             "model": MODEL,
             "send_image": False,
             "timeout": TIMEOUT,
+            "total_timeout": TIMEOUT,
             "retries": 1,
         },
         max_steps=4,
@@ -281,6 +294,8 @@ def test_cli_restore_with_vllm_planner(tmp_path: Path, degraded: Path) -> None:
         "send_image=false",
         "-P",
         f"timeout={TIMEOUT:g}",
+        "-P",
+        f"total_timeout={TIMEOUT:g}",
         "--max-steps",
         "3",
         "--run-id",
@@ -307,8 +322,10 @@ def test_cli_restore_with_vllm_planner(tmp_path: Path, degraded: Path) -> None:
 def test_dead_endpoint_falls_back(tmp_path: Path, degraded: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}/v1"
     p = get_planner("openai", base_url=dead, model=MODEL, retries=0, timeout=5)
-    plan = p.plan(request())
-    assert plan.note.startswith("fell back to fixed: cannot reach"), plan.note
+    assert isinstance(p, OpenAIPlanner)
+    plan = p.plan(request(load_image=grey))
+    fallback = p.fallback.name  # embedded, the default planner (fixed if it cannot be built)
+    assert plan.note.startswith(f"fell back to {fallback}: cannot reach"), plan.note
     assert plan.steps
 
     ctx = RunContext(
@@ -320,43 +337,49 @@ def test_dead_endpoint_falls_back(tmp_path: Path, degraded: Path) -> None:
     out = tmp_path / "out.png"
     result = Runner(tmp_path / "home").start(degraded, out, ctx)
     assert out.exists()
-    assert result.state["planner_note"].startswith("fell back to fixed"), result.state
+    assert result.state["planner_note"].startswith(f"fell back to {fallback}"), result.state
     record("dead_endpoint", note=plan.note, run_note=result.state["planner_note"])
 
 
 def test_unknown_model_name_falls_back() -> None:
     p = planner(model="no-such-model", retries=0)
-    plan = p.plan(request())
+    plan = p.plan(request(load_image=grey))
     record("unknown_model", note=plan.note)
-    assert plan.note.startswith("fell back to fixed: HTTP 404"), plan.note
+    assert plan.note.startswith(f"fell back to {p.fallback.name}: HTTP 404"), plan.note
+    assert "no-such-model" in plan.note  # the server's reason ("The model ... does not exist")
 
 
 # -- the image part: what a text-only model does with it -------------------------------------
 def test_image_part_to_text_model() -> None:
     """``send_image=True`` (the default) sends a PNG data URL; a text-only model refuses it.
 
-    The planner reads the HTTP 400 as "no response_format support", asks again without the
-    schema (still with the image), gets 400 again and falls back. Recorded so the docs can
-    say to pass ``send_image=False`` for text-only models.
+    vLLM answers HTTP 400 ``"smollm2 is not a multimodal model"``; the planner reads the
+    reason, asks again without the image (keeping the schema), plans from the model's reply,
+    and sends no image in its later plans.
     """
-    img = np.full((32, 32, 3), 0.5, np.float32)
     p = planner(send_image=True, retries=0)
-    req = request(load_image=lambda: img)
+    req = request(load_image=grey)
     raw = httpx.post(
         f"{URL}/chat/completions",
         json=p.build_payload(req, p.build_messages(req), structured=True),
         timeout=TIMEOUT,
     )
     plan = p.plan(req)
+    sent = p.last_request or {}
+    again = p.plan(req)
     record(
         "image_to_text_model",
         http_status=raw.status_code,
         server_said=raw.text[:400],
         note=plan.note,
+        next_note=again.note,
     )
-    assert plan.steps or plan.stop  # a valid plan either way
-    if plan.note.startswith("fell back"):
-        assert "HTTP 400" in plan.note, plan.note
+    assert raw.status_code == 400 and "multimodal" in raw.text, raw.text[:400]
+    assert plan.note.startswith(f"openai {MODEL}"), plan.note  # from the model
+    assert "multimodal" in plan.note and "multimodal" in p.image_refused  # the server's words
+    assert isinstance(sent["messages"][1]["content"], str)  # asked without the image
+    assert "response_format" in sent  # still structured
+    assert again.note.startswith(f"openai {MODEL}") and "no image sent" in again.note
 
 
 # -- LoRA: an adapter is chosen by model name -------------------------------------------------
