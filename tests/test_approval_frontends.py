@@ -159,3 +159,74 @@ def test_chat_structured_answer_keeps_the_follow_up_settings(home: Path, noisy: 
     refused = session.approve(["denoise.tv"])  # not in this request's toolbox
     assert "unknown tool id(s) 'denoise.tv'" in refused.text
     assert session.approve(True).steps[-1]["task"] == "deblur"
+
+
+# --- web app ------------------------------------------------------------------------------------
+
+
+def web(home: Path, use_chat: bool, approve: str = "first") -> Any:
+    from restoregraph.web.session import Workspace
+
+    settings = {"planner": "fixed", "max_steps": 2, "approve": approve}
+    return Workspace(Runner(home), settings, use_chat=use_chat)
+
+
+def test_web_runner_mode_asks_and_answers(home: Path, noisy: Path) -> None:
+    ws = web(home, use_chat=False)
+    conv = ws.accept_upload(noisy)
+    first = ws.send(conv, "fix it")
+    assert first.approval is not None and first.text.startswith("Plan to approve (round 1)")
+    view = ws.view(conv)
+    assert view is not None and view.approval == first.approval and view.steps == []
+    assert "I need an answer" in ws.send(conv, "hmm").text
+    with pytest.raises(Exception, match="unknown tool id"):
+        ws.approve(conv, {"action": "edit", "plan": ["denoise.magic"]})
+    done = ws.approve(conv, {"action": "edit", "plan": ["denoise.bilateral"]})
+    assert done.approval is None and done.text.startswith("Plan edited. Restored with")
+    after = ws.view(conv)
+    assert (
+        after is not None and after.steps[0].tool == "denoise.bilateral" and after.approval is None
+    )
+    with pytest.raises(Exception, match="no plan is waiting"):
+        ws.approve(conv, True)
+
+
+def test_web_panel_shows_the_plan_and_its_buttons_answer(home: Path, noisy: Path) -> None:
+    from restoregraph.web.server import prepare_environment
+
+    prepare_environment(home)
+    from restoregraph.web.app import build_app
+    from restoregraph.web.approval import on_approve, panel_update
+    from restoregraph.web.handlers import Handlers
+
+    ws = web(home, use_chat=True, approve="every")
+    demo = build_app(ws)
+    ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
+    assert {
+        "approval",
+        "approval-plan",
+        "approval-tools",
+        "approval-accept",
+        "approval-reject",
+    } <= ids
+    handlers = Handlers(ws)
+    conv = ws.accept_upload(noisy)
+    reply = ws.send(conv, "fix this photo")
+    assert reply.approval is not None and "Plan to approve" in reply.text
+    box, plan, tools = panel_update(handlers, conv.id)
+    assert box["visible"] is True and "Plan to approve" in plan["value"]
+    assert tools["value"] == ", ".join(s["tool"] for s in reply.approval["plan"])
+    # a wrong id in the box: the chat answer says why and asks again; nothing ran
+    last = list(on_approve(handlers, "edit", "denoise.magic", conv.id, []))[-1]
+    assert "unknown tool id(s) 'denoise.magic'" in last[0][-1]["content"]
+    assert ws.view(conv).steps == [] and ws.approval(conv) is not None
+    # an empty box: an error on the page before anything is sent
+    last = list(on_approve(handlers, "edit", "  ", conv.id, []))[-1]
+    assert "at least one tool id" in last[3]
+    last = list(on_approve(handlers, "edit", "denoise.tv", conv.id, []))[-1]
+    assert last[3].startswith("Done") and "Plan edited" in last[0][-1]["content"]
+    assert ws.view(conv).steps[0].tool == "denoise.tv"
+    while ws.approval(conv) is not None:  # "every": the replan waits too; reject it
+        last = list(on_approve(handlers, "reject", "", conv.id, []))[-1]
+    assert "plan rejected by the user" in ws.view(conv).stop_reason
+    assert panel_update(handlers, conv.id)[0]["visible"] is False

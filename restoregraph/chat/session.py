@@ -363,16 +363,10 @@ class ChatSession:
 
     def _question(self, request: dict[str, Any] | None = None) -> str:
         """The plan a run waits on, as a question."""
+        from restoregraph.nodes.approval import question_text
+
         request = request if request is not None else self.approval
-        if request is None:
-            return ""
-        plan = " -> ".join(s["tool"] for s in request.get("plan", []))
-        seen = ", ".join(f"{k} {v}" for k, v in request.get("perception", {}).items()) or "nothing"
-        return (
-            f"Plan to approve (round {request.get('round')}): {plan} (perceived: {seen}). "
-            "Reply yes to run it, no to cancel, or name the tools to run instead "
-            "(e.g. denoise.tv, dejpeg.deblock)."
-        )
+        return question_text(request) if request is not None else ""
 
     # ---- helpers ------------------------------------------------------------------------------
     def _accepted(self) -> list[dict[str, Any]]:

@@ -173,3 +173,14 @@ def answer_from_text(text: str) -> Any:
     if first in _YES or low.startswith(_YES_PHRASES):
         return True
     return None
+
+
+def question_text(request: dict[str, Any]) -> str:
+    """The plan a run waits on, as a question for a person (chat, web app)."""
+    plan = " -> ".join(s["tool"] for s in request.get("plan", []))
+    seen = ", ".join(f"{k} {v}" for k, v in request.get("perception", {}).items()) or "nothing"
+    return (
+        f"Plan to approve (round {request.get('round')}): {plan} (perceived: {seen}). "
+        "Reply yes to run it, no to cancel, or name the tools to run instead "
+        "(e.g. denoise.tv, dejpeg.deblock)."
+    )

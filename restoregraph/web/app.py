@@ -14,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 
+from restoregraph.web.approval import build_panel, wire_panel
 from restoregraph.web.handlers import Handlers, error_text, status_error
 from restoregraph.web.session import Workspace, format_bytes
 
@@ -49,6 +50,7 @@ class Page:
     undo: Any
     download: Any
     steps: Any
+    approval: Any = None  # restoregraph.web.approval.ApprovalPanel
 
     @property
     def view_outputs(self) -> list[Any]:
@@ -80,7 +82,9 @@ def _conversation_column(limit: str) -> dict[str, Any]:
             )
             send = gr.Button("Send", variant="primary", elem_id="send", scale=1)
         progress = gr.Markdown("", elem_id="progress")
+        approval = build_panel()  # the approve/edit panel, shown while a plan waits
     return {
+        "approval": approval,
         "upload": upload,
         "status": status,
         "chatbot": chatbot,
@@ -160,19 +164,26 @@ def _wire(page: Page, handlers: Handlers) -> None:
         show_progress="hidden",
     )
     chat_outputs = [page.chatbot, page.message, page.progress, page.status, *view_outputs]
+    events = []
     for trigger in (page.send.click, page.message.submit):
-        trigger(
-            handlers.on_send,
-            inputs=[page.message, page.conv_state, page.chatbot],
+        events.append(
+            trigger(
+                handlers.on_send,
+                inputs=[page.message, page.conv_state, page.chatbot],
+                outputs=chat_outputs,
+                show_progress="hidden",
+            )
+        )
+    events.append(
+        page.undo.click(
+            handlers.on_undo,
+            inputs=[page.undo_to, page.conv_state, page.chatbot],
             outputs=chat_outputs,
             show_progress="hidden",
         )
-    page.undo.click(
-        handlers.on_undo,
-        inputs=[page.undo_to, page.conv_state, page.chatbot],
-        outputs=chat_outputs,
-        show_progress="hidden",
     )
+    if page.approval is not None:
+        wire_panel(page.approval, handlers, page.conv_state, page.chatbot, chat_outputs, events)
     page.gallery.select(
         handlers.on_select,
         inputs=[page.conv_state],

@@ -34,7 +34,7 @@ from restoregraph.core.errors import InputError, RestoreGraphError
 from restoregraph.core.settings import RunContext
 from restoregraph.core.state import ImageRef, StepRecord
 from restoregraph.imageio import load_image, save_image, to_uint8
-from restoregraph.runner import Runner
+from restoregraph.runner import Runner, pending_approval
 from restoregraph.store.images import ImageStore
 
 EventFn = Callable[[dict[str, Any]], None]
@@ -93,6 +93,7 @@ class RunView:
     abandoned: list[str]
     result: Path | None
     finished: bool
+    approval: dict[str, Any] | None = None  # the plan waiting for an answer (approve setting)
 
 
 @dataclass
@@ -100,6 +101,7 @@ class Reply:
     text: str
     run_id: str | None  # None when nothing has run yet (a help answer)
     seconds: float
+    approval: dict[str, Any] | None = None  # the plan waiting for an answer (approve setting)
 
 
 @dataclass
@@ -212,7 +214,7 @@ class Workspace:
                 text = reply.text
             else:
                 text = self._send_runner(conv, message, on_event)
-            return Reply(text, conv.current_run, time.perf_counter() - t0)
+            return Reply(text, conv.current_run, time.perf_counter() - t0, self.approval(conv))
 
     def undo(self, conv: Conversation, to_step: int, on_event: EventFn | None = None) -> Reply:
         """Go back to the image after accepted step ``to_step`` (0 = the input)."""
@@ -227,6 +229,39 @@ class Workspace:
             else:
                 text = self._undo_runner(conv, int(to_step), on_event)
             return Reply(text, conv.current_run, time.perf_counter() - t0)
+
+    def approval(self, conv: Conversation) -> dict[str, Any] | None:
+        """The plan the conversation's run waits on (``approve`` first / every), or None."""
+        run_id = conv.current_run
+        return self.runner.approval_request(run_id) if run_id else None
+
+    def approve(self, conv: Conversation, answer: Any, on_event: EventFn | None = None) -> Reply:
+        """Answer the waiting plan (the approve/edit panel): ``True``, ``{"action": "edit",
+        "plan": [tool ids]}`` or ``{"action": "reject"}`` (``restoregraph.nodes.approval``)."""
+        with self.lock:
+            if self.approval(conv) is None:
+                raise InputError("no plan is waiting for an answer")
+            t0 = time.perf_counter()
+            if self.use_chat:
+                reply = self._chat(conv).approve(answer, on_event=on_event)
+                self._note_run(conv, reply.run_id)
+                text = reply.text
+            else:
+                text = self._approve_runner(conv, answer, on_event)
+            return Reply(text, conv.current_run, time.perf_counter() - t0, self.approval(conv))
+
+    def _approve_runner(self, conv: Conversation, answer: Any, on_event: EventFn | None) -> str:
+        from restoregraph.api import summarise
+        from restoregraph.nodes.approval import parse_answer, question_text
+        from restoregraph.nodes.resources import get_registry
+
+        assert conv.current_run is not None
+        ctx = self.runner.context_for(conv.current_run)
+        action = parse_answer(answer, get_registry(ctx))[0]
+        result = self.runner.approve(conv.current_run, answer, on_event=on_event)
+        head = {"accept": "Plan accepted.", "edit": "Plan edited.", "reject": "Plan rejected."}
+        text = f"{head[action]} {summarise(result)}"
+        return f"{text} {question_text(result.approval)}" if result.approval else text
 
     def _chat(self, conv: Conversation) -> Any:
         """The conversation's ChatSession; its run is named after the upload's directory."""
@@ -249,7 +284,14 @@ class Workspace:
         """Without the chat router: the message is the run's instruction; a later message
         continues the run from its current result."""
         from restoregraph.api import summarise
+        from restoregraph.nodes.approval import answer_from_text, question_text
 
+        request = self.approval(conv)
+        if request is not None:  # the message answers the waiting plan
+            answer = answer_from_text(message)
+            if answer is None:
+                return "I need an answer to the plan first. " + question_text(request)
+            return self._approve_runner(conv, answer, on_event)
         if conv.current_run is None:
             result = self.runner.start(
                 conv.input_path,
@@ -264,6 +306,8 @@ class Workspace:
             result = self.runner.continue_run(
                 conv.current_run, instruction=message, on_event=on_event
             )
+        if result.approval is not None:
+            return question_text(result.approval)
         return summarise(result)
 
     def _undo_runner(self, conv: Conversation, to_step: int, on_event: EventFn | None) -> str:
@@ -300,6 +344,7 @@ class Workspace:
             abandoned=list(state.get("abandoned", [])),
             result=result,
             finished=not snapshot.next,
+            approval=pending_approval(snapshot),
         )
 
     def _download_file(self, conv: Conversation, current: ImageRef | None) -> Path | None:
