@@ -115,7 +115,8 @@ class RunContext:
         default_factory=dict,
         metadata={
             "help": "Planner option, repeatable (e.g. -P base_url=http://127.0.0.1:8000/v1 "
-            "-P model=planner for --planner openai).",
+            "-P model=planner -P timeout=120 for --planner openai, which falls back to "
+            "embedded when the server fails; docs/planners.md).",
             "cli": {
                 "flags": ("-P", "--planner-option", "planner_option"),
                 "multiple": True,
