@@ -103,7 +103,11 @@ def as_tool(home: str | os.PathLike[str] | None = None, **settings: Any) -> Base
     """
     from langchain_core.tools import StructuredTool, ToolException
 
-    RunContext(**settings)  # bad settings fail now, not when the model calls the tool
+    if RunContext(**settings).approve != "off":  # bad settings fail now, not at the call
+        raise RestoreGraphError(
+            "as_tool cannot ask for plan approval (a tool called by another agent has no one "
+            "to ask); leave approve='off'"
+        )
 
     def restore_image(image_path: str, instruction: str = "") -> dict[str, str]:
         src = Path(image_path).expanduser()

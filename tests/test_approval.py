@@ -199,3 +199,12 @@ def test_update_state_on_the_plan(home: Path, noisy: Path) -> None:
     assert graph.get_state(cmd).next == ("execution",)
     graph.invoke(None, cmd, context=context)
     assert tools(graph.get_state(cmd).values["history"]) == ["denoise.bilateral"]
+
+
+def test_as_tool_refuses_approval(home: Path) -> None:
+    from restoregraph import as_tool
+    from restoregraph.core.errors import RestoreGraphError
+
+    with pytest.raises(RestoreGraphError, match="cannot ask for plan approval"):
+        as_tool(home=home, approve="first")
+    assert as_tool(home=home, approve="off").name == "restore_image"
