@@ -100,7 +100,7 @@ def schema_errors(data: Any, toolbox: Any) -> list[str]:
         return [f"not an object with exactly 'steps': {data!r}"]
     steps = data["steps"]
     if not isinstance(steps, list) or len(steps) > schema["properties"]["steps"]["maxItems"]:
-        return [f"'steps' is not a list of at most 16: {steps!r}"]
+        return [f"'steps' is not a list within maxItems: {steps!r}"]
     for s in steps:
         if not isinstance(s, dict) or set(s) != {"task", "tool"}:
             errs.append(f"bad step {s!r}")
