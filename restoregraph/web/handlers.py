@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -80,6 +81,33 @@ def _forget_upload(file_path: str) -> None:
         pass
 
 
+def session_of(request: gr.Request | None) -> str:
+    """The browser session of a request (the cookie ``restoregraph.web.guard`` sets)."""
+    from restoregraph.web.guard import session_from_cookies
+
+    if request is None:
+        return ""
+    try:
+        cookies = dict(request.cookies)
+    except (AttributeError, TypeError):
+        return ""
+    return session_from_cookies(cookies)
+
+
+def _download_copy(conv: Conversation, result: Path) -> str:
+    """A copy of ``result`` in gradio's upload folder, which gradio serves: the run directories
+    are not served (only ``/runs/<id>/...`` to the session that made the run). The folder is
+    named after the conversation's random id, which never leaves the server."""
+    from gradio.utils import get_upload_folder
+
+    dest = Path(get_upload_folder()) / "restoregraph-downloads" / conv.id / "restored.png"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_suffix(".part")
+    shutil.copyfile(result, part)
+    part.replace(dest)
+    return str(dest)
+
+
 def steps_markdown(view: RunView | None) -> str:
     """The table of steps (tool, decision, why) of ``view``, with its run id and stop reason."""
     if view is None:
@@ -90,7 +118,8 @@ def steps_markdown(view: RunView | None) -> str:
     if not view.steps:
         rows.append("| – | – | no steps on this branch | the input is the current image |")
     text = "\n".join(rows)
-    text += f"\n\n**run:** `{view.run_id}` · **stop:** {_md(view.stop_reason or '–')}"
+    text += f"\n\n**run:** `{view.run_id}` · **stop:** {_md(view.stop_text or '–')}"
+    text += f" · [report](runs/{view.run_id}/report.html)"
     for a in view.abandoned:
         text += f"\n\n**abandoned branch:** {_md(a)}"
     return text
@@ -151,19 +180,21 @@ class Handlers:
             gr.update(choices=choices, value=len(view.accepted)),
             gr.update(interactive=True),
             gr.update(
-                value=str(view.result) if view.result else None,
+                value=_download_copy(conv, view.result) if view.result else None,
                 interactive=view.result is not None,
             ),
         )
 
     # ---- handlers -------------------------------------------------------------------------
-    def on_upload(self, file_path: str | None) -> tuple[Any, ...]:
+    def on_upload(
+        self, file_path: str | None, request: gr.Request | None = None
+    ) -> tuple[Any, ...]:
         empty_chat: list[dict[str, str]] = []
         unchanged = _keep()
         if not file_path:
             return (None, "Upload a photo to start.", empty_chat, "", *unchanged, gr.update())
         try:
-            conv = self.workspace.accept_upload(file_path)
+            conv = self.workspace.accept_upload(file_path, session=session_of(request))
         except BaseException as exc:  # the current conversation (if any) stays as it was
             return (
                 gr.update(),

@@ -10,12 +10,19 @@ Uploads:
 * are copied under a generated name into ``<home>/runs/<run-id>/`` (the uploaded file's name is
   never used as a path; only an allow-listed extension is kept);
 * are decoded with ``restoregraph.imageio.load_image``: a file that is not a usable image gives
-  an ``InputError`` with a one-line message, and its run directory is removed again.
+  an ``InputError`` with a one-line message, and its run directory is removed again;
+* count against their browser session's quota (``upload_quota_bytes``, with gradio's temporary
+  copies that ``note_raw_upload`` records); an upload no message was sent about is deleted
+  after ``unused_ttl_s`` (``sweep``).
+
+A browser session (a cookie, ``restoregraph.web.guard``) sees only the runs it created:
+``session_file`` serves their files, other run ids are unknown to it.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import secrets
 import shutil
@@ -40,6 +47,8 @@ from restoregraph.store.images import ImageStore
 EventFn = Callable[[dict[str, Any]], None]
 
 DEFAULT_MAX_UPLOAD_MB = 20.0
+DEFAULT_UPLOAD_QUOTA_MB = 200.0  # per browser session: the uploads the server holds for it
+DEFAULT_UNUSED_UPLOAD_MINUTES = 60.0  # an upload no message was sent about is deleted after this
 PREVIEW_SIDE = 1600  # longest side of the images the page shows (the download is full size)
 MAX_CONVERSATIONS = 200  # per server; the oldest are forgotten (their runs stay on disk)
 
@@ -94,6 +103,18 @@ class RunView:
     result: Path | None
     finished: bool
     approval: dict[str, Any] | None = None  # the plan waiting for an answer (approve setting)
+    perceived: dict[str, int] = field(default_factory=dict)  # degradation -> level, of `current`
+
+    @property
+    def stop_text(self) -> str:
+        """Why the run stopped; on a branch with no accepted step (the input itself, e.g. after
+        an undo to step 0) what was perceived in the input instead: nothing was restored, so a
+        planner's "no remaining degradation" would be wrong there."""
+        if self.accepted or self.current is None or self.current != self.original:
+            return self.stop_reason
+        present = [f"{k} (level {v})" for k, v in self.perceived.items() if v > 0]
+        seen = ", ".join(present) if present else "no degradation"
+        return f"nothing restored: this is the input; perceived in it: {seen}"
 
 
 @dataclass
@@ -102,6 +123,20 @@ class Reply:
     run_id: str | None  # None when nothing has run yet (a help answer)
     seconds: float
     approval: dict[str, Any] | None = None  # the plan waiting for an answer (approve setting)
+
+
+@dataclass
+class _Ledger:
+    """What one browser session holds on the server: its stored uploads (run id -> bytes), gradio's
+    temporary copies of its uploads not yet stored (path -> (time, bytes)), and its runs."""
+
+    stored: dict[str, int] = field(default_factory=dict)
+    raw: dict[Path, tuple[float, int]] = field(default_factory=dict)
+    runs: set[str] = field(default_factory=set)
+
+
+# The files of a run that its browser session may fetch (``/runs/<id>/<name>``).
+SERVED_FILES = ("restored.png", "report.html", "run.json")
 
 
 @dataclass
@@ -115,6 +150,9 @@ class Conversation:
     runs: list[str] = field(default_factory=list)  # runs made so far, the current one last
     chat: Any = None  # a restoregraph.chat.session.ChatSession once the first message is sent
     download_sha: str = ""  # the image restored.png holds
+    session: str = ""  # the browser session (cookie) that uploaded it
+    created: float = field(default_factory=time.monotonic)
+    used: bool = False  # a message or an undo was sent: the upload is kept
 
     @property
     def current_run(self) -> str | None:
@@ -131,6 +169,8 @@ class Workspace:
         *,
         max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 1024 * 1024),
         use_chat: bool | None = None,
+        upload_quota_bytes: int = int(DEFAULT_UPLOAD_QUOTA_MB * 1024 * 1024),
+        unused_ttl_s: float = DEFAULT_UNUSED_UPLOAD_MINUTES * 60,
     ) -> None:
         self.runner = runner
         self.settings = dict(settings or {})
@@ -140,20 +180,27 @@ class Workspace:
         self.lock = threading.RLock()  # one run at a time: the runner shares one SQLite connection
         self._conversations: OrderedDict[str, Conversation] = OrderedDict()
         self._previews: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self.upload_quota_bytes = int(upload_quota_bytes)
+        self.unused_ttl_s = float(unused_ttl_s)
+        self._ledgers: dict[str, _Ledger] = {}
+        self._expired: OrderedDict[str, None] = OrderedDict()  # conversations swept as unused
+        self._uploads_lock = threading.RLock()  # the ledgers, the sweep, marking "used"
 
     # ---- uploads --------------------------------------------------------------------------
     def new_run_id(self) -> str:
         return f"web-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
 
     def accept_upload(
-        self, uploaded: str | os.PathLike[str], original_name: str = ""
+        self, uploaded: str | os.PathLike[str], original_name: str = "", session: str = ""
     ) -> Conversation:
         """Validate an uploaded file and store it in a new run directory; start a conversation.
 
         ``uploaded`` is the server-side temporary file; ``original_name`` (the name the browser
-        sent) only chooses an allow-listed extension and is never part of a path.
+        sent) only chooses an allow-listed extension and is never part of a path. ``session``
+        (the browser session) is charged for it and is the only one that sees its run.
         """
         src = Path(uploaded)
+        self.sweep()
         try:
             size = src.stat().st_size
         except OSError:
@@ -165,6 +212,7 @@ class Workspace:
             )
         if size == 0:
             raise InputError("the file is empty (0 bytes); please upload a photo")
+        self.check_quota(session, size, exclude=src)
         suffix = Path(original_name or src.name).suffix.lower()
         suffix = suffix if suffix in UPLOAD_SUFFIXES else ".img"
         run_id = self.new_run_id()
@@ -183,19 +231,154 @@ class Workspace:
             shutil.rmtree(run_dir, ignore_errors=True)
             raise InputError(f"the upload could not be stored: {exc.strerror or exc}") from None
         conv = Conversation(
-            id=secrets.token_hex(8), input_path=dest, run_id=run_id, shape=tuple(image.shape)
+            id=secrets.token_hex(8),
+            input_path=dest,
+            run_id=run_id,
+            shape=tuple(image.shape),
+            session=session,
         )
-        with self.lock:
+        with self._uploads_lock:
+            ledger = self._ledgers.setdefault(session, _Ledger())
+            ledger.stored[run_id] = size
+            ledger.runs.add(run_id)
             self._conversations[conv.id] = conv
             while len(self._conversations) > MAX_CONVERSATIONS:
-                self._conversations.popitem(last=False)
+                _, old = self._conversations.popitem(last=False)
+                if not old.used:  # forgotten before any message: nothing can use it any more
+                    self._remove_upload(old)
         return conv
 
     def conversation(self, conv_id: str | None) -> Conversation:
         conv = self._conversations.get(conv_id or "")
         if conv is None:
+            if conv_id and conv_id in self._expired:
+                minutes = self.unused_ttl_s / 60
+                raise InputError(
+                    f"this photo was deleted after {minutes:g} minutes without a message; "
+                    "please upload it again"
+                )
             raise InputError("upload a photo first")
         return conv
+
+    # ---- per-session quota and cleanup ----------------------------------------------------
+    def session_usage(self, session: str, exclude: Path | None = None) -> int:
+        """Bytes the server holds for ``session``: its stored uploads and gradio's temporary
+        copies of its uploads that still exist (``exclude``: the copy being stored now)."""
+        with self._uploads_lock:
+            ledger = self._ledgers.get(session)
+            if ledger is None:
+                return 0
+            total = sum(ledger.stored.values())
+            for path, (_, size) in list(ledger.raw.items()):
+                if exclude is not None and path == exclude.resolve():
+                    continue
+                if path.exists():
+                    total += size
+                else:
+                    del ledger.raw[path]
+            return total
+
+    def quota_error(self, session: str, incoming: int, exclude: Path | None = None) -> str | None:
+        """Why ``incoming`` more bytes would take ``session`` over its quota (None: they fit)."""
+        used = self.session_usage(session, exclude=exclude)
+        if used + incoming <= self.upload_quota_bytes:
+            return None
+        return (
+            f"upload quota reached: this browser session already has {format_bytes(used)} of "
+            f"uploads on the server and the limit is {format_bytes(self.upload_quota_bytes)} "
+            "(restoregraph serve --upload-quota-mb); uploads without a message are deleted "
+            f"after {self.unused_ttl_s / 60:g} minutes"
+        )
+
+    def check_quota(self, session: str, size: int, exclude: Path | None = None) -> None:
+        why = self.quota_error(session, size, exclude=exclude)
+        if why is not None:
+            raise InputError(why)
+
+    def note_raw_upload(self, session: str, paths: list[Path]) -> None:
+        """Charge ``session`` for gradio's temporary copies of its uploads (deleted once stored,
+        or by ``sweep`` when never used)."""
+        now = time.monotonic()
+        with self._uploads_lock:
+            ledger = self._ledgers.setdefault(session, _Ledger())
+            for path in paths:
+                try:
+                    ledger.raw[path.resolve()] = (now, path.stat().st_size)
+                except OSError:
+                    continue
+
+    def mark_used(self, conv: Conversation) -> None:
+        """A message or an undo is about to run on ``conv``: keep its upload from now on."""
+        with self._uploads_lock:
+            if self._conversations.get(conv.id) is not conv:
+                self.conversation(conv.id)  # raises: swept or forgotten
+                raise InputError("upload a photo first")
+            conv.used = True
+
+    def sweep(self, now: float | None = None) -> int:
+        """Delete the uploads older than ``unused_ttl_s`` that no message was sent about, and
+        gradio's temporary copies of uploads never stored; return how many were deleted."""
+        now = time.monotonic() if now is None else now
+        deleted = 0
+        with self._uploads_lock:
+            for conv in list(self._conversations.values()):
+                if not conv.used and now - conv.created > self.unused_ttl_s:
+                    del self._conversations[conv.id]
+                    self._expired[conv.id] = None
+                    while len(self._expired) > 10 * MAX_CONVERSATIONS:
+                        self._expired.popitem(last=False)
+                    self._remove_upload(conv)
+                    deleted += 1
+            newest: dict[Path, float] = {}  # gradio names a copy by its content: shared paths
+            for ledger in self._ledgers.values():
+                for path, (when, _) in ledger.raw.items():
+                    newest[path] = max(when, newest.get(path, when))
+            for ledger in self._ledgers.values():
+                for path, (when, _) in list(ledger.raw.items()):
+                    if now - when > self.unused_ttl_s or not path.exists():
+                        del ledger.raw[path]
+                        if path.exists() and now - newest[path] > self.unused_ttl_s:
+                            _remove_raw(path)
+                            deleted += 1
+        return deleted
+
+    def _remove_upload(self, conv: Conversation) -> None:
+        """Delete an unused upload's run directory (never one a run has written to)."""
+        run_dir = conv.input_path.parent
+        ledger = self._ledgers.get(conv.session)
+        if ledger is not None:
+            ledger.stored.pop(conv.run_id, None)
+            ledger.runs.discard(conv.run_id)
+        if (run_dir / "run.json").exists():
+            return
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+    # ---- the files a browser session may fetch --------------------------------------------
+    def owns_run(self, session: str, run_id: str) -> bool:
+        with self._uploads_lock:
+            ledger = self._ledgers.get(session)
+            return ledger is not None and run_id in ledger.runs
+
+    def session_file(self, session: str, run_id: str, name: str) -> tuple[Path, bytes | None]:
+        """The file ``name`` of run ``run_id`` if ``session`` created that run, else
+        ``FileNotFoundError``: (its path, None), or (path, the text without the server's
+        absolute paths) for ``run.json`` and ``report.html``."""
+        if not session or not self.owns_run(session, run_id):
+            raise FileNotFoundError(run_id)
+        run_dir = self.runner.run_dir(run_id)
+        inputs = [p.name for p in run_dir.glob("input.*") if p.suffix != ".part"]
+        if name not in (*SERVED_FILES, *inputs):
+            raise FileNotFoundError(name)
+        path = run_dir / name
+        if not path.is_file():
+            raise FileNotFoundError(name)
+        if name == "run.json":
+            data = json.loads(path.read_text())
+            clean = _relative_paths(data, self.runner.home.resolve())
+            return path, json.dumps(clean, indent=2).encode()
+        if name == "report.html":
+            return path, _strip_home(path.read_text(), self.runner.home.resolve()).encode()
+        return path, None
 
     # ---- conversation ---------------------------------------------------------------------
     def context(self) -> RunContext:
@@ -206,6 +389,7 @@ class Workspace:
         message = " ".join(message.split())[:MAX_MESSAGE_CHARS]
         if not message:
             raise InputError("type what you want, for example: remove the grain")
+        self.mark_used(conv)
         with self.lock:
             t0 = time.perf_counter()
             if self.use_chat:
@@ -220,6 +404,7 @@ class Workspace:
         """Go back to the image after accepted step ``to_step`` (0 = the input)."""
         if conv.current_run is None:
             raise InputError("nothing to undo yet: send a message first")
+        self.mark_used(conv)
         with self.lock:
             t0 = time.perf_counter()
             if self.use_chat:
@@ -275,10 +460,11 @@ class Workspace:
             )
         return conv.chat
 
-    @staticmethod
-    def _note_run(conv: Conversation, run_id: str | None) -> None:
+    def _note_run(self, conv: Conversation, run_id: str | None) -> None:
         if run_id and conv.current_run != run_id:
             conv.runs.append(run_id)
+            with self._uploads_lock:
+                self._ledgers.setdefault(conv.session, _Ledger()).runs.add(run_id)
 
     def _send_runner(self, conv: Conversation, message: str, on_event: EventFn | None) -> str:
         """Without the chat router: the message is the run's instruction; a later message
@@ -345,6 +531,7 @@ class Workspace:
             result=result,
             finished=not snapshot.next,
             approval=pending_approval(snapshot),
+            perceived={str(k): int(v) for k, v in dict(state.get("perception") or {}).items()},
         )
 
     def _download_file(self, conv: Conversation, current: ImageRef | None) -> Path | None:
@@ -423,3 +610,37 @@ def _without_path(message: str, path: Path) -> str:
     for prefix in (f"{path}: ", str(path)):
         message = message.replace(prefix, "")
     return message.strip() or "the file is not a usable image"
+
+
+def _remove_raw(path: Path) -> None:
+    """Delete gradio's temporary copy of an upload, and its folder when that is left empty."""
+    try:
+        path.unlink(missing_ok=True)
+        path.parent.rmdir()
+    except OSError:
+        pass
+
+
+def _relative_paths(value: Any, home: Path) -> Any:
+    """``value`` (run.json) with every absolute path made relative to ``home``, or reduced to
+    its file name when it lies outside ``home``."""
+    if isinstance(value, dict):
+        return {k: _relative_paths(v, home) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_relative_paths(v, home) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        path = Path(value)
+        try:
+            return path.resolve().relative_to(home).as_posix()
+        except ValueError:
+            return path.name
+    return value
+
+
+def _strip_home(text: str, home: Path) -> str:
+    """``text`` (report.html) without the home directory's absolute path."""
+    import html
+
+    for prefix in (str(home), html.escape(str(home))):
+        text = text.replace(prefix + os.sep, "").replace(prefix, ".")
+    return text
