@@ -230,3 +230,12 @@ def test_web_panel_shows_the_plan_and_its_buttons_answer(home: Path, noisy: Path
         last = list(on_approve(handlers, "reject", "", conv.id, []))[-1]
     assert "plan rejected by the user" in ws.view(conv).stop_reason
     assert panel_update(handlers, conv.id)[0]["visible"] is False
+
+
+def test_serve_has_the_approve_option() -> None:
+    from click.testing import CliRunner
+
+    from restoregraph.cli.main import app
+
+    result = CliRunner().invoke(app, ["serve", "--help"], terminal_width=200)
+    assert result.exit_code == 0 and "--approve [off|first|every]" in result.output

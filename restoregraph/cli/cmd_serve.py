@@ -56,6 +56,7 @@ from restoregraph.cli.options import HOME, OBJECTIVE, PLANNER, run_option
 @PLANNER
 @OBJECTIVE
 @run_option("max_steps", help="Step budget.")
+@run_option("approve")
 def serve_cmd(
     host: str,
     port: int,
@@ -68,6 +69,7 @@ def serve_cmd(
     planner: str,
     objective: str,
     max_steps: int,
+    approve: str,
 ) -> None:
     """Serve the web app: upload a photo, chat, watch the plan run, compare, undo, download."""
     from restoregraph.core.errors import InputError
@@ -91,7 +93,12 @@ def serve_cmd(
         host=host,
         port=port,
         max_upload_mb=max_upload_mb,
-        settings={"planner": planner, "objective": objective, "max_steps": max_steps},
+        settings={
+            "planner": planner,
+            "objective": objective,
+            "max_steps": max_steps,
+            "approve": approve,  # an approve/edit panel shows each plan that waits
+        },
         allowed_host=allowed_host,
         auth=auth,
         upload_quota_mb=upload_quota_mb,
