@@ -20,6 +20,12 @@ class InputError(RestoreGraphError):
     exit_code = 2
 
 
+class StoreError(InputError):
+    """A file RestoreGraph keeps under its home is damaged, changed or missing: a stored image
+    whose pixels no longer match its sha256, or an unreadable checkpoint database. The message
+    names the file and how to recover."""
+
+
 class OutputError(RestoreGraphError):
     """The output cannot be written (it would overwrite the input or an existing file)."""
 
