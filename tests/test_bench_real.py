@@ -306,6 +306,12 @@ def test_border_ratio_silent_noop_and_pick(tmp_path: Path) -> None:
     inner = img.copy()
     inner[b:-b, b:-b] *= 0.5  # a darker interior is a brighter border, relatively
     assert border_ratio(img, inner) > 1.5
+    # a pure tone curve on a vignetted photo lifts the dark border more than the interior, but
+    # draws no border: the ratio stays 1
+    yy, xx = np.mgrid[0:100, 0:150]
+    vignette = 1.0 - 0.6 * (((yy - 50) / 50) ** 2 + ((xx - 75) / 75) ** 2) / 2
+    low = (img * vignette[..., None] * 0.3).astype(np.float32)
+    assert border_ratio(low, low**0.45) == pytest.approx(1.0, abs=0.03)
     half = img[::2, ::2]  # the sizes may differ
     assert border_ratio(img, half) == pytest.approx(1.0, abs=0.1)
     assert math.isnan(border_ratio(img[:2], img))

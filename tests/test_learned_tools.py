@@ -226,3 +226,19 @@ def test_4000x3000_photo_runs_in_bounded_memory() -> None:
     peak_growth_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert out.shape == img.shape
     assert peak_growth_mb < 2000, f"peak memory grew by {peak_growth_mb:.0f} MB"
+
+
+def test_training_device_choice() -> None:
+    """``--device auto`` trains on a GPU when torch sees one, else on the CPU; a GPU that is
+    not there, or an unknown device, is a clear error."""
+    import torch
+
+    from restoregraph.lab.training.tools import resolve_device
+
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match="expected auto, cpu or cuda"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="sees no CUDA GPU"):
+            resolve_device("cuda")

@@ -65,26 +65,78 @@ def safety_problem(
     return ""
 
 
+def _luma(image: np.ndarray) -> np.ndarray:
+    img = np.asarray(image, np.float64)
+    return img[..., :3] @ np.array([0.2126, 0.7152, 0.0722]) if img.ndim == 3 else img
+
+
+def _band_mask(h: int, w: int, band: float) -> np.ndarray | None:
+    """True on a band of ``band`` of the short side (at least 1 px) on all four sides; None
+    when the image is too small to have both a band and an interior."""
+    b = max(1, round(band * min(h, w)))
+    if h <= 2 * b or w <= 2 * b:
+        return None
+    mask = np.ones((h, w), bool)
+    mask[b : h - b, b : w - b] = False
+    return mask
+
+
+def _tone_curve(x: np.ndarray, y: np.ndarray, bins: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """A monotone curve ``x -> y`` (knots, values): the mean of ``y`` per quantile bin of
+    ``x`` at the bin's mean ``x``, made non-decreasing."""
+    edges = np.unique(np.quantile(x, np.linspace(0.0, 1.0, bins + 1)))
+    if len(edges) < 2:
+        return np.array([float(x.mean())]), np.array([float(np.median(y))])
+    idx = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
+    knots, values = [], []
+    for k in range(len(edges) - 1):
+        sel = idx == k
+        if sel.any():
+            knots.append(float(x[sel].mean()))
+            values.append(float(y[sel].mean()))
+    return np.asarray(knots), np.maximum.accumulate(np.asarray(values))
+
+
+def _interp(x: np.ndarray, knots: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Piecewise-linear through the knots, extended linearly beyond the end knots."""
+    if len(knots) < 2:
+        return np.full_like(x, values[0] if len(values) else 0.0)
+    out = np.interp(x, knots, values)
+    lo, hi = x < knots[0], x > knots[-1]
+    s0 = (values[1] - values[0]) / max(knots[1] - knots[0], 1e-9)
+    s1 = (values[-1] - values[-2]) / max(knots[-1] - knots[-2], 1e-9)
+    out[lo] = values[0] + s0 * (x[lo] - knots[0])
+    out[hi] = values[-1] + s1 * (x[hi] - knots[-1])
+    return out
+
+
 def border_ratio(before: np.ndarray, after: np.ndarray, band: float = 0.04) -> float:
-    """The output's border-to-interior brightness ratio over the input's: the mean luminance
-    (Rec. 709) of a band of ``band`` of the short side (at least 1 px) on all four sides,
-    divided by the interior's, for ``after`` then for ``before``. 1.0: the step did not darken
-    or brighten the border relative to the interior (below 1: a darker border, e.g. a vignette
-    or a tool's edge artefact). The two images may differ in size; NaN when one is too small
-    to have both a border band and an interior."""
+    """Did the step darken or brighten the border *relative to what it did to the rest*?
 
-    def ratio(image: np.ndarray) -> float:
-        img = np.asarray(image, np.float64)
-        luma = img[..., :3] @ np.array([0.2126, 0.7152, 0.0722]) if img.ndim == 3 else img
-        h, w = luma.shape[:2]
-        b = max(1, round(band * min(h, w)))
-        if h <= 2 * b or w <= 2 * b:
-            return float("nan")
-        inner = np.zeros((h, w), bool)
-        inner[b : h - b, b : w - b] = True
-        return float((luma[~inner].mean() + 1e-6) / (luma[inner].mean() + 1e-6))
-
-    return ratio(after) / ratio(before)
+    A band of ``band`` of the short side (at least 1 px) on all four sides is compared with the
+    interior. For images of one size, the step's global tone curve is read off the interior
+    (the median output luminance per input-luminance bin, Rec. 709) and the ratio is the mean
+    output luminance of the band over the mean that curve predicts for the band's input: a
+    pure tone change (a gamma curve, brightening a vignetted photo) gives 1.0 however it lifts
+    dark corners, while a band the tool itself darkened (an edge artefact) gives below 1. For
+    images of different sizes (super-resolution) it is the output's band-to-interior mean
+    luminance ratio over the input's. NaN when an image is too small to have both a band and
+    an interior."""
+    lb, la = _luma(before), _luma(after)
+    if lb.shape != la.shape:
+        ratios = []
+        for luma in (la, lb):
+            mask = _band_mask(luma.shape[0], luma.shape[1], band)
+            if mask is None:
+                return float("nan")
+            ratios.append((luma[mask].mean() + 1e-6) / (luma[~mask].mean() + 1e-6))
+        return float(ratios[0] / ratios[1])
+    mask = _band_mask(lb.shape[0], lb.shape[1], band)
+    if mask is None:
+        return float("nan")
+    knots, values = _tone_curve(lb[~mask], la[~mask])
+    predicted = _interp(lb[mask], knots, values)
+    return float((la[mask].mean() + 1e-6) / (predicted.mean() + 1e-6))
 
 
 __all__ = [

@@ -202,6 +202,20 @@ def batch_at(
     )
 
 
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; anything else as given
+    (a clear error for a CUDA device torch cannot see)."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: torch sees no CUDA GPU here (use cpu or auto)")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"--device {device}: expected auto, cpu or cuda[:N]")
+    return device
+
+
 def lr_at(step: int, total: int, base: float, warmup: int = 50) -> float:
     """Linear warm-up, then cosine decay to 1% of ``base``."""
     return warmup_cosine(step, total, base, warmup, floor=0.01)
@@ -221,6 +235,7 @@ class _Run:
     save_every: int
     stop_after: int | None
     progress: bool
+    device: str = "cpu"
 
 
 def _set_threads(threads: int | None) -> None:
@@ -291,13 +306,13 @@ def _start(run: _Run, resume: bool) -> tuple[Any, Any, int, float]:
     import torch
 
     torch.manual_seed(run.seed)
-    net = build_model(run.variant)
+    net = build_model(run.variant).to(run.device)
     opt = torch.optim.Adam(net.parameters(), lr=run.lr)
     start = 0
     elapsed_before = 0.0
     ckpt_path, config = run.ckpt_path, run.config
     if resume and ckpt_path.is_file():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        ck = torch.load(ckpt_path, map_location=run.device, weights_only=True)
         if ck["config"] != config:
             raise ValueError(
                 f"--resume: checkpoint {ckpt_path} was made with {ck['config']}, this run is {config}"
@@ -326,7 +341,14 @@ def _save_checkpoint(run: _Run, net: Any, opt: Any, step: int, elapsed: float) -
 
 
 def _train_steps(
-    run: _Run, net: Any, opt: Any, xs: np.ndarray, ys: np.ndarray, start: int, elapsed: float
+    run: _Run,
+    net: Any,
+    opt: Any,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    start: int,
+    elapsed: float,
+    device: str = "cpu",
 ) -> tuple[float, float, int | None]:
     """Steps ``start`` .. ``steps`` (checkpointing every ``save_every``): the loss's moving
     average, the training seconds (``elapsed`` before ``start`` included), and the step the
@@ -359,8 +381,8 @@ def _train_steps(
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, steps, lr)
             xb, yb = batch_at(xs, ys, seed, step, run.batch_size)
-            pred = net(torch.from_numpy(xb))
-            err = pred - torch.from_numpy(yb)
+            pred = net(torch.from_numpy(xb).to(device, non_blocking=True))
+            err = pred - torch.from_numpy(yb).to(device, non_blocking=True)
             loss = torch.sqrt(err**2 + 1e-6).mean()  # Charbonnier
             if run.variant.loss == "l2":
                 loss = (err**2).mean()
@@ -389,7 +411,7 @@ def _save_weights(net: Any, out: Path, variant: Variant) -> None:
     from safetensors.torch import save_file
 
     net.eval()
-    state = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     save_file(state, str(tmp), metadata={"restoregraph_tool": variant.id})
@@ -410,6 +432,10 @@ def _manifest_entry(
 
     variant = run.variant
     train_s, pool_s = times
+    if run.device.startswith("cuda"):
+        machine = f"on an {torch.cuda.get_device_name(run.device)} GPU ({os.cpu_count()} CPU cores)"
+    else:
+        machine = f"{torch.get_num_threads()} torch thread(s) on a shared 2-core CPU (no GPU)"
     return {
         "id": variant.id,
         "file": out.name,
@@ -433,8 +459,7 @@ def _manifest_entry(
         "sha256": sha256_of(out),
         "bytes": out.stat().st_size,
         "trained": date.today().isoformat(),
-        "train_time": f"{train_s / 60:.1f} min training + {pool_s:.0f} s data synthesis, "
-        f"{torch.get_num_threads()} torch thread(s) on a shared 2-core CPU (no GPU)",
+        "train_time": f"{train_s / 60:.1f} min training + {pool_s:.0f} s data synthesis, {machine}",
     }
 
 
@@ -460,6 +485,7 @@ def train(
     command: str | None = None,
     progress: bool = True,
     real_data: str | Path | None = None,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Train ``variant``; write ``<out_dir>/<file>`` and its manifest entry; return the entry.
 
@@ -492,8 +518,19 @@ def train(
         # (checkpoints of the older variants stay resumable)
         config.update(source=variant.source, real_pairs=variant.real_pairs)
         config.update(real_per_pair=variant.real_per_pair, loss=variant.loss)
+    device = resolve_device(device)
     run = _Run(
-        variant, seed, steps, batch_size, lr, config, ckpt_path, save_every, stop_after, progress
+        variant,
+        seed,
+        steps,
+        batch_size,
+        lr,
+        config,
+        ckpt_path,
+        save_every,
+        stop_after,
+        progress,
+        device,
     )
     xs, ys, data_desc, pool_s = _training_pool(
         variant,
@@ -510,10 +547,11 @@ def train(
     n_params = sum(p.numel() for p in net.parameters())
     print(
         f"{variant.id}: {variant.arch_name} {variant.arch_kwargs} params={n_params:,} "
-        f"steps={steps} batch={batch_size} crop={crop} threads={torch.get_num_threads()}",
+        f"steps={steps} batch={batch_size} crop={crop} threads={torch.get_num_threads()} "
+        f"device={device}",
         flush=True,
     )
-    ema, train_s, stopped = _train_steps(run, net, opt, xs, ys, start, elapsed_before)
+    ema, train_s, stopped = _train_steps(run, net, opt, xs, ys, start, elapsed_before, device)
     if stopped is not None:
         return {"id": variant.id, "stopped_at": stopped, "checkpoint": str(ckpt_path)}
     _save_weights(net, out, variant)
@@ -544,6 +582,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after", type=int, default=None)
     p.add_argument("--manifest", default=None)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto (a CUDA GPU when there is one, else the CPU), cpu or cuda[:N]; "
+        "the same command trains on either",
+    )
     return p
 
 
@@ -574,6 +618,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command=command,
         progress=not args.no_progress,
         real_data=args.real_data,
+        device=args.device,
     )
     return 0
 

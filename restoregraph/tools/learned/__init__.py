@@ -16,11 +16,15 @@ synthesis of ``restoregraph.degrade.realistic``, the latter also on real PolyU p
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from restoregraph.tools.learned.model import LearnedModel
 from restoregraph.tools.registry import ToolRegistry, ToolSpec
+
+if TYPE_CHECKING:
+    from restoregraph.tools.learned.catalog import Variant
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent.parent / "weights"
 MANIFEST = WEIGHTS_DIR / "MANIFEST.json"
@@ -42,8 +46,13 @@ def learned_entries(manifest: Path = MANIFEST) -> list[dict[str, Any]]:
     ]
 
 
+def _protects_tones(tool_id: str, variants: Mapping[str, Variant]) -> bool:
+    variant = variants.get(tool_id)
+    return bool(variant is not None and variant.protect_tones)
+
+
 def learned_specs(manifest: Path = MANIFEST) -> list[ToolSpec]:
-    from restoregraph.tools.learned.catalog import VARIANTS
+    from restoregraph.tools.learned.catalog import VARIANT_BY_ID, VARIANTS
 
     order = {v.id: i for i, v in enumerate(VARIANTS)}  # catalog order, not training order
     entries = sorted(
@@ -56,7 +65,11 @@ def learned_specs(manifest: Path = MANIFEST) -> list[ToolSpec]:
                 id=str(e["id"]),
                 task=str(e["task"]),
                 description=str(e.get("description", "")),
-                run=LearnedModel(manifest.parent / e["file"], sha256=e.get("sha256")),
+                run=LearnedModel(
+                    manifest.parent / e["file"],
+                    sha256=e.get("sha256"),
+                    protect_tones=_protects_tones(str(e["id"]), VARIANT_BY_ID),
+                ),
                 severity=tuple(int(s) for s in e.get("severity", (1, 2, 3))),
                 cost=float(e.get("cost", 2.0)),
                 scale=int(e.get("scale", 1)),

@@ -10,6 +10,7 @@ import numpy as np
 
 from restoregraph.core.errors import ToolError
 from restoregraph.tools.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, tiled_apply
+from restoregraph.tools.tone import protect_tones
 
 
 class LearnedModel:
@@ -27,8 +28,10 @@ class LearnedModel:
         sha256: str | None = None,
         tile: int = DEFAULT_TILE,
         overlap: int = DEFAULT_OVERLAP,
+        protect_tones: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.protect_tones = bool(protect_tones)
         self.sha256 = sha256
         self.tile = int(tile)
         self.overlap = int(overlap)
@@ -74,13 +77,17 @@ class LearnedModel:
             if grey:
                 x = x.permute(1, 0, 2, 3)  # channels as a batch of grey images
             with torch.inference_mode():
-                y = desc(x)
+                # spandrel's descriptor clamps to [0, 1]; the tone-protected tools need the
+                # raw output to roll its ends off (restoregraph.tools.tone)
+                y = desc.model(x) if self.protect_tones else desc(x)
                 if grey:
                     y = y.permute(1, 0, 2, 3)
-                out = y[0].float().clamp(0.0, 1.0).numpy()
-            return np.ascontiguousarray(out.transpose(1, 2, 0))
+                raw = np.ascontiguousarray(y[0].float().numpy().transpose(1, 2, 0))
+            return raw if self.protect_tones else np.clip(raw, 0.0, 1.0)
 
         img = np.ascontiguousarray(image, dtype=np.float32)
-        return tiled_apply(
+        out = tiled_apply(
             run, img, tile=self.tile, overlap=self.overlap, scale=desc.scale, multiple=multiple
         )
+        # on the whole image: the roll-off adapts to the image, so per tile it would leave seams
+        return protect_tones(out, img) if self.protect_tones else out
