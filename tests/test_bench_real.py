@@ -26,6 +26,7 @@ from restoregraph.lab.bench.real import (
     Request,
     clean_match,
     half_of,
+    known_tasks,
     outside_bounds,
     pick_photo,
     real_markdown,
@@ -159,6 +160,14 @@ def test_agent_on_pairs_and_real_photos(bench: tuple[RealBenchResult, Path]) -> 
         "0000.png",
         "0001.png",
     }
+    # the same pairs with the known task asked: that task is attempted on every pair
+    assert [r["photo"] for r in result.pairs_told] == [r["photo"] for r in result.pairs]
+    for r in result.pairs_told:
+        task = known_tasks(r["known"])[0]
+        tried = [*r["kept"], *r["rolled_back"]]
+        assert r["status"] != "ok" or any(t.split(".")[0] == task for t in tried), r
+    text = real_markdown(result, "restoregraph bench real", "test machine", doc=tmp / "B.md")
+    assert "Perception taken out of the loop" in text
     q = result.quality
     assert len(q) == 6 and sum(r["status"] == "skipped" for r in q) == 1
     ran = [r for r in q if r["status"] == "ok"]

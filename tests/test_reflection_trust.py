@@ -65,3 +65,20 @@ def test_requested_brightening_is_kept_and_a_blow_out_is_not(
     ctx.registry = reg.subset(["lowlight.gamma"])
     kept = Runner(home).start(src, tmp_path / "kept.png", ctx)
     assert kept.history[0]["status"] == "accepted" and "requested" in kept.history[0]["reason"]
+
+
+def test_colour_correcting_tasks_have_their_own_bound() -> None:
+    """Undoing a cast is a low-light or dehazing tool's job: a shift within the casts the
+    realistic synthesis models (0.12) is kept for those tasks, not for a denoiser."""
+    rng = np.random.default_rng(0)
+    img = (0.3 + 0.2 * rng.random((48, 48, 3))).astype(np.float32)
+    warm = img * np.array([1.3, 1.0, 0.75], np.float32)  # a strong warm cast removed / added
+    shift = colour_shift(img, warm)
+    assert 0.08 < shift < 0.12
+    assert judge_requested(img, warm, "lowlight")[0]
+    assert judge_requested(img, warm, "dehaze")[0]
+    kept, reason = judge_requested(img, warm, "denoise")
+    assert not kept and "limit 0.08" in reason
+    far = img * np.array([2.5, 1.0, 0.2], np.float32)
+    kept, reason = judge_requested(img, np.clip(far, 0, 0.99), "lowlight")
+    assert not kept and "limit 0.12" in reason

@@ -56,11 +56,12 @@ def judge(
     return False, f"did not improve the image ({detail})"
 
 
-def judge_requested(before: np.ndarray, after: np.ndarray) -> tuple[bool, str]:
-    """A step the user asked for: kept unless it damaged the photo (clipping, colour shift)."""
-    from restoregraph.metrics.safety import safety_problem
+def judge_requested(before: np.ndarray, after: np.ndarray, task: str = "") -> tuple[bool, str]:
+    """A step the user asked for: kept unless it damaged the photo (clipping, colour shift
+    beyond the task's bound: ``restoregraph.metrics.safety.limits_for``)."""
+    from restoregraph.metrics.safety import limits_for, safety_problem
 
-    problem = safety_problem(before, after)
+    problem = safety_problem(before, after, limits_for(task))
     if problem:
         return False, f"requested, but not kept: {problem}"
     return True, "requested: kept (no new clipping, no colour shift beyond the bound)"
@@ -96,7 +97,9 @@ def reflection(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, A
         result, q_after = assess(ctx, image)
         after = result.severity
         if step["task"] in ctx.required_tasks:
-            accept, reason = judge_requested(get_store(ctx).get(state["current"]), image)
+            accept, reason = judge_requested(
+                get_store(ctx).get(state["current"]), image, step["task"]
+            )
         else:
             accept, reason = judge(step["task"], before, after, q_before, q_after, ctx)
         record["status"] = "accepted" if accept else "rolled_back"

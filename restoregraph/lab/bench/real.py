@@ -147,6 +147,7 @@ class RealBenchResult:
     clean_sets: list[str]
     detection: list[dict[str, Any]] = field(default_factory=list)  # (a) one per photo
     pairs: list[dict[str, Any]] = field(default_factory=list)  # (b) one per pair
+    pairs_told: list[dict[str, Any]] = field(default_factory=list)  # (b') known task asked
     quality: list[dict[str, Any]] = field(default_factory=list)  # (c) one per photo
     requests: list[dict[str, Any]] = field(default_factory=list)  # (d) one per request
     sheets: dict[str, str] = field(default_factory=dict)  # folder -> contact sheet path
@@ -418,8 +419,9 @@ class _Agent:
         self.session = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S-%f")
         self.count = 0
 
-    def run(self, src: Path) -> tuple[np.ndarray, dict[str, Any]]:
-        """(output image, facts: tools kept / rolled back, failed steps, seconds, perceived)."""
+    def run(self, src: Path, required: Sequence[str] = ()) -> tuple[np.ndarray, dict[str, Any]]:
+        """(output image, facts: tools kept / rolled back, failed steps, seconds, perceived);
+        ``required``: tasks the run must attempt (as if the user had asked for them)."""
         from restoregraph.core.settings import RunContext
         from restoregraph.imageio import load_image
 
@@ -427,7 +429,8 @@ class _Agent:
         stem = re.sub(r"[^A-Za-z0-9_-]+", "-", src.stem)[:40].strip("-") or "image"
         run_id = f"real-{self.session}-{self.count:04d}-{stem}"
         out_path = self.work / f"{self.count:04d}-{stem}-out.png"
-        res = self.runner.start(src, out_path, RunContext(**self.ctx_kw), run_id=run_id)
+        ctx = RunContext(**self.ctx_kw, required_tasks=tuple(required))
+        res = self.runner.start(src, out_path, ctx, run_id=run_id)
         hist = res.history
         facts = {
             "kept": [h["tool"] for h in hist if h["status"] == "accepted"],
@@ -494,13 +497,23 @@ def _detect(
     return rows
 
 
+def known_tasks(known: Sequence[str]) -> list[str]:
+    """The tasks that undo a folder's known degradations (``blur`` -> ``deblur``, ...)."""
+    from restoregraph.core.tasks import TASK_FOR_PERCEPTION_TYPE
+
+    return list(dict.fromkeys(TASK_FOR_PERCEPTION_TYPE[t] for t in perception_types(known)))
+
+
 def _pairs(
     root: Path,
     sets: Sequence[tuple[str, Path, Path, list[str], int | None]],
     agent: _Agent,
     show: bool,
     thumbs: dict[str, list[tuple[str, list[Any]]]],
+    told: bool = False,
 ) -> list[dict[str, Any]]:
+    """The agent on each pair; ``told``: with the set's known task(s) required, as if the
+    user had asked for them (what the tools do when perception is taken out of the loop)."""
     from restoregraph.imageio import load_image
 
     jobs: list[tuple[str, Path, Path | None, list[str], str]] = []
@@ -511,7 +524,8 @@ def _pairs(
         for p in files:
             jobs.append((name, p, clean_match(p, clean_files), known, folder))
     rows: list[dict[str, Any]] = []
-    for name, path, clean_path, known, folder in _bar(jobs, "real: agent on pairs", show):
+    desc = "real: pairs, known task asked" if told else "real: agent on pairs"
+    for name, path, clean_path, known, folder in _bar(jobs, desc, show):
         row: dict[str, Any] = {
             "set": name,
             "folder": folder,
@@ -552,7 +566,7 @@ def _pairs(
             continue
         row["psnr_in"], row["ssim_in"] = _fr(img, ref)
         try:
-            out, facts = agent.run(path)
+            out, facts = agent.run(path, known_tasks(known) if told else ())
         except Exception as exc:  # one photo's failure is a row, not the end of the bench
             row.update(status="failed", error=_error(exc))
             continue
@@ -848,6 +862,9 @@ def run_real_bench(
         result.pairs = _pairs(root, sets, agent, progress, thumbs)
         result.timings["pairs"] = time.perf_counter() - t0
         t0 = time.perf_counter()
+        result.pairs_told = _pairs(root, sets, agent, progress, {}, told=True)
+        result.timings["pairs, known task asked"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         result.quality = _quality(
             root, real_folders, n_per_folder, max_side, agent, progress, thumbs
         )
@@ -984,12 +1001,14 @@ def _tools_cell(rows: Sequence[dict[str, Any]]) -> str:
     return ", ".join(f"{t} ×{c}" for t, c in kept.most_common(3)) or "none"
 
 
-def pairs_table(result: RealBenchResult) -> str:
-    names = list(dict.fromkeys(r["set"] for r in result.pairs))
+def pairs_table(result: RealBenchResult, told: bool = False) -> str:
+    """Part (b)'s table; ``told``: the runs with the known task asked."""
+    pairs = result.pairs_told if told else result.pairs
+    names = list(dict.fromkeys(r["set"] for r in pairs))
     rows = []
-    groups = [(n, [r for r in result.pairs if r["set"] == n]) for n in names]
+    groups = [(n, [r for r in pairs if r["set"] == n]) for n in names]
     if len(groups) > 1:
-        groups.append(("**all pairs**", list(result.pairs)))
+        groups.append(("**all pairs**", list(pairs)))
     for name, recs in groups:
         for half in HALVES:
             hs = _in_half(recs, half)
@@ -1510,6 +1529,20 @@ def real_markdown(
         "",
         pairs_table(result),
         "",
+        *(
+            [
+                "Perception taken out of the loop: the same pairs, each run with its set's "
+                "known task required (`RunContext.required_tasks`, as when the user asks for "
+                "it: SOTS → dehaze, GoPro → deblur, RainDrop → deraindrop, LOL → lowlight, "
+                "Rain100L → derain). The gap between the two tables is what perception misses; "
+                "what is left is the tools' (and reflection's) share.",
+                "",
+                pairs_table(result, told=True),
+                "",
+            ]
+            if result.pairs_told
+            else []
+        ),
         "### Real photos: no-reference quality before / after the agent",
         "",
         f"The agent on every photo of the labelled `real/` folders; photos whose long side "
