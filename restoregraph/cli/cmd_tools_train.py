@@ -41,6 +41,12 @@ from restoregraph.core.errors import InputError
     default=None,
     help="Stop after this many steps (checkpoint only); continue later with --resume.",
 )
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="auto (a CUDA GPU when torch sees one, else the CPU), cpu or cuda[:N].",
+)
 def train_tool_cmd(
     task: str,
     variant: str | None,
@@ -54,8 +60,9 @@ def train_tool_cmd(
     checkpoint: Path | None,
     resume: bool,
     stop_after: int | None,
+    device: str,
 ) -> None:
-    """Train a small learned tool for TASK on synthetic degradations (CPU, resumable)."""
+    """Train a small learned tool for TASK on synthetic degradations (CPU or GPU, resumable)."""
     from restoregraph.tools.learned.catalog import find_variant
 
     try:
@@ -84,6 +91,7 @@ def train_tool_cmd(
             resume=resume,
             stop_after=stop_after,
             command=command,
+            device=device,
         )
     except (FileNotFoundError, ValueError) as exc:
         raise InputError(str(exc)) from None
