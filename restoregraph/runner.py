@@ -5,6 +5,11 @@ Layout under ``$RESTOREGRAPH_HOME`` (default ``~/.restoregraph``)::
     checkpoints.sqlite   every checkpoint of every run (one thread per run)
     store/               content-addressed images (never overwritten)
     runs/<run-id>/       run.json (input, output, settings), report.html
+
+A home can be copied or moved: run.json records the image store relative to the home
+(``META_FORMAT`` 2), and the store finds an image by its hash, whatever path a checkpoint
+recorded. Homes written before (absolute or working-folder-relative ``store_dir``) still resume:
+see ``Runner.store_dir_of``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
-from restoregraph.core.errors import InputError, RestoreGraphError
+from restoregraph.core.errors import InputError, OutputError, RestoreGraphError
 from restoregraph.core.settings import RunContext, home_dir
 from restoregraph.core.state import FailedAttempt, StepRecord
 from restoregraph.graph.builder import RECURSION_LIMIT, compile_graph
@@ -37,6 +42,7 @@ from restoregraph.store.images import ImageStore
 EventFn = Callable[[dict[str, Any]], None]
 GC_GRACE_S = 600.0  # gc keeps unreferenced images younger than this (runs in progress)
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$")
+META_FORMAT = 2  # run.json "format": 2 = settings.store_dir relative to the home when inside it
 
 
 @dataclass
@@ -75,6 +81,19 @@ def reached_end(snapshot: Any) -> bool:
     return not snapshot.next and not snapshot.tasks
 
 
+def undo_output_path(output: str | os.PathLike[str], to_step: int) -> Path:
+    """Where ``undo --to STEP`` writes without ``-o``: ``<stem>.undo-<STEP><ext>`` beside the
+    run's output, or ``<stem>.undo-<STEP>-<n><ext>`` for the first ``n`` not taken: an earlier
+    file is never overwritten."""
+    out = Path(output)
+    for n in range(1, 1000):
+        extra = f"-{n}" if n > 1 else ""
+        candidate = out.with_name(f"{out.stem}.undo-{to_step}{extra}{out.suffix}")
+        if not candidate.exists() and not candidate.is_symlink():
+            return candidate
+    raise OutputError(f"{out.parent}: too many undo outputs of {out.name}; choose one with -o")
+
+
 def new_run_id(input_path: str | os.PathLike[str]) -> str:
     stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(input_path).stem)[:40].strip("-") or "image"
     return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S-%f')}-{stem}"
@@ -84,7 +103,9 @@ class Runner:
     """Owns the home directory, the checkpointer and the compiled graph."""
 
     def __init__(self, home: str | os.PathLike[str] | None = None, checkpointer: str | None = None):
-        self.home = Path(home) if home else home_dir()
+        # absolute (not resolved: symlinks kept), so nothing recorded depends on the
+        # working folder
+        self.home = Path(os.path.abspath(home if home else home_dir()))
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "runs").mkdir(exist_ok=True)
         self.checkpointer = make_checkpointer(checkpointer or self.home / "checkpoints.sqlite")
@@ -114,8 +135,39 @@ class Runner:
     def list_runs(self) -> list[str]:
         return sorted(p.parent.name for p in (self.home / "runs").glob("*/run.json"))
 
+    def store_dir_of(self, run_id: str, meta: dict[str, Any]) -> str:
+        """The absolute image store of run ``run_id`` (its metadata ``meta``).
+
+        Format 2 records it relative to the home when it is inside. Earlier homes recorded the
+        path as given (absolute, or relative to the working folder of the time); such a path
+        that is missing now, or that is the store of a home holding this run (the original of
+        a copied home), means this home's store; any other existing folder is a store the
+        caller chose and stays.
+        """
+        raw = str(meta.get("settings", {}).get("store_dir") or "")
+        if not raw:
+            return self.store_dir
+        if meta.get("format", 1) >= META_FORMAT:
+            return str(self.home / raw) if not os.path.isabs(raw) else raw
+        old = Path(raw)
+        if not old.is_dir():
+            return self.store_dir
+        if old.name == "store" and (old.parent / "runs" / run_id / "run.json").is_file():
+            return self.store_dir
+        return os.path.abspath(old)
+
+    def _portable_settings(self, ctx: RunContext) -> dict[str, Any]:
+        """``ctx.settings()`` with the store relative to the home when it is inside."""
+        settings = ctx.settings()
+        store = Path(os.path.abspath(settings["store_dir"] or self.store_dir))
+        if store.is_relative_to(self.home):
+            settings["store_dir"] = store.relative_to(self.home).as_posix() or "."
+        return settings
+
     def context_for(self, run_id: str, **objects: Any) -> RunContext:
-        ctx = RunContext.from_settings(self.meta(run_id)["settings"])
+        meta = self.meta(run_id)
+        ctx = RunContext.from_settings(meta["settings"])
+        ctx.store_dir = self.store_dir_of(run_id, meta)
         for k, v in objects.items():
             setattr(ctx, k, v)
         return ctx
@@ -186,11 +238,12 @@ class Runner:
             run_id,
             {
                 "run_id": run_id,
+                "format": META_FORMAT,
                 "input": str(src.resolve()),
                 "output": str(out.resolve()) if out else None,
                 "overwrite": overwrite,
                 "instruction": instruction,
-                "settings": ctx.settings(),
+                "settings": self._portable_settings(ctx),
                 "created": datetime.now(UTC).isoformat(),
             },
         )
@@ -220,9 +273,12 @@ class Runner:
         store = ImageStore(ctx.store_dir or self.store_dir)
         out = None
         done = reached_end(snapshot)
-        if meta.get("output") and state.get("current") and done:
+        # an undo writes its branch's result to its own file (Runner.undo), never over the
+        # run's earlier output
+        target = meta.get("branch_output") or meta.get("output")
+        if target and state.get("current") and done:
             image = store.get(state["current"])
-            out = save_image(image, meta["output"], protect=(meta["input"],), overwrite=True)
+            out = save_image(image, target, protect=(meta["input"],), overwrite=True)
         from restoregraph.report import write_report
 
         report = write_report(
@@ -327,12 +383,19 @@ class Runner:
         on_event: EventFn | None = None,
         *,
         forbid_undone: bool = True,
+        output: str | os.PathLike[str] | None = None,
+        overwrite: bool = False,
         **objects: Any,
     ) -> RunResult:
         """Fork from the image after accepted step ``to_step`` (0 = the input) and replan.
 
         The first undone tool is not retried at that point unless ``forbid_undone`` is false
         (a chat "less sharpening" redoes the same tool, milder). ``objects`` override settings.
+
+        The new result goes to ``output`` (an existing file only with ``overwrite``); without
+        it, when the run has an output file, to ``undo_output_path`` beside it (``restored.
+        undo-1.png``): the run's earlier output is never overwritten. Checked before anything
+        runs (``OutputError``).
         """
         ctx = self.context_for(run_id, **objects)
         current = self.history(run_id)
@@ -347,6 +410,18 @@ class Runner:
                 fork = snap
         if fork is None:
             raise RestoreGraphError(f"no checkpoint found after step {to_step} of {run_id}")
+        meta = self.meta(run_id)
+        if output is not None:
+            out: Path | None = check_output_path(
+                output, protect=(meta["input"],), overwrite=overwrite
+            )
+        elif meta.get("output"):
+            out = check_output_path(undo_output_path(meta["output"], to_step))
+        else:
+            out = None
+        if out is not None or meta.get("branch_output"):
+            meta["branch_output"] = str(out.resolve()) if out is not None else None
+            self._write_meta(run_id, meta)
         undone = [h for h in current[target_len:] if h["status"] == "accepted"]
         summary = f"user undid steps after {to_step}: " + (
             ", ".join(h["tool"] for h in undone) or "nothing accepted"

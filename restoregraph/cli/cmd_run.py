@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 import json
+import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from restoregraph.cli.errors import Interrupted
 from restoregraph.cli.options import (
     AS_JSON,
     HOME,
@@ -103,13 +108,36 @@ def _make_runner(home: Path | None) -> Any:
     return Runner(home)
 
 
-def _approvals(runner: Any, result: Any) -> Any:
+@contextmanager
+def resumable(runner: Any, run_id: str, home: Path | None) -> Iterator[None]:
+    """Turn Ctrl-C while run ``run_id`` runs (or waits for an approval) into ``Interrupted``,
+    whose message names the run and the command that continues it."""
+    try:
+        yield
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        try:
+            started = (runner.run_dir(run_id) / "run.json").exists()
+        except InputError:  # an invalid --run-id: nothing was written
+            started = False
+        if not started:
+            raise Interrupted(
+                f"interrupted before run {run_id} started; nothing was saved"
+            ) from None
+        where = f" --home {shlex.quote(str(home))}" if home is not None else ""
+        raise Interrupted(
+            f"interrupted: run {run_id} stopped at its last checkpoint; continue it with "
+            f"`restoregraph resume {run_id}{where}`"
+        ) from None
+
+
+def _approvals(runner: Any, result: Any, home: Path | None = None) -> Any:
     """Ask for the plans a run with --approve waits on (restoregraph.cli.approval)."""
     if result.approval is None:
         return result
     from restoregraph.cli.approval import until_approved
 
-    return until_approved(runner, result, console, ProgressDisplay)
+    with resumable(runner, result.run_id, home):
+        return until_approved(runner, result, console, ProgressDisplay)
 
 
 def _summary(result: Any) -> None:
@@ -236,8 +264,11 @@ def restore(
             out_console=out_console,
         )
         return
+    from restoregraph.runner import new_run_id
+
     runner = _make_runner(home)
-    with ProgressDisplay() as show:
+    run_id = run_id or new_run_id(image)
+    with resumable(runner, run_id, home), ProgressDisplay() as show:
         result = runner.start(
             image,
             output,
@@ -247,7 +278,7 @@ def restore(
             overwrite=overwrite,
             on_event=show,
         )
-    _summary(_approvals(runner, result))
+    _summary(_approvals(runner, result, home))
 
 
 @click.command("resume")
@@ -256,18 +287,29 @@ def restore(
 def resume(run: str, home: Path | None) -> None:
     """Continue an interrupted run from its last checkpoint."""
     runner = _make_runner(home)
-    with ProgressDisplay() as show:
+    with resumable(runner, run, home), ProgressDisplay() as show:
         result = runner.resume(run, on_event=show)
-    _summary(_approvals(runner, result))
+    _summary(_approvals(runner, result, home))
+
+
+HISTORY_LEGEND = (
+    "severity: sum of perceived degradation levels, before→after (lower is better)",
+    "quality: no-reference quality, before→after (higher is better); time: seconds",
+)
 
 
 @click.command("history")
 @click.argument("run")
 @HOME
 @AS_JSON
-def history(run: str, home: Path | None, as_json: bool) -> None:
-    """List every step of RUN: tool, decision, scores, image path."""
-    state = _make_runner(home).state(run)
+@click.option("--paths", is_flag=True, help="Also list the image file of each step (one per line).")
+def history(run: str, home: Path | None, as_json: bool, paths: bool) -> None:
+    """List every step of RUN: tool, decision, severity and quality before→after, time.
+
+    Fits 80 columns (a pipe, a log); --paths lists each step's image file, --json everything.
+    """
+    runner = _make_runner(home)
+    state = runner.state(run)
     steps = state.get("history", [])
     if as_json:
         click.echo(
@@ -281,10 +323,14 @@ def history(run: str, home: Path | None, as_json: bool) -> None:
             )
         )
         return
-    table = Table(title=f"run {run}: {state.get('stop_reason', 'not finished')}")
-    for col in ("#", "tool", "decision", "severity", "quality", "s"):
-        table.add_column(col, no_wrap=True)
-    table.add_column("image", overflow="fold")
+    click.echo(f"run {run}: {state.get('stop_reason') or 'not finished'}")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("tool", overflow="fold")
+    table.add_column("decision", no_wrap=True)
+    table.add_column("severity", no_wrap=True)
+    table.add_column("quality", no_wrap=True)
+    table.add_column("time", justify="right", no_wrap=True)
     for h in steps:
         table.add_row(
             str(h["index"]),
@@ -293,11 +339,24 @@ def history(run: str, home: Path | None, as_json: bool) -> None:
             f"{sum(h['severity_before'].values()):.2f}→{sum(h['severity_after'].values()):.2f}",
             f"{h['quality_before']:.2f}→{h['quality_after']:.2f}",
             f"{h['seconds']:.2f}",
-            (h.get("output") or {}).get("uri", "-"),
         )
-    out_console.print(table)
+    if steps:
+        with out_console.capture() as cap:
+            out_console.print(table)
+        click.echo("\n".join(line.rstrip() for line in cap.get().strip("\n").splitlines()))
+        for line in HISTORY_LEGEND:
+            click.echo(line)
+    else:
+        click.echo("no steps yet")
+    if paths and steps:
+        from restoregraph.store.images import ImageStore
+
+        store = ImageStore(runner.store_dir_of(run, runner.meta(run)))
+        for h in steps:
+            ref = h.get("output")
+            click.echo(f"step {h['index']} image: {store.path_for(ref['sha256']) if ref else '-'}")
     for a in state.get("abandoned", []):
-        out_console.print(f"abandoned branch: {a}")
+        click.echo(f"abandoned branch: {a}")
 
 
 @click.command("undo")
@@ -309,12 +368,25 @@ def history(run: str, home: Path | None, as_json: bool) -> None:
     required=True,
     help="Keep the accepted steps up to this one (0 = the input image).",
 )
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write the new result (default: <output stem>.undo-<STEP>.<ext> beside the "
+    "run's output; the earlier output is never overwritten).",
+)
+@OVERWRITE
 @HOME
-def undo(run: str, to: int, home: Path | None) -> None:
-    """Go back to the image after step --to and replan from there (the old branch stays)."""
+def undo(run: str, to: int, output: Path | None, overwrite: bool, home: Path | None) -> None:
+    """Go back to the image after step --to and replan from there (the old branch stays).
+
+    The new result goes to a new file (-o, or <output stem>.undo-<STEP>.<ext> beside the run's
+    output); an existing file is replaced only with --overwrite.
+    """
     runner = _make_runner(home)
-    with ProgressDisplay() as show:
-        result = runner.undo(run, to, on_event=show)
+    with resumable(runner, run, home), ProgressDisplay() as show:
+        result = runner.undo(run, to, on_event=show, output=output, overwrite=overwrite)
     _summary(result)
 
 

@@ -12,6 +12,12 @@ import click
 from restoregraph.core.errors import RestoreGraphError
 
 
+class Interrupted(RestoreGraphError):
+    """Ctrl-C during a command; the message says how to go on (which run, which command)."""
+
+    exit_code = 130
+
+
 def one_line(text: object) -> str:
     """``text`` on one line: a newline in a file name must not split the error message."""
     return str(text).replace("\r", "\\r").replace("\n", "\\n")
@@ -27,12 +33,11 @@ def run_cli(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
             raise
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
-    except click.exceptions.Abort:
-        print("error: aborted", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        # (restore, resume and undo name their run: Interrupted above)
         print(
-            "error: interrupted (the run can be continued with `restoregraph resume RUN`)",
+            "error: interrupted (a run in progress stays checkpointed: `restoregraph runs` "
+            "lists the runs, `restoregraph resume RUN_ID` continues one)",
             file=sys.stderr,
         )
         return 130

@@ -70,9 +70,11 @@ def execution(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, An
     started = time.perf_counter()
     candidate = None
     error = ""
+    # outside the try: a damaged or changed stored image (StoreError) stops the run, it is
+    # not the tool's failure
+    image = store.get(state["current"])
     try:
         spec = get_registry(ctx).get(step["tool"])
-        image = store.get(state["current"])
         out = run_with_timeout(spec, image, ctx.tool_timeout)
         candidate = store.put(apply_strength(image, out, ctx.strength.get(step["task"], 2)))
     except Exception as exc:  # isolated: any failure is a failed step

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from restoregraph.core.errors import PlanError
+from restoregraph.core.errors import PlanError, StoreError
 from restoregraph.core.settings import RunContext
 from restoregraph.core.state import RestoreState
 from restoregraph.nodes.approval import needs_approval
@@ -73,6 +73,8 @@ def planning(
     rounds = state.get("rounds", 0) + 1
     try:
         plan = _ask(get_planner(ctx), request)
+    except StoreError:  # a damaged or changed stored image stops the run, whatever the planner
+        raise
     except Exception as exc:  # a broken planner falls back to the expert rules
         reason = str(exc) if isinstance(exc, PlanError) else f"{type(exc).__name__}: {exc}"
         reason = " ".join(reason.split())[:200]  # one short line, whatever the planner raised

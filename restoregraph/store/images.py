@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from restoregraph.core.errors import InputError
+from restoregraph.core.errors import InputError, StoreError
 from restoregraph.core.state import ImageRef
 
 TOUCH_AFTER_S = 60.0  # re-putting an image older than this refreshes its mtime (see put)
@@ -28,10 +28,16 @@ def _quantise(image: np.ndarray) -> np.ndarray:
     return np.round(arr * 65535.0).astype(np.uint16)
 
 
+HASH_CHUNK_BYTES = 8 << 20  # pixel_hash feeds sha256 this much at a time
+
+
 def pixel_hash(q: np.ndarray) -> str:
+    """sha256 of the shape and the pixel bytes, fed in chunks of rows (no copy of the image)."""
     h = hashlib.sha256()
     h.update(str(tuple(q.shape)).encode())
-    h.update(np.ascontiguousarray(q).tobytes())
+    flat = np.ascontiguousarray(q).reshape(-1).view(np.uint8)
+    for start in range(0, flat.size, HASH_CHUNK_BYTES):
+        h.update(flat[start : start + HASH_CHUNK_BYTES].data)
     return h.hexdigest()
 
 
@@ -65,18 +71,36 @@ class ImageStore:
         return ImageRef(uri=str(path), sha256=sha, shape=[int(s) for s in q.shape])
 
     def get(self, ref: ImageRef) -> np.ndarray:
-        path = Path(ref["uri"])
+        """The pixels of ``ref``, checked: the file must decode to an array of ``ref``'s shape
+        whose ``pixel_hash`` is ``ref``'s sha256, else ``StoreError`` naming the file.
+
+        The file is looked up by its hash in this store first, then at ``ref["uri"]``: a home
+        that was copied or moved still finds its images (the uri is where it was written)."""
+        sha = str(ref["sha256"])
+        path = self.path_for(sha)
         if not path.exists():
-            alt = self.path_for(ref["sha256"])
-            if not alt.exists():
-                raise InputError(
-                    f"image {ref['sha256'][:12]} is missing from the store {self.root}"
+            path = Path(ref["uri"])
+            if not path.exists():
+                raise StoreError(
+                    f"image {sha[:12]} is missing from the store {self.root} (was it deleted, "
+                    "or the store moved?); runs that need it cannot be resumed or undone"
                 )
-            path = alt
         data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if data is None:
-            raise InputError(f"stored image {path} is unreadable")
-        rgb = cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
+            raise StoreError(f"stored image {path} is unreadable (damaged or not a PNG)")
+        rgb = cv2.cvtColor(data, cv2.COLOR_BGR2RGB) if data.ndim == 3 else data
+        shape = [int(s) for s in rgb.shape]
+        want = [int(s) for s in ref.get("shape") or shape]
+        if shape != want:
+            raise StoreError(
+                f"stored image {path} has shape {shape}, its checkpoint says {want}: the file "
+                "was replaced or damaged; RestoreGraph will not use it"
+            )
+        if rgb.dtype != np.uint16 or pixel_hash(rgb) != sha:
+            raise StoreError(
+                f"stored image {path} does not match its sha256 {sha[:12]}...: the file was "
+                "replaced or damaged; RestoreGraph will not use it"
+            )
         return (rgb.astype(np.float32) / 65535.0).astype(np.float32)
 
     def all_hashes(self) -> set[str]:
