@@ -30,6 +30,7 @@ from restoregraph.core.tasks import TASKS
 
 MODES: tuple[str, ...] = ("plan", "stepwise")
 APPROVE_MODES: tuple[str, ...] = ("off", "first", "every")
+STEP_CRITIC_MODES: tuple[str, ...] = ("off", "veto", "decide")
 
 
 def home_dir() -> Path:
@@ -97,6 +98,16 @@ class RunContext:
     )
     presence_threshold: int = field(
         default=1, metadata={"help": "Minimum perceived level that counts as present."}
+    )
+    # the learned step critic in reflection (restoregraph/metrics/step_critic.py)
+    step_critic: Literal["off", "veto", "decide"] = field(
+        default="off",
+        metadata={
+            "help": "Learned step critic in reflection: veto = a requested step it predicts a "
+            "loss for is not kept; decide = also keep/roll back planned steps by its "
+            "prediction (docs/step_critic.md).",
+            "choices": STEP_CRITIC_MODES,
+        },
     )
     tool_timeout: float = field(
         default=600.0, metadata={"help": "Seconds before a tool call counts as failed."}
