@@ -167,9 +167,10 @@ def tools_cmd(ctx: click.Context, **kw: Any) -> None:
 @click.option(
     "--toolbox",
     type=click.Choice(["search", "all"]),
-    default="search",
+    default="all",
     show_default=True,
-    help="The tools every planner and the oracle may use: the search toolbox or every tool.",
+    help="The tools every planner and the oracle may use: every tool, or the search toolbox "
+    "(restoregraph.lab.search.toolbox's default: the planner's earlier, mostly learned tools).",
 )
 @click.option(
     "--switch-objectives",
@@ -307,7 +308,12 @@ def agent_cmd(ctx: click.Context, **kw: Any) -> None:
     help="Only these mixtures (comma-separated, e.g. noise+jpeg; default: the --suite ones).",
 )
 @click.option(
-    "--toolbox", type=click.Choice(["search", "all"]), default="search", show_default=True
+    "--toolbox",
+    type=click.Choice(["search", "all"]),
+    default="all",
+    show_default=True,
+    help="The tools every planner and the oracle may use: every tool, or the search toolbox "
+    "(restoregraph.lab.search.toolbox's default: the planner's earlier, mostly learned tools).",
 )
 @OBJECTIVE
 @click.option(

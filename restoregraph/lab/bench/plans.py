@@ -71,7 +71,7 @@ class PlanBenchConfig:
         default_factory=lambda: suite_mixtures(["restoreagent", "agenticir"])
     )
     oracle_cap: int = 120
-    toolbox: str = "search"
+    toolbox: str = "all"  # "search": every planner and the oracle use the search toolbox only
 
 
 @dataclass
