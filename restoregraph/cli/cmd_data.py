@@ -46,7 +46,17 @@ def data() -> None:
     "--toolbox",
     default="default",
     show_default=True,
-    help="'default' (restoregraph.lab.search.toolbox) or a JSON file {task: [tool ids]}.",
+    help="'default' (restoregraph.lab.search.toolbox: today's mostly learned tools), 'whole' "
+    "(the whole toolbox, learned and classical, at most the 3 best-ranked tools per task) or a "
+    "JSON file {task: [tool ids]}.",
+)
+@click.option(
+    "--realistic",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Share of samples degraded with the realistic synthesis (restoregraph.degrade."
+    "realistic) instead of the project's own, at the same types and levels.",
 )
 @run_option("objective", help="Score of the final images (z-scored over each image's pipelines).")
 @click.option(
@@ -79,6 +89,7 @@ def build_cmd(
     seed: int,
     crop: int,
     toolbox: str,
+    realistic: float,
     objective: str,
     mixtures: str,
     workers: int,
@@ -110,6 +121,7 @@ def build_cmd(
         command=shlex.join(["restoregraph", *sys.argv[1:]]),
         toolbox_spec=toolbox,
         mixtures=mixtures,
+        realistic=realistic,
     )
     try:
         summary = run_build(cfg, workers=workers, ray_address=ray_address, show_progress=not quiet)

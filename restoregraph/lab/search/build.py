@@ -66,9 +66,10 @@ RESUME_KEYS = (
     "features",
     "mixtures",
     "leaf_features",
+    "realistic",
 )
 # a manifest written before a key existed means that key's default
-RESUME_DEFAULTS: dict[str, Any] = {"mixtures": "default", "leaf_features": False}
+RESUME_DEFAULTS: dict[str, Any] = {"mixtures": "default", "leaf_features": False, "realistic": 0.0}
 
 
 @dataclass
@@ -85,6 +86,10 @@ class BuildConfig:
     command: str = ""
     toolbox_spec: str = "default"
     mixtures: str = "default"  # MIXTURE_SETS name, or a list of kinds (parse_mixture_list)
+    # share of samples whose mixture is synthesised with restoregraph.degrade.realistic (depth
+    # haze, lens raindrops, camera noise through a raw pipeline, ...) instead of the project's
+    # own synthesis; the same types and levels, so the search and its labels are unchanged
+    realistic: float = 0.0
 
 
 @dataclass
@@ -193,11 +198,49 @@ def _round(metrics: dict[str, float]) -> dict[str, float]:
     return {k: float(f"{v:.6g}") for k, v in metrics.items()}
 
 
+def degrade_sample(
+    clean: np.ndarray, mixture: Sequence[tuple[str, int]], seed: int, realistic: bool
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """``clean`` degraded by ``mixture`` (in order) and what was applied: the project's synthesis
+    (``restoregraph.degrade.apply_mixture``) or, when ``realistic``, the realistic one
+    (``restoregraph.degrade.realistic.apply_realistic``, each type as its perception type)."""
+    if not realistic:
+        from restoregraph.degrade import apply_mixture
+
+        out, infos = apply_mixture(clean, list(mixture), seed=seed)
+        return out, [info.to_dict() for info in infos]
+    from restoregraph.core.tasks import PERCEPTION_TYPE_FOR_DEGRADATION
+    from restoregraph.degrade.realistic import apply_realistic
+
+    rng = np.random.default_rng([seed, 0xBEA1])
+    image = clean
+    applied: list[dict[str, Any]] = []
+    for dtype, level in mixture:
+        record: dict[str, Any] = {}
+        ptype = PERCEPTION_TYPE_FOR_DEGRADATION[dtype]
+        image = apply_realistic(image, ptype, int(level), rng, record=record)
+        params = {
+            k: (v if isinstance(v, str | bool) else float(f"{float(v):.6g}"))
+            for k, v in record.items()
+        }
+        applied.append(
+            {"type": dtype, "level": int(level), "synthesis": "realistic", "params": params}
+        )
+    return image, applied
+
+
+def is_realistic(cfg: BuildConfig, seed: int) -> bool:
+    """Whether the sample of ``seed`` is synthesised realistically (a draw of its own, so the
+    other samples are the ones a build without ``realistic`` makes)."""
+    if cfg.realistic <= 0:
+        return False
+    return bool(np.random.default_rng([seed, 0x5EA1]).random() < cfg.realistic)
+
+
 def build_sample(cfg: BuildConfig, sources: Sequence[str], index: int) -> SampleResult:
     """Build sample ``index`` (deterministic given ``cfg`` and ``index``)."""
     import torch
 
-    from restoregraph.degrade import apply_mixture
     from restoregraph.imageio import as_float_image, load_image
     from restoregraph.lab.common import quantize8
     from restoregraph.metrics import OBJECTIVES, compute, match_size, objective_scores
@@ -214,7 +257,8 @@ def build_sample(cfg: BuildConfig, sources: Sequence[str], index: int) -> Sample
     y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
     clean = quantize8(full[y : y + ch, x : x + cw])
     mixture = sample_mixture(rng, cfg.toolbox, cfg.mixtures)
-    degraded_f, infos = apply_mixture(clean, mixture, seed=seed)
+    realistic = is_realistic(cfg, seed)
+    degraded_f, applied = degrade_sample(clean, mixture, seed, realistic)
     degraded = quantize8(degraded_f)
     tasks = [t for t in mixture_tasks(mixture) if t in cfg.toolbox]
     models = {t: cfg.toolbox[t] for t in tasks}
@@ -282,7 +326,8 @@ def build_sample(cfg: BuildConfig, sources: Sequence[str], index: int) -> Sample
         "crop": [y, x, ch, cw],
         "seed": seed,
         "mixture": [[t, int(lvl)] for t, lvl in mixture],
-        "degradations": [info.to_dict() for info in infos],
+        "degradations": applied,
+        "synthesis": "realistic" if realistic else "project",
         "kind": mixture_kind(mixture),
         "perception": perception_levels(mixture),
         "tasks": tasks,
@@ -360,6 +405,7 @@ def manifest_for(cfg: BuildConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "mixtures": cfg.mixtures,
         "leaf_features": bool(cfg.leaf_features),
+        "realistic": float(cfg.realistic),
         "n_images": cfg.n,
         "command": cfg.command,
         "source": cfg.source,
@@ -497,6 +543,8 @@ def run_build(
         raise InputError(f"--crop must be >= 32 px, got {cfg.crop}")
     if workers < 1:
         raise InputError(f"--workers must be >= 1, got {workers}")
+    if not 0.0 <= cfg.realistic <= 1.0:
+        raise InputError(f"--realistic must be a share in [0, 1], got {cfg.realistic}")
     metric_names(cfg.objective)
     try:
         check_mixtures(cfg.mixtures, cfg.toolbox)
@@ -595,6 +643,7 @@ __all__ = [
     "SampleResult",
     "TreeStats",
     "build_sample",
+    "degrade_sample",
     "list_sources",
     "read_done",
     "run_build",

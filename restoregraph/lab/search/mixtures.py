@@ -65,19 +65,21 @@ COUNT_PROBS: dict[int, float] = {1: 0.2, 2: 0.35, 3: 0.35, 4: 0.1}
 P_SHUFFLED = 1 / 3
 P_JPEG_LAST = 0.85
 
-# physical order of acquisition (lower first); ties keep a random order
+# physical order of acquisition (lower first); ties keep a random order. Drops on the lens come
+# after the scene's weather and before the exposure (restoregraph.degrade.realistic's order).
 PHYSICAL_RANK: dict[str, int] = {
     "haze": 0,
     "rain": 0,
     "snow": 0,
-    "low_light": 1,
-    "blur": 2,
-    "defocus": 2,
-    "motion_blur": 2,
-    "low_resolution": 3,
-    "noise": 4,
-    "poisson": 4,
-    "jpeg": 5,
+    "raindrop": 1,
+    "low_light": 2,
+    "blur": 3,
+    "defocus": 3,
+    "motion_blur": 3,
+    "low_resolution": 4,
+    "noise": 5,
+    "poisson": 5,
+    "jpeg": 6,
 }
 
 

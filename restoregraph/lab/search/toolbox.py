@@ -9,6 +9,11 @@ where their weights are installed, classical ones filling in otherwise.
 ``SEARCH_PREFERENCES[task]`` lists candidate ids in order of preference; the toolbox takes the
 first ``MAX_MODELS[task]`` of them that the registry has. A JSON file ``{"task": [ids...]}``
 replaces the default (``restoregraph data build --toolbox FILE``).
+
+``whole`` (:data:`WHOLE_TOOLBOX`, ``restoregraph data build --toolbox whole``) is the search over
+the whole toolbox, learned and classical, capped at the 3 tools per task that the tools
+benchmarks rank best (:data:`WHOLE_TOOLBOX`'s comments say which rows): what the default
+embedded planner is trained on, so it picks a classical or a learned tool per image.
 """
 
 from __future__ import annotations
@@ -57,6 +62,29 @@ DEFAULT_MAX_MODELS = 1
 # Tasks the search can need: those a perceived degradation type maps onto.
 SEARCH_TASKS: tuple[str, ...] = tuple(dict.fromkeys(TASK_FOR_PERCEPTION_TYPE.values()))
 
+# The whole toolbox, capped: per task the (at most) 3 tools the `learned` section of
+# docs/BENCHMARKS.md (`restoregraph bench learned`: every learned tool against the best classical
+# one, per setting and test set) ranks best -- by rows won (best PSNR of the row), ties by mean
+# PSNR over the rows -- in that order. The rows of dehaze, lowlight, derain and desnow.nafnet
+# predate their retraining ('Real photos II'); the picks there do not depend on it (each of those
+# tasks has at most 3 tools but lowlight, whose third is the best classical tool of a row).
+WHOLE_TOOLBOX: dict[str, tuple[str, ...]] = {
+    # oidn wins 4 of 9 rows (sigma 10-25), nafnet.high 2 (sigma 45), nafnet.mid 1 (best mean)
+    "denoise": ("denoise.oidn", "denoise.nafnet.mid", "denoise.nafnet.high"),
+    # motion wins every motion row, defocus every defocus row; unsharp: best classical in 17/18
+    "deblur": ("deblur.nafnet.motion", "deblur.nafnet.defocus", "deblur.unsharp"),
+    # severe wins 6 of 9 rows, mild 2, deblock 1 (McMaster q40)
+    "dejpeg": ("dejpeg.nafnet.severe", "dejpeg.nafnet.mild", "dejpeg.deblock"),
+    "derain": ("derain.nafnet", "derain.median"),  # nafnet 7 of 9 rows, median 2
+    "deraindrop": ("deraindrop.nafnet",),  # the only deraindrop tool
+    "dehaze": ("dehaze.dcp", "dehaze.nafnet"),  # dcp 6 of 9 rows, nafnet 3
+    # gamma 6 of 9 rows, nafnet 3; clahe: the best classical tool of the one row gamma lost
+    "lowlight": ("lowlight.gamma", "lowlight.nafnet", "lowlight.clahe"),
+    "desnow": ("desnow.nafnet",),  # the only desnow tool
+    # compact.x2 wins every x2 row, lanczos.x2 the best classical; bicubic.x4 for levels 2-3
+    "sr": ("sr.compact.x2", "sr.lanczos.x2", "sr.bicubic.x4"),
+}
+
 
 def default_toolbox(registry: ToolRegistry) -> SearchToolbox:
     """Task -> up to ``MAX_MODELS`` tool ids from ``SEARCH_PREFERENCES`` present in ``registry``.
@@ -73,6 +101,17 @@ def default_toolbox(registry: ToolRegistry) -> SearchToolbox:
             ids = ids[:cap]
         if ids:
             out[task] = ids
+    return out
+
+
+def whole_toolbox(registry: ToolRegistry) -> SearchToolbox:
+    """:data:`WHOLE_TOOLBOX` restricted to the tools ``registry`` has (a task left without any
+    is dropped)."""
+    out: SearchToolbox = {}
+    for task, ids in WHOLE_TOOLBOX.items():
+        present = [i for i in ids if i in registry]
+        if present:
+            out[task] = present
     return out
 
 
@@ -102,9 +141,12 @@ def validate_toolbox(toolbox: Mapping[str, Sequence[str]], registry: ToolRegistr
 
 
 def load_toolbox(spec: str | Path, registry: ToolRegistry) -> SearchToolbox:
-    """``"default"`` -> :func:`default_toolbox`; otherwise a JSON file ``{task: [ids]}``."""
+    """``"default"`` -> :func:`default_toolbox`; ``"whole"`` -> :func:`whole_toolbox`;
+    otherwise a JSON file ``{task: [ids]}``."""
     if str(spec) == "default":
         return default_toolbox(registry)
+    if str(spec) == "whole":
+        return whole_toolbox(registry)
     path = Path(spec)
     if not path.is_file():
         raise InputError(f"{path}: no such toolbox file (a JSON object {{task: [tool ids]}})")
@@ -125,8 +167,10 @@ __all__ = [
     "SEARCH_PREFERENCES",
     "SEARCH_TASKS",
     "SearchToolbox",
+    "WHOLE_TOOLBOX",
     "default_toolbox",
     "load_toolbox",
     "toolbox_ids",
     "validate_toolbox",
+    "whole_toolbox",
 ]
