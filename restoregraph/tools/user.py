@@ -73,7 +73,7 @@ def user_specs(home: str | os.PathLike[str] | None = None) -> list[ToolSpec]:
                     id=str(t["id"]),
                     task=str(t["task"]),
                     description=str(t.get("description", "user weights")),
-                    run=LearnedModel(path, sha256=t.get("sha256")),
+                    run=LearnedModel(path, sha256=t.get("sha256"), backend="torch"),
                     severity=tuple(int(s) for s in t.get("severity", (1, 2, 3))),
                     cost=float(t.get("cost", 5.0)),
                     scale=int(t.get("scale", 1)),
