@@ -30,6 +30,7 @@ COMMANDS: dict[str, LazyCommand] = {
         f"{_CLI}.cmd_bench:bench",
         "Measure the tools, the agent and perception; write docs/BENCHMARKS.md sections.",
         subcommands={
+            "backends": f"{_CLI}.cmd_bench_backends:backends_cmd",
             "chat": f"{_CLI}.cmd_chat:bench_chat_cmd",
             "learned": f"{_CLI}.cmd_bench_learned:learned_cmd",
             "real": f"{_CLI}.cmd_bench_real:real_cmd",
@@ -92,6 +93,8 @@ COMMANDS: dict[str, LazyCommand] = {
         subcommands={
             "list": f"{_CLI}.cmd_tools:tools_list",
             "add": f"{_CLI}.cmd_tools_train:tools_add_cmd",
+            "backends": f"{_CLI}.cmd_tools_backends:tools_backends_cmd",
+            "export": f"{_CLI}.cmd_tools_backends:tools_export_cmd",
             "remove": f"{_CLI}.cmd_tools_train:tools_remove_cmd",
         },
     ),
