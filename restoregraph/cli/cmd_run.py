@@ -143,10 +143,11 @@ def _approvals(runner: Any, result: Any, home: Path | None = None) -> Any:
 def _summary(result: Any) -> None:
     state = result.state
     console.print(f"[bold]done[/bold] in {result.seconds:.1f} s — {state.get('stop_reason', '')}")
+    # paths on one line each, whatever the width (copied from a terminal or a log)
     if result.output:
-        console.print(f"output: {result.output}")
-    console.print(f"report: {result.report}")
-    console.print(f"run id: {result.run_id}")
+        console.print(f"output: {result.output}", soft_wrap=True, highlight=False)
+    console.print(f"report: {result.report}", soft_wrap=True, highlight=False)
+    console.print(f"run id: {result.run_id}", soft_wrap=True, highlight=False)
 
 
 @click.command("restore")
