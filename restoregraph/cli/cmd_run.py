@@ -145,9 +145,9 @@ def _summary(result: Any) -> None:
     console.print(f"[bold]done[/bold] in {result.seconds:.1f} s — {state.get('stop_reason', '')}")
     # paths on one line each, whatever the width (copied from a terminal or a log)
     if result.output:
-        console.print(f"output: {result.output}", soft_wrap=True, highlight=False)
-    console.print(f"report: {result.report}", soft_wrap=True, highlight=False)
-    console.print(f"run id: {result.run_id}", soft_wrap=True, highlight=False)
+        console.print(f"output: {result.output}", soft_wrap=True, highlight=False, markup=False)
+    console.print(f"report: {result.report}", soft_wrap=True, highlight=False, markup=False)
+    console.print(f"run id: {result.run_id}", soft_wrap=True, highlight=False, markup=False)
 
 
 @click.command("restore")
