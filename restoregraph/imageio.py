@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from restoregraph.core.errors import InputError, OutputError
+from restoregraph.core.timing import timed
 
 DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP; configurable per call and via RESTOREGRAPH_MAX_PIXELS
 MIN_SIDE = 8
@@ -137,8 +138,8 @@ def as_float_image(image: np.ndarray) -> np.ndarray:
         return arr.astype(np.float32) / 255.0
     if arr.dtype == np.uint16:
         return arr.astype(np.float32) / 65535.0
-    out = arr.astype(np.float32)
-    return np.clip(out, 0.0, 1.0)
+    # one new array (a clipped copy), never the caller's
+    return np.clip(arr.astype(np.float32, copy=False), 0.0, 1.0)
 
 
 def resize_bicubic(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -159,8 +160,24 @@ def resize_bicubic(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.stack(channels, axis=2)
 
 
+BAND_BYTES = 8 << 20  # whole-image conversions go a band of rows of about this size at a time
+
+
+def band_rows(image: np.ndarray) -> int:
+    """Rows per band for a row-by-row conversion of ``image`` (about ``BAND_BYTES`` of float32)."""
+    row = image[0].size * 4 if image.ndim and image.shape[0] else 1
+    return max(1, BAND_BYTES // max(1, row))
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    return (np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    arr = np.asarray(image, dtype=np.float32)
+    if arr.ndim == 0:
+        return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    out = np.empty(arr.shape, np.uint8)
+    step = band_rows(arr)  # no whole-image float temporaries (a 48 MP photo: 576 MB each)
+    for r in range(0, arr.shape[0], step):
+        out[r : r + step] = (np.clip(arr[r : r + step], 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return out
 
 
 def _umask() -> int:
@@ -211,6 +228,7 @@ def check_output_path(
     return out
 
 
+@timed("output")
 def save_image(
     image: np.ndarray,
     path: str | os.PathLike[str],

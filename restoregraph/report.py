@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from restoregraph.core.timing import timed
 from restoregraph.imageio import to_uint8
 from restoregraph.store.images import ImageStore
 
@@ -67,6 +68,7 @@ def planner_notes(state: dict[str, Any], events: list[dict[str, Any]] | None = N
     ]
 
 
+@timed("output")
 def write_report(
     path: str | os.PathLike[str],
     run_id: str,

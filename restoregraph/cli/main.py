@@ -34,6 +34,7 @@ COMMANDS: dict[str, LazyCommand] = {
             "chat": f"{_CLI}.cmd_chat:bench_chat_cmd",
             "learned": f"{_CLI}.cmd_bench_learned:learned_cmd",
             "real": f"{_CLI}.cmd_bench_real:real_cmd",
+            "speed": f"{_CLI}.cmd_bench_speed:speed_cmd",
         },
     ),
     "chat": LazyCommand(

@@ -30,8 +30,13 @@ NIQE and BRISQUE are undefined on a uniform (flat) image: they raise ``InputErro
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import importlib.util
 import os
+import sys
+import types
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -221,10 +226,55 @@ def niqe(img: np.ndarray) -> float:
 # ------------------------------------------------------------------------------------ BRISQUE
 
 
+# Modules ``brisque`` imports at its top but that the subclass below never uses on the scoring
+# path (its filtering is replaced by OpenCV; URLs and files are never read): while ``brisque``
+# is imported they are stand-ins that import the real module on first use, which saves about a
+# second of every run's first quality score (scipy.signal alone).
+_BRISQUE_UNUSED = ("scipy.signal", "requests", "skimage.io")
+
+
+class _Deferred(types.ModuleType):
+    """Stands in for a module; the first attribute read imports the real one and reads it."""
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+@contextlib.contextmanager
+def _deferred_imports(names: tuple[str, ...]) -> Iterator[None]:
+    placed: list[tuple[str, _Deferred]] = []
+    for name in names:
+        if name in sys.modules:
+            continue
+        try:
+            if importlib.util.find_spec(name) is None:
+                continue
+        except (ImportError, ValueError):
+            continue
+        stand_in = _Deferred(name)
+        sys.modules[name] = stand_in
+        parent, _, child = name.rpartition(".")
+        if parent in sys.modules:
+            setattr(sys.modules[parent], child, stand_in)
+        placed.append((name, stand_in))
+    try:
+        yield
+    finally:  # later imports get the real modules
+        for name, stand_in in placed:
+            if sys.modules.get(name) is stand_in:
+                del sys.modules[name]
+            parent, _, child = name.rpartition(".")
+            if getattr(sys.modules.get(parent), child, None) is stand_in:
+                delattr(sys.modules[parent], child)
+
+
 @lru_cache(maxsize=1)
 def _brisque_model() -> Any:
     try:
-        from brisque import BRISQUE
+        with _deferred_imports(_BRISQUE_UNUSED):
+            from brisque import BRISQUE
     except Exception as exc:  # ImportError, or a broken dependency (libsvm, cv2)
         raise MetricUnavailable(
             f"brisque: the brisque package cannot be imported ({exc})"

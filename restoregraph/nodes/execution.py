@@ -7,6 +7,7 @@ half of the tool's change (``apply_strength``).
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from typing import Any
@@ -17,11 +18,14 @@ from langgraph.runtime import Runtime
 from restoregraph.core.errors import ToolError
 from restoregraph.core.settings import RunContext
 from restoregraph.core.state import RestoreState
+from restoregraph.core.timing import timed, tool_run
 from restoregraph.nodes.common import emit
 from restoregraph.nodes.resources import get_registry, get_store, run_context
 from restoregraph.tools.run import run_tool
+from restoregraph.tools.tiling import tile_progress
 
 MILD_MIX = 0.5  # a mild step keeps this share of the tool's change
+TILE_EVENT_EVERY_S = 0.5  # a long tiled tool reports its progress at most this often
 
 
 def apply_strength(image: np.ndarray, out: np.ndarray, strength: int) -> np.ndarray:
@@ -42,17 +46,35 @@ def run_with_timeout(spec: Any, image: np.ndarray, timeout: float) -> np.ndarray
     """
     box: dict[str, Any] = {}
     done = threading.Event()
+    # the thread runs in a copy of this context: stream events (tile progress) reach the run
+    context = contextvars.copy_context()
+    started, cpu0 = time.perf_counter(), time.process_time()
 
     def target() -> None:
         try:
-            box["out"] = run_tool(spec, image)
+            with tile_progress(on_tiles):
+                box["out"] = run_tool(spec, image)
         except BaseException as exc:  # handed to the caller below
             box["exc"] = exc
         finally:
             done.set()
 
-    threading.Thread(target=target, name=f"rg-tool-{spec.id}", daemon=True).start()
-    if not done.wait(timeout):
+    def on_tiles(n: int, total: int) -> None:
+        now = time.perf_counter()
+        if n < total and now - box.get("told", 0.0) < TILE_EVENT_EVERY_S:
+            return
+        box["told"] = now
+        spent = now - started
+        emit("tile", tool=spec.id, done=n, total=total, seconds=spent, eta=spent / n * (total - n))
+
+    threading.Thread(
+        target=context.run, args=(target,), name=f"rg-tool-{spec.id}", daemon=True
+    ).start()
+    finished = done.wait(timeout)
+    megapixels = image.shape[0] * image.shape[1] / 1e6
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu0
+    tool_run(spec.id, seconds, cpu, megapixels, finished and "exc" not in box)
+    if not finished:
         raise ToolError(f"{spec.id}: timed out after {timeout:g} s")
     if "exc" in box:
         raise box["exc"]
@@ -60,6 +82,7 @@ def run_with_timeout(spec: Any, image: np.ndarray, timeout: float) -> np.ndarray
     return out
 
 
+@timed("tools")
 def execution(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = run_context(runtime)
     store = get_store(ctx)

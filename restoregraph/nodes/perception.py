@@ -8,11 +8,13 @@ from langgraph.runtime import Runtime
 
 from restoregraph.core.settings import RunContext
 from restoregraph.core.state import RestoreState
+from restoregraph.core.timing import phase, timed
 from restoregraph.imageio import load_image
 from restoregraph.nodes.common import assess, emit, present_levels
 from restoregraph.nodes.resources import get_store, run_context
 
 
+@timed("perception")
 def perception(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = run_context(runtime)
     store = get_store(ctx)
@@ -21,10 +23,11 @@ def perception(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, A
         image = store.get(ref)
         update: dict[str, Any] = {}
     else:
-        image = load_image(state["image"], max_pixels=ctx.max_pixels)
+        with phase("checkpoint_io"):
+            image = load_image(state["image"], max_pixels=ctx.max_pixels)
         ref = store.put(image)
         update = {"original": ref, "current": ref}
-    result, quality = assess(ctx, image)
+    result, quality = assess(ctx, image, ref["sha256"])
     levels = present_levels(result, ctx.presence_threshold)
     emit("perception", present=levels, quality=quality)
     update.update(perception=levels, severity=result.severity, quality=quality)

@@ -13,6 +13,7 @@ from langgraph.types import Command
 from restoregraph.core.errors import PlanError, StoreError
 from restoregraph.core.settings import RunContext
 from restoregraph.core.state import RestoreState
+from restoregraph.core.timing import timed
 from restoregraph.nodes.approval import needs_approval
 from restoregraph.nodes.common import emit
 from restoregraph.nodes.resources import get_planner, get_registry, get_store, run_context
@@ -65,6 +66,7 @@ def _ask(planner: Planner, request: PlanRequest) -> Plan:
     return Plan(steps=steps, note=plan.note)
 
 
+@timed("planning")
 def planning(
     state: RestoreState, runtime: Runtime[RunContext]
 ) -> Command[Literal["approval", "execution", "__end__"]]:

@@ -22,6 +22,7 @@ from langgraph.runtime import Runtime
 from restoregraph.core.settings import RunContext
 from restoregraph.core.state import FailedAttempt, RestoreState, StepRecord
 from restoregraph.core.tasks import TASK_FOR_PERCEPTION_TYPE
+from restoregraph.core.timing import timed
 from restoregraph.nodes.common import assess, emit, present_levels
 from restoregraph.nodes.resources import get_store, run_context
 
@@ -67,6 +68,7 @@ def judge_requested(before: np.ndarray, after: np.ndarray, task: str = "") -> tu
     return True, "requested: kept (no new clipping, no colour shift beyond the bound)"
 
 
+@timed("reflection")
 def reflection(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = run_context(runtime)
     step = state["pending"]
@@ -94,7 +96,7 @@ def reflection(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, A
     )
     if candidate is not None:
         image = get_store(ctx).get(candidate)
-        result, q_after = assess(ctx, image)
+        result, q_after = assess(ctx, image, candidate["sha256"])
         after = result.severity
         if step["task"] in ctx.required_tasks:
             accept, reason = judge_requested(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, cast
 
 from restoregraph.core.errors import RestoreGraphError
 from restoregraph.core.settings import RunContext, home_dir
+from restoregraph.core.timing import timed
 from restoregraph.planners import Planner
 from restoregraph.planners import get_planner as make
 from restoregraph.store.images import ImageStore
@@ -59,6 +60,7 @@ def get_store(ctx: RunContext) -> ImageStore:
     return _store(ctx.store_dir or str(home_dir() / "store"))
 
 
+@timed("startup")  # building a resource the first time (imports, weights) is start-up
 def get_registry(ctx: RunContext) -> ToolRegistry:
     reg = ctx.registry if ctx.registry is not None else default_registry()
     if not isinstance(reg, ToolRegistry):
@@ -73,6 +75,7 @@ def get_registry(ctx: RunContext) -> ToolRegistry:
 _PLANNERS: dict[tuple[str, str], Planner] = {}
 
 
+@timed("startup")
 def get_planner(ctx: RunContext) -> Planner:
     """The run's planner: the object a library user passed, else the registered one (cached)."""
     if ctx.planner_obj is not None:
@@ -84,6 +87,7 @@ def get_planner(ctx: RunContext) -> Planner:
     return _PLANNERS[key]
 
 
+@timed("startup")
 def get_perceiver(ctx: RunContext) -> Perceiver:
     if ctx.perceiver is not None:
         return cast("Perceiver", ctx.perceiver)

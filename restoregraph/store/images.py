@@ -19,13 +19,39 @@ import numpy as np
 
 from restoregraph.core.errors import InputError, StoreError
 from restoregraph.core.state import ImageRef
+from restoregraph.core.timing import timed
 
 TOUCH_AFTER_S = 60.0  # re-putting an image older than this refreshes its mtime (see put)
 
 
+BAND_BYTES = 8 << 20  # whole-image conversions go a band of rows of about this size at a time
+
+
+def _band(arr: np.ndarray) -> int:
+    return max(1, BAND_BYTES // max(1, arr[0].size * 4)) if arr.ndim and len(arr) else 1
+
+
 def _quantise(image: np.ndarray) -> np.ndarray:
-    arr = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
-    return np.round(arr * 65535.0).astype(np.uint16)
+    """float [0, 1] -> uint16, a band of rows at a time (no whole-image float temporaries: a
+    48 MP photo is 576 MB of float32)."""
+    arr = np.asarray(image, dtype=np.float32)
+    if arr.ndim == 0:
+        return np.round(np.clip(arr, 0.0, 1.0) * 65535.0).astype(np.uint16)
+    q = np.empty(arr.shape, np.uint16)
+    step = _band(arr)
+    for r in range(0, len(arr), step):
+        q[r : r + step] = np.round(np.clip(arr[r : r + step], 0.0, 1.0) * 65535.0)
+    return q
+
+
+def _to_float(rgb: np.ndarray) -> np.ndarray:
+    """uint16 -> float32 in [0, 1], a band of rows at a time (same values as a whole-image
+    ``rgb.astype(np.float32) / 65535.0``)."""
+    out = np.empty(rgb.shape, np.float32)
+    step = _band(rgb)
+    for r in range(0, len(rgb), step):
+        np.divide(rgb[r : r + step].astype(np.float32), np.float32(65535.0), out=out[r : r + step])
+    return out
 
 
 HASH_CHUNK_BYTES = 8 << 20  # pixel_hash feeds sha256 this much at a time
@@ -49,9 +75,11 @@ class ImageStore:
     def path_for(self, sha: str) -> Path:
         return self.root / sha[:2] / f"{sha}.png"
 
+    @timed("checkpoint_io")
     def put(self, image: np.ndarray) -> ImageRef:
         q = _quantise(image)
         sha = pixel_hash(q)
+        shape = [int(s) for s in q.shape]
         path = self.path_for(sha)
         if path.exists():
             # In use again: make an old file young, so a gc running now (it keeps files younger
@@ -61,15 +89,18 @@ class ImageStore:
                     os.utime(path)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            ok, buf = cv2.imencode(".png", cv2.cvtColor(q, cv2.COLOR_RGB2BGR))
+            bgr = cv2.cvtColor(q, cv2.COLOR_RGB2BGR, dst=q) if q.ndim == 3 else q  # in place
+            ok, buf = cv2.imencode(".png", bgr)
+            del bgr
             if not ok:
                 raise InputError("could not encode image for the store")
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
             with os.fdopen(fd, "wb") as fh:
-                fh.write(buf.tobytes())
+                fh.write(memoryview(buf))  # the encoded bytes, not a copy of them
             os.replace(tmp, path)
-        return ImageRef(uri=str(path), sha256=sha, shape=[int(s) for s in q.shape])
+        return ImageRef(uri=str(path), sha256=sha, shape=shape)
 
+    @timed("checkpoint_io")
     def get(self, ref: ImageRef) -> np.ndarray:
         """The pixels of ``ref``, checked: the file must decode to an array of ``ref``'s shape
         whose ``pixel_hash`` is ``ref``'s sha256, else ``StoreError`` naming the file.
@@ -88,7 +119,7 @@ class ImageStore:
         data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if data is None:
             raise StoreError(f"stored image {path} is unreadable (damaged or not a PNG)")
-        rgb = cv2.cvtColor(data, cv2.COLOR_BGR2RGB) if data.ndim == 3 else data
+        rgb = cv2.cvtColor(data, cv2.COLOR_BGR2RGB, dst=data) if data.ndim == 3 else data
         shape = [int(s) for s in rgb.shape]
         want = [int(s) for s in ref.get("shape") or shape]
         if shape != want:
@@ -101,7 +132,7 @@ class ImageStore:
                 f"stored image {path} does not match its sha256 {sha[:12]}...: the file was "
                 "replaced or damaged; RestoreGraph will not use it"
             )
-        return (rgb.astype(np.float32) / 65535.0).astype(np.float32)
+        return _to_float(rgb)
 
     def all_hashes(self) -> set[str]:
         return {p.stem for p in self.root.glob("??/*.png")}

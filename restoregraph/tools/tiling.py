@@ -8,17 +8,37 @@ gives a small weight to pixels near a tile's cut edge, so the result matches unt
 closely but not bit for bit (tested with tiny tiles: PSNR between the two > 40 dB for a purely
 convolutional model, > 32 dB for NAFNet, whose channel attention pools over each tile).
 
+Memory: besides the input and one tile's activations, only the output (and two 1-D weight sums:
+the blending weight is separable) is held; progress goes to ``tile_progress``'s callback.
+
 Tile origins are multiples of 8 (JPEG blocks and U-Net strides line up) and each tile is padded
 by reflection to a multiple of ``multiple`` before the model sees it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 
 TileFn = Callable[[np.ndarray], np.ndarray]
+TileProgress = Callable[[int, int], None]  # (tiles done, tiles in all)
+
+_PROGRESS: ContextVar[TileProgress | None] = ContextVar("restoregraph_tile_progress", default=None)
+
+
+@contextmanager
+def tile_progress(callback: TileProgress | None) -> Iterator[None]:
+    """Within the block, ``tiled_apply`` calls ``callback(done, total)`` after every tile (the
+    execution node turns it into ``tile`` stream events with an ETA)."""
+    token = _PROGRESS.set(callback)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
@@ -85,15 +105,33 @@ def tiled_apply(
     th, tw = min(tile, h), min(tile, w)
     step = max(8, (tile - overlap) // 8 * 8)
     ys, xs = _starts(h, th, step), _starts(w, tw, step)
-    out = np.zeros((h * scale, w * scale, image.shape[2]), np.float32)
-    weight = np.zeros((h * scale, w * scale, 1), np.float32)
     s = scale
+    out = np.zeros((h * s, w * s, image.shape[2]), np.float32)
+    # The blending weight of a tile is wy (rows) x wx (columns), and every tile of a row of tiles
+    # has the same wy: the sum over tiles is separable, (sum of wy) x (sum of wx), so two 1-D
+    # accumulators replace a whole-image one.
+    wsum_y = np.zeros(h * s, np.float32)
+    wsum_x = np.zeros(w * s, np.float32)
+    for x in xs:
+        wsum_x[x * s : (x + tw) * s] += _ramp(tw * s, overlap * s, x == 0, x + tw >= w)
+    report = _PROGRESS.get()
+    total, done = len(ys) * len(xs), 0
     for y in ys:
+        wy = _ramp(th * s, overlap * s, y == 0, y + th >= h)
+        wsum_y[y * s : (y + th) * s] += wy
         for x in xs:
             part = run(image[y : y + th, x : x + tw])
-            wy = _ramp(th * s, overlap * s, y == 0, y + th >= h)
             wx = _ramp(tw * s, overlap * s, x == 0, x + tw >= w)
-            wt = (wy[:, None] * wx[None, :])[..., None]
-            out[y * s : (y + th) * s, x * s : (x + tw) * s] += part * wt
-            weight[y * s : (y + th) * s, x * s : (x + tw) * s] += wt
-    return out / np.maximum(weight, 1e-8)
+            # not in place: ``part`` may be a view of the input (a tool that returns its input)
+            out[y * s : (y + th) * s, x * s : (x + tw) * s] += (
+                part * (wy[:, None] * wx[None, :])[..., None]
+            )
+            done += 1
+            if report is not None:
+                report(done, total)
+    # normalise in place, a band of rows at a time (no whole-image temporary)
+    band = max(1, (8 << 20) // max(1, w * s * 4))
+    for r in range(0, h * s, band):
+        weight = wsum_y[r : r + band, None, None] * wsum_x[None, :, None]
+        out[r : r + band] /= np.maximum(weight, 1e-8)
+    return out
