@@ -57,3 +57,12 @@ def test_bench_speed_quick_writes_a_section(tmp_path: Path) -> None:
     assert split[3] > 0  # the tools ran
     assert re.search(r"`restoregraph tools list`: [0-9.]+ s", text)
     assert "peak RSS" in text and "wall s / MP" in text
+
+
+def test_tile_events_show_in_the_web_progress() -> None:
+    from restoregraph.web.progress import ProgressLog
+
+    log = ProgressLog()
+    log({"event": "step_start", "index": 1, "tool": "denoise.nafnet.mid"})
+    log({"event": "tile", "tool": "denoise.nafnet.mid", "done": 3, "total": 10, "eta": 12.3})
+    assert "tile 3/10, about 12 s left" in log.markdown()

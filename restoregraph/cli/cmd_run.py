@@ -48,6 +48,7 @@ class ProgressDisplay:
         )
         self.task = self.progress.add_task("perception", total=None)
         self.done = 0
+        self.step = ""
 
     def __enter__(self) -> ProgressDisplay:
         return self  # the bar starts with the first event, after the run has validated its input
@@ -70,7 +71,12 @@ class ProgressDisplay:
             remaining = int(ev.get("steps", 0))
             self.progress.update(self.task, total=self.done + remaining)
         elif kind == "step_start":
-            self.progress.update(self.task, description=f"step {ev['index']}: {ev['tool']}")
+            self.step = f"step {ev['index']}: {ev['tool']}"
+            self.progress.update(self.task, description=self.step)
+        elif kind == "tile":  # a long tiled tool: tiles done and the time left
+            eta = f", about {ev['eta']:.0f} s left" if ev["done"] < ev["total"] else ""
+            text = f"{self.step} (tile {ev['done']}/{ev['total']}{eta})"
+            self.progress.update(self.task, description=text)
         elif kind == "reflection":
             colour = {"accepted": "green", "rolled_back": "yellow"}.get(ev["status"], "red")
             log(

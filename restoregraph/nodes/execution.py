@@ -37,7 +37,9 @@ def apply_strength(image: np.ndarray, out: np.ndarray, strength: int) -> np.ndar
     return (image + MILD_MIX * (out - image)).astype(np.float32)
 
 
-def run_with_timeout(spec: Any, image: np.ndarray, timeout: float) -> np.ndarray:
+def run_with_timeout(
+    spec: Any, image: np.ndarray, timeout: float, *, owned: bool = False
+) -> np.ndarray:
     """``run_tool`` in a daemon thread of its own, waited for at most ``timeout`` seconds.
 
     A Python thread cannot be killed: a tool that hangs keeps its thread, which is abandoned.
@@ -53,7 +55,7 @@ def run_with_timeout(spec: Any, image: np.ndarray, timeout: float) -> np.ndarray
     def target() -> None:
         try:
             with tile_progress(on_tiles):
-                box["out"] = run_tool(spec, image)
+                box["out"] = run_tool(spec, image, owned=owned)
         except BaseException as exc:  # handed to the caller below
             box["exc"] = exc
         finally:
@@ -98,8 +100,10 @@ def execution(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, An
     image = store.get(state["current"])
     try:
         spec = get_registry(ctx).get(step["tool"])
-        out = run_with_timeout(spec, image, ctx.tool_timeout)
-        candidate = store.put(apply_strength(image, out, ctx.strength.get(step["task"], 2)))
+        strength = ctx.strength.get(step["task"], 2)
+        # a mild step blends with the input afterwards; any other hands the image to the tool
+        out = run_with_timeout(spec, image, ctx.tool_timeout, owned=strength != 1)
+        candidate = store.put(apply_strength(image, out, strength))
     except Exception as exc:  # isolated: any failure is a failed step
         error = str(exc) or type(exc).__name__
     seconds = time.perf_counter() - started

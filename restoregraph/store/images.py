@@ -96,7 +96,7 @@ class ImageStore:
                 raise InputError("could not encode image for the store")
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
             with os.fdopen(fd, "wb") as fh:
-                fh.write(memoryview(buf))  # the encoded bytes, not a copy of them
+                fh.write(buf.data)  # the encoded bytes, not a copy of them
             os.replace(tmp, path)
         return ImageRef(uri=str(path), sha256=sha, shape=shape)
 

@@ -38,9 +38,24 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def run_tool(spec: ToolSpec, image: np.ndarray) -> np.ndarray:
-    """Run ``spec`` on ``image``; any failure becomes a ``ToolError`` with the tool's id."""
-    img = as_float_image(image)  # a new array: a tool that writes into it harms no one
+def _owned(image: np.ndarray) -> bool:
+    return (
+        image.dtype == np.float32
+        and image.ndim == 3
+        and image.shape[2] == 3
+        and image.flags.c_contiguous
+        and image.flags.writeable
+    )
+
+
+def run_tool(spec: ToolSpec, image: np.ndarray, *, owned: bool = False) -> np.ndarray:
+    """Run ``spec`` on ``image``; any failure becomes a ``ToolError`` with the tool's id.
+
+    ``owned``: the caller hands over a float32 RGB image in [0, 1] that it will not read again
+    (the execution node's fresh copy from the store): the tool gets it without a copy (a 48 MP
+    photo: 576 MB less)."""
+    # else a new array: a tool that writes into it harms no one
+    img = image if owned and _owned(image) else as_float_image(image)
     try:
         out = spec.run(img)
     except ToolError:

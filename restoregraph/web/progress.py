@@ -42,6 +42,12 @@ class ProgressLog:
         elif kind == "step_start":
             self.running = f"step {ev.get('index')}: {ev.get('tool')}"
             self.phase = f"running {self.running}"
+        elif kind == "tile":  # a long tiled tool: tiles done and the time left
+            left = f", about {float(ev.get('eta', 0)):.0f} s left"
+            done, total = ev.get("done"), ev.get("total")
+            self.phase = (
+                f"running {self.running} (tile {done}/{total}{left if done != total else ''})"
+            )
         elif kind == "reflection":
             status = str(ev.get("status", ""))
             self.lines.append(
