@@ -98,7 +98,9 @@ def test_missing_package_falls_back_to_torch(
     assert out.shape == (40, 48, 3)
     text = caplog.text
     assert "'openvino' package, which is not installed" in text
-    assert "pip install 'restoregraph[fast]'" in text and "running the learned tools on torch" in text
+    assert (
+        "pip install 'restoregraph[fast]'" in text and "running the learned tools on torch" in text
+    )
 
 
 @pytest.mark.parametrize("backend", ONNX_BACKENDS)
@@ -117,7 +119,8 @@ def test_random_model_matches_torch(backend: str, random_nafnet: Path) -> None:
 
 @pytest.mark.parametrize("backend", ONNX_BACKENDS)
 @pytest.mark.parametrize(
-    ("tool_id", "degradation"), [("denoise.nafnet.mid", ("noise", 2)), ("dehaze.nafnet", ("haze", 2))]
+    ("tool_id", "degradation"),
+    [("denoise.nafnet.mid", ("noise", 2)), ("dehaze.nafnet", ("haze", 2))],
 )
 def test_shipped_model_within_005_db(
     backend: str, tool_id: str, degradation: tuple[str, int], astronaut_192: np.ndarray
