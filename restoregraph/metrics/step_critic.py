@@ -185,7 +185,12 @@ class StepCritic:
             ]
             for member in blob["members"]
         ]
+        # keep a step when the predicted gain is above ``threshold``; the tasks whose steps it
+        # decides (where it beat the rule on the validation photos); a requested step is vetoed
+        # when the predicted gain is at or below ``veto_threshold``
         self.threshold = float(blob.get("threshold", 0.0))
+        self.decide_tasks = tuple(str(t) for t in blob.get("decide_tasks", ()))
+        self.veto_threshold = float(blob.get("veto_threshold", self.threshold))
         if not self.members or self.mean.shape != (len(FEATURE_NAMES),):
             raise ToolError(f"step critic weights {path}: malformed (no members or bad shapes)")
 
@@ -205,9 +210,13 @@ class StepCritic:
         pred = np.mean(outs, axis=0)
         return pred[0] if single else pred
 
-    def predicts_loss(self, features: np.ndarray) -> bool:
-        """Whether the step is predicted to lower PSNR (gain below the trained threshold)."""
-        return bool(float(self.predict(features)) < self.threshold)
+    def vetoes(self, gain: float) -> bool:
+        """Whether a requested step of predicted ``gain`` is rolled back (a predicted loss)."""
+        return gain <= self.veto_threshold
+
+    def keeps(self, gain: float) -> bool:
+        """Whether a step of predicted ``gain`` is kept where the critic decides."""
+        return gain > self.threshold
 
 
 def load_step_critic(path: str | Path | None = None) -> StepCritic:

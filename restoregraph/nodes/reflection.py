@@ -10,11 +10,16 @@ A step the user asked for (a task in ``RunContext.required_tasks``: "make it bri
 judged differently: it is kept unless it newly clips more than 1 % of the pixels or moves the
 mean colour beyond a stated bound (``restoregraph.metrics.safety``), whatever perception thinks
 of it; the reason names the check either way.
+
+The learned step critic (``restoregraph.metrics.step_critic``: a step's PSNR gain predicted from
+its features before/after, docs/step_critic.md) joins in by ``RunContext.step_critic``: ``veto``
+also rolls back a requested step it predicts a loss for; ``decide`` (which implies ``veto``)
+keeps or rolls back the other steps on its prediction instead of the severity + quality rule.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from langgraph.runtime import Runtime
@@ -25,6 +30,9 @@ from restoregraph.core.tasks import TASK_FOR_PERCEPTION_TYPE
 from restoregraph.core.timing import timed
 from restoregraph.nodes.common import assess, emit, present_levels
 from restoregraph.nodes.resources import get_store, run_context
+
+if TYPE_CHECKING:
+    from restoregraph.metrics.step_critic import StepCritic
 
 
 def judge(
@@ -68,6 +76,88 @@ def judge_requested(before: np.ndarray, after: np.ndarray, task: str = "") -> tu
     return True, "requested: kept (no new clipping, no colour shift beyond the bound)"
 
 
+def critic_gain(
+    task: str,
+    before_img: np.ndarray,
+    after_img: np.ndarray,
+    state: RestoreState,
+    after: dict[str, float],
+    q_after: float,
+) -> tuple[float, StepCritic]:
+    """The step critic's predicted PSNR gain (dB) of a step, and the critic. Raises
+    ``ToolError`` when its weights are missing or unreadable."""
+    from restoregraph.metrics.step_critic import load_step_critic, step_features
+
+    critic = load_step_critic()
+    seen = any(
+        state.get("perception", {}).get(t, 0) >= 1
+        for t, tk in TASK_FOR_PERCEPTION_TYPE.items()
+        if tk == task
+    )
+    feats = step_features(
+        task,
+        before_img,
+        after_img,
+        dict(state.get("severity", {})),
+        after,
+        float(state.get("quality", 0.0)),
+        q_after,
+        seen,
+    )
+    return float(critic.predict(feats)), critic
+
+
+def critic_veto(
+    task: str,
+    before_img: np.ndarray,
+    after_img: np.ndarray,
+    state: RestoreState,
+    after: dict[str, float],
+    q_after: float,
+    reason: str,
+) -> tuple[bool, str]:
+    """A requested step that passed the safety checks: rolled back when the step critic predicts
+    a loss (the reason says so); kept as it was when the critic is unavailable."""
+    from restoregraph.core.errors import ToolError
+
+    try:
+        gain, critic = critic_gain(task, before_img, after_img, state, after, q_after)
+    except ToolError as exc:
+        return True, f"{reason}; step critic unavailable ({exc})"
+    if critic.vetoes(gain):
+        return False, f"requested, but not kept: the step critic predicts a loss ({gain:+.2f} dB)"
+    return True, f"{reason}; the step critic predicts {gain:+.2f} dB"
+
+
+def judge_with_critic(
+    task: str,
+    before_img: np.ndarray,
+    after_img: np.ndarray,
+    state: RestoreState,
+    after: dict[str, float],
+    q_after: float,
+    ctx: RunContext,
+) -> tuple[bool, str]:
+    """A step perception planned, of a task the step critic decides (``decide_tasks``: where it
+    beat the rule on the validation photos): kept when it predicts a gain above its threshold.
+    The rule decides the other tasks, and every task when the critic is unavailable."""
+    from restoregraph.core.errors import ToolError
+    from restoregraph.metrics.step_critic import load_step_critic
+
+    before = dict(state.get("severity", {}))
+    q_before = float(state.get("quality", 0.0))
+    try:
+        if task not in load_step_critic().decide_tasks:
+            return judge(task, before, after, q_before, q_after, ctx)
+        gain, critic = critic_gain(task, before_img, after_img, state, after, q_after)
+    except ToolError as exc:
+        accept, reason = judge(task, before, after, q_before, q_after, ctx)
+        return accept, f"{reason}; step critic unavailable ({exc})"
+    if critic.keeps(gain):
+        return True, f"improved: the step critic predicts {gain:+.2f} dB"
+    return False, f"did not improve the image: the step critic predicts {gain:+.2f} dB"
+
+
 @timed("reflection")
 def reflection(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = run_context(runtime)
@@ -99,8 +189,21 @@ def reflection(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, A
         result, q_after = assess(ctx, image, candidate["sha256"])
         after = result.severity
         if step["task"] in ctx.required_tasks:
-            accept, reason = judge_requested(
-                get_store(ctx).get(state["current"]), image, step["task"]
+            before_img = get_store(ctx).get(state["current"])
+            accept, reason = judge_requested(before_img, image, step["task"])
+            if accept and ctx.step_critic in ("veto", "decide"):
+                accept, reason = critic_veto(
+                    step["task"], before_img, image, state, after, q_after, reason
+                )
+        elif ctx.step_critic == "decide":
+            accept, reason = judge_with_critic(
+                step["task"],
+                get_store(ctx).get(state["current"]),
+                image,
+                state,
+                after,
+                q_after,
+                ctx,
             )
         else:
             accept, reason = judge(step["task"], before, after, q_before, q_after, ctx)

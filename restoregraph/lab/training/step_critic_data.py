@@ -242,6 +242,8 @@ def build(
     max_samples: int = 0,
     realistic: float = 0.3,
     log: Callable[[str], None] = print,
+    crop: tuple[int, int] = (96, 128),
+    heldout_only: bool = False,
 ) -> dict[str, Any]:
     """Build ``out/steps.jsonl`` until ``minutes`` pass (or ``max_samples``); return the manifest."""
     import torch
@@ -253,6 +255,8 @@ def build(
 
     torch.set_num_threads(1)
     sources = list_sources(data)
+    if heldout_only:
+        sources = [s for s in sources if is_heldout(s)]
     out.mkdir(parents=True, exist_ok=True)
     registry, perceiver = default_registry(), default_perceiver()
     order = np.random.default_rng([seed, 0x57E9]).permutation(len(sources))
@@ -267,7 +271,7 @@ def build(
                 break
             src = sources[int(order[n_samples % len(order)])]
             rng = np.random.default_rng([seed, n_samples])
-            clean = random_crop(as_float_image(load_image(data / src)), rng)
+            clean = random_crop(as_float_image(load_image(data / src)), rng, *crop)
             recs = build_sample(clean, rng, registry, perceiver, realistic)
             held = is_heldout(src)
             for r in recs:
@@ -288,6 +292,8 @@ def build(
         "data": str(data),
         "seed": seed,
         "realistic": realistic,
+        "crop": list(crop),
+        "heldout_only": heldout_only,
         "samples": n_samples,
         "steps": n_steps,
         "seconds": round(elapsed, 1),
@@ -318,6 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=18.0, help="time budget")
     ap.add_argument("--max-samples", type=int, default=0, help="stop after this many (0: time)")
     ap.add_argument("--realistic", type=float, default=0.3, help="share of realistic synthesis")
+    ap.add_argument("--crop", type=int, nargs=2, default=(96, 128), metavar=("LO", "HI"))
+    ap.add_argument("--heldout-only", action="store_true", help="only the held-out photos")
     args = ap.parse_args(argv)
     try:
         build(
@@ -327,6 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.minutes,
             args.max_samples,
             args.realistic,
+            crop=(int(args.crop[0]), int(args.crop[1])),
+            heldout_only=args.heldout_only,
         )
     except RestoreGraphError as exc:
         print(f"error: {exc}", file=sys.stderr)

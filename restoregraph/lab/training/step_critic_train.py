@@ -121,14 +121,24 @@ def pairwise(groups: np.ndarray, score: np.ndarray, gain: np.ndarray) -> tuple[f
     return (right / total if total else float("nan")), total
 
 
-def evaluate(recs: list[dict[str, Any]], pred: np.ndarray, threshold: float) -> dict[str, Any]:
+def evaluate(
+    recs: list[dict[str, Any]],
+    pred: np.ndarray,
+    threshold: float,
+    decide_tasks: Sequence[str] = (),
+    veto_threshold: float | None = None,
+) -> dict[str, Any]:
     gain = np.array([r["gain"] for r in recs])
     rule = [rule_score(r) for r in recs]
     rule_keep = np.array([k for k, _ in rule])
     rule_s = np.array([s for _, s in rule])
     crit_keep = pred > threshold
+    tasks = np.array([r["task"] for r in recs])
+    decided = np.isin(tasks, list(decide_tasks))
+    chosen_keep = np.where(decided, crit_keep, rule_keep)
     safe_keep = np.array([not r["safety_problem"] for r in recs])
-    veto_keep = safe_keep & crit_keep
+    veto = threshold if veto_threshold is None else veto_threshold
+    veto_keep = safe_keep & (pred > veto)
     truth = gain > 0
     clear = np.abs(gain) >= CLEAR
     harm, good = gain < HARM, gain > -HARM
@@ -141,6 +151,8 @@ def evaluate(recs: list[dict[str, Any]], pred: np.ndarray, threshold: float) -> 
     for name, keep, score in (
         ("rule", rule_keep, rule_s),
         ("critic", crit_keep, pred),
+        ("critic on decide_tasks, rule elsewhere", chosen_keep, None),
+        ("rule and critic", rule_keep & crit_keep, None),
         ("safety", safe_keep, None),
         ("safety+critic veto", veto_keep, None),
     ):
@@ -155,6 +167,16 @@ def evaluate(recs: list[dict[str, Any]], pred: np.ndarray, threshold: float) -> 
             row["spearman"] = spearman(score, gain)
             row["pairwise"], row["pairs"] = pairwise(groups, score, gain)
         out[name] = row
+    out["per_task"] = {
+        t: {
+            "steps": int((tasks == t).sum()),
+            "rule_accuracy": float((rule_keep == truth)[tasks == t].mean()),
+            "critic_accuracy": float((crit_keep == truth)[tasks == t].mean()),
+            "rule_spearman": spearman(rule_s[tasks == t], gain[tasks == t]),
+            "critic_spearman": spearman(pred[tasks == t], gain[tasks == t]),
+        }
+        for t in sorted(set(tasks.tolist()))
+    }
     # explicit requests are mostly for degradations perception did not see
     unseen = np.array([not r["seen"] for r in recs])
     out["unseen"] = {
@@ -225,11 +247,27 @@ def train(data: Path, out: Path, seed: int, write_manifest: bool = True) -> dict
     grid = np.round(np.arange(-0.3, 0.31, 0.05), 2)
     accs = [float(((pv > t) == (gv > 0)).mean()) for t in grid]
     threshold = float(grid[int(np.argmax(accs))]) if max(accs) > accs[6] + 0.005 else 0.0
+    # where the critic decides: the tasks whose validation steps it keeps / rolls back more
+    # accurately than the rule (ties stay with the rule)
+    val_eval = evaluate(val_r, pv, threshold)
+    decide_tasks = [
+        t
+        for t, row in val_eval["per_task"].items()
+        if row["critic_accuracy"] > row["rule_accuracy"]
+    ]
+    # the veto of requested steps: the most lenient threshold (a clear predicted loss) whose
+    # validation accuracy (safety + veto) is within 0.005 of the best
+    safe_v = np.array([not r["safety_problem"] for r in val_r])
+    vgrid = [0.0, -0.1, -0.2, -0.3, -0.5, -1.0]
+    vacc = [float(((safe_v & (pv > t)) == (gv > 0)).mean()) for t in vgrid]
+    veto_threshold = min(t for t, a in zip(vgrid, vacc, strict=True) if a >= max(vacc) - 0.005)
     blob = {
         "arch": ARCH,
         "features": list(FEATURE_NAMES),
         "target": f"PSNR gain in dB, clipped to +-{CLIP}",
         "threshold": threshold,
+        "decide_tasks": decide_tasks,
+        "veto_threshold": veto_threshold,
         "mean": mean.round(6).tolist(),
         "std": std.round(6).tolist(),
         "members": members,
@@ -243,8 +281,12 @@ def train(data: Path, out: Path, seed: int, write_manifest: bool = True) -> dict
         "val_steps": len(val_r),
         "heldout_steps": len(held_r),
         "threshold": threshold,
+        "decide_tasks": decide_tasks,
+        "veto_threshold": veto_threshold,
+        "validation_per_task": val_eval["per_task"],
+        "validation_veto_accuracy": dict(zip(map(str, vgrid), vacc, strict=True)),
         "members": info,
-        "heldout": evaluate(held_r, ph, threshold),
+        "heldout": evaluate(held_r, ph, threshold, decide_tasks, veto_threshold),
         "reference_gbm": _gbm_reference(xf, yf, xh, held_r, seed),
     }
     train_s = time.perf_counter() - t0
@@ -268,6 +310,8 @@ def train(data: Path, out: Path, seed: int, write_manifest: bool = True) -> dict
                 "seed": seed,
                 "params": MEMBERS * (width * HIDDEN + HIDDEN + HIDDEN + 1),
                 "threshold": threshold,
+                "decide_tasks": decide_tasks,
+                "veto_threshold": veto_threshold,
                 "sha256": sha256_of(out),
                 "bytes": out.stat().st_size,
                 "trained": datetime.date.today().isoformat(),
@@ -299,6 +343,23 @@ def _gbm_reference(
     }
 
 
+def evaluate_file(weights: Path, data: Path) -> dict[str, Any]:
+    """The comparison on the held-out steps of another data set (e.g. larger crops)."""
+    from restoregraph.metrics.step_critic import load_step_critic
+
+    critic = load_step_critic(weights)
+    held = [r for r in load_steps(data) if r["heldout"]]
+    if not held:
+        raise RestoreGraphError(f"{data}: holds no held-out steps")
+    pred = np.asarray(critic.predict(np.array([r["features"] for r in held], np.float64)))
+    return {
+        "data": str(data),
+        "heldout": evaluate(
+            held, pred, critic.threshold, critic.decide_tasks, critic.veto_threshold
+        ),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default="data/step_critic")
@@ -306,9 +367,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--report", default="", help="also write the report (JSON) here")
     ap.add_argument("--no-manifest", action="store_true", help="do not touch MANIFEST.json")
+    ap.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="compare the weights --out on --data's held-out",
+    )
     args = ap.parse_args(argv)
     try:
-        report = train(Path(args.data), Path(args.out), args.seed, not args.no_manifest)
+        if args.evaluate_only:
+            report = evaluate_file(Path(args.out), Path(args.data))
+        else:
+            report = train(Path(args.data), Path(args.out), args.seed, not args.no_manifest)
     except RestoreGraphError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
