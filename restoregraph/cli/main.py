@@ -105,7 +105,7 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "train-tool": LazyCommand(
         f"{_CLI}.cmd_tools_train:train_tool_cmd",
-        "Train a small learned tool for TASK on synthetic degradations (CPU, resumable).",
+        "Train a small learned tool for TASK on synthetic degradations (CPU or GPU, resumable).",
     ),
     "undo": LazyCommand(
         f"{_CLI}.cmd_run:undo",
