@@ -99,9 +99,10 @@ class RunContext:
     presence_threshold: int = field(
         default=1, metadata={"help": "Minimum perceived level that counts as present."}
     )
-    # the learned step critic in reflection (restoregraph/metrics/step_critic.py)
+    # the learned step critic in reflection (restoregraph/metrics/step_critic.py); "decide" by
+    # default: it keeps/rolls back more accurately than the rule on held-out photos
     step_critic: Literal["off", "veto", "decide"] = field(
-        default="off",
+        default="decide",
         metadata={
             "help": "Learned step critic in reflection: veto = a requested step it predicts a "
             "loss for is not kept; decide = also keep/roll back planned steps by its "
