@@ -119,7 +119,9 @@ def test_graph_never_executes_a_forbidden_task(
     src = save_image(img, tmp_path / "in.png")
     ctx = RunContext(forbidden_tasks=("denoise",), required_tasks=("dehaze",), max_steps=4)
     result = Runner(home).start(src, None, ctx)
-    assert result.state["perception"].get("noise", 0) >= 1  # perception does see the noise
+    first = next(e for e in result.events if e["event"] == "perception")
+    assert first["present"].get("noise", 0) >= 1  # perception does see the noise
+    # (the low-light tool, trained on realistic under-exposure, removes much of it on its own)
     executed = {h["task"] for h in result.history}
     assert "denoise" not in executed
     assert "dehaze" in executed  # required although not perceived
