@@ -99,10 +99,11 @@ class RunContext:
     presence_threshold: int = field(
         default=1, metadata={"help": "Minimum perceived level that counts as present."}
     )
-    # the learned step critic in reflection (restoregraph/metrics/step_critic.py); "decide" by
-    # default: it keeps/rolls back more accurately than the rule on held-out photos
+    # the learned step critic in reflection (restoregraph/metrics/step_critic.py); "veto" by
+    # default: it catches most harmful requested steps on held-out photos; "decide" is opt-in
+    # (better on average there, but it rolls back helpful dehazing on larger images)
     step_critic: Literal["off", "veto", "decide"] = field(
-        default="decide",
+        default="veto",
         metadata={
             "help": "Learned step critic in reflection: veto = a requested step it predicts a "
             "loss for is not kept; decide = also keep/roll back planned steps by its "

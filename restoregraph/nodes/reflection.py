@@ -13,10 +13,10 @@ of it; the reason names the check either way.
 
 The learned step critic (``restoregraph.metrics.step_critic``: a step's PSNR gain predicted from
 its features before/after, docs/step_critic.md) joins in by ``RunContext.step_critic``: ``veto``
-also rolls back a requested step it predicts a clear loss for (the reason says so); ``decide``
-(the default; it implies ``veto``) also keeps or rolls back planned steps of the tasks where it
-beat the rule on validation photos (the weights' ``decide_tasks``) by its prediction, and leaves
-the other tasks to the rule; ``off`` is the rule alone. Without its weights, the rule decides and
+(the default) also rolls back a requested step it predicts a clear loss for (the reason says
+so); ``decide`` (opt-in; it implies ``veto``) also keeps or rolls back planned steps of the tasks
+where it beat the rule on validation photos (the weights' ``decide_tasks``) by its prediction, and
+leaves the other tasks to the rule; ``off`` is the rule alone. Without its weights, the rule decides and
 the reason says the critic is unavailable.
 """
 

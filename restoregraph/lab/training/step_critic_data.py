@@ -61,11 +61,23 @@ def list_sources(root: Path) -> list[str]:
 
 
 def random_crop(
-    image: np.ndarray, rng: np.random.Generator, lo: int = 96, hi: int = 128
+    image: np.ndarray,
+    rng: np.random.Generator,
+    lo: int = 96,
+    hi: int = 128,
+    long: tuple[int, int] | None = None,
 ) -> np.ndarray:
+    """A random crop, each side ``lo..hi`` px; with ``long``, one side (at random) ``long`` px
+    (a long side of 192 or more lets NIQE into the quality score, as on photos at run time)."""
     h, w = image.shape[:2]
     ch = min(h, int(rng.integers(lo, hi + 1)))
     cw = min(w, int(rng.integers(lo, hi + 1)))
+    if long is not None:
+        side = int(rng.integers(long[0], long[1] + 1))
+        if rng.random() < 0.5:
+            ch = min(h, side)
+        else:
+            cw = min(w, side)
     top = int(rng.integers(0, h - ch + 1))
     left = int(rng.integers(0, w - cw + 1))
     return np.ascontiguousarray(image[top : top + ch, left : left + cw, :3], dtype=np.float32)
@@ -244,6 +256,7 @@ def build(
     log: Callable[[str], None] = print,
     crop: tuple[int, int] = (96, 128),
     heldout_only: bool = False,
+    long: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Build ``out/steps.jsonl`` until ``minutes`` pass (or ``max_samples``); return the manifest."""
     import torch
@@ -271,7 +284,7 @@ def build(
                 break
             src = sources[int(order[n_samples % len(order)])]
             rng = np.random.default_rng([seed, n_samples])
-            clean = random_crop(as_float_image(load_image(data / src)), rng, *crop)
+            clean = random_crop(as_float_image(load_image(data / src)), rng, *crop, long=long)
             recs = build_sample(clean, rng, registry, perceiver, realistic)
             held = is_heldout(src)
             for r in recs:
@@ -294,6 +307,7 @@ def build(
         "realistic": realistic,
         "crop": list(crop),
         "heldout_only": heldout_only,
+        "long": list(long) if long else None,
         "samples": n_samples,
         "steps": n_steps,
         "seconds": round(elapsed, 1),
@@ -326,6 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--realistic", type=float, default=0.3, help="share of realistic synthesis")
     ap.add_argument("--crop", type=int, nargs=2, default=(96, 128), metavar=("LO", "HI"))
     ap.add_argument("--heldout-only", action="store_true", help="only the held-out photos")
+    ap.add_argument(
+        "--long", type=int, nargs=2, default=None, metavar=("LO", "HI"), help="one side's range"
+    )
     args = ap.parse_args(argv)
     try:
         build(
@@ -337,6 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.realistic,
             crop=(int(args.crop[0]), int(args.crop[1])),
             heldout_only=args.heldout_only,
+            long=(int(args.long[0]), int(args.long[1])) if args.long else None,
         )
     except RestoreGraphError as exc:
         print(f"error: {exc}", file=sys.stderr)
