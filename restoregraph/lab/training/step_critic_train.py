@@ -125,6 +125,11 @@ def pairwise(groups: np.ndarray, score: np.ndarray, gain: np.ndarray) -> tuple[f
     return (right / total if total else float("nan")), total
 
 
+def _share(flags: np.ndarray) -> float:
+    """Mean of a boolean array (NaN when empty)."""
+    return float(flags.mean()) if flags.size else float("nan")
+
+
 def evaluate(
     recs: list[dict[str, Any]],
     pred: np.ndarray,
@@ -186,12 +191,12 @@ def evaluate(
     out["unseen"] = {
         "steps": int(unseen.sum()),
         "harmful": int((harm & unseen).sum()),
-        "safety_harm_rolled_back": float((~safe_keep[harm & unseen]).mean()),
-        "veto_harm_rolled_back": float((~veto_keep[harm & unseen]).mean()),
-        "safety_helpful_kept": float(safe_keep[good & unseen].mean()),
-        "veto_helpful_kept": float(veto_keep[good & unseen].mean()),
-        "safety_accuracy": float((safe_keep[unseen] == truth[unseen]).mean()),
-        "veto_accuracy": float((veto_keep[unseen] == truth[unseen]).mean()),
+        "safety_harm_rolled_back": _share(~safe_keep[harm & unseen]),
+        "veto_harm_rolled_back": _share(~veto_keep[harm & unseen]),
+        "safety_helpful_kept": _share(safe_keep[good & unseen]),
+        "veto_helpful_kept": _share(veto_keep[good & unseen]),
+        "safety_accuracy": _share(safe_keep[unseen] == truth[unseen]),
+        "veto_accuracy": _share(veto_keep[unseen] == truth[unseen]),
     }
     return out
 
@@ -211,7 +216,18 @@ def _predict(
     return np.asarray(StepCritic(blob).predict(x))
 
 
-def train(data: Path, out: Path, seed: int, write_manifest: bool = True) -> dict[str, Any]:
+def load_many(folders: Sequence[Path]) -> list[dict[str, Any]]:
+    """The steps of several data folders (sample ids made distinct per folder)."""
+    recs = []
+    for i, folder in enumerate(folders):
+        for r in load_steps(folder):
+            recs.append({**r, "sample": f"{i}:{r['sample']}"})
+    return recs
+
+
+def train(
+    data: Path | Sequence[Path], out: Path, seed: int, write_manifest: bool = True
+) -> dict[str, Any]:
     import torch
 
     from restoregraph.metrics.step_critic import ARCH, FEATURE_NAMES
@@ -219,16 +235,18 @@ def train(data: Path, out: Path, seed: int, write_manifest: bool = True) -> dict
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    recs = load_steps(data)
+    folders = [data] if isinstance(data, Path) else list(data)
+    names = " ".join(str(f) for f in folders)
+    recs = load_many(folders)
     width = len(FEATURE_NAMES)
     if any(len(r["features"]) != width for r in recs):
-        raise RestoreGraphError(f"{data}: features of another version (expected {width}); rebuild")
+        raise RestoreGraphError(f"{names}: features of another version (expected {width}); rebuild")
     train_r = [r for r in recs if not r["heldout"]]
     held_r = [r for r in recs if r["heldout"]]
     fit_r = [r for r in train_r if not _is_val(r["source"])]
     val_r = [r for r in train_r if _is_val(r["source"])]
     if len(fit_r) < 50 or len(val_r) < 10 or len(held_r) < 10:
-        raise RestoreGraphError(f"{data}: too few steps ({len(recs)}) to train and evaluate")
+        raise RestoreGraphError(f"{names}: too few steps ({len(recs)}) to train and evaluate")
 
     def xy(rs: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         x = np.array([r["features"] for r in rs], np.float64)
@@ -294,8 +312,14 @@ def train(data: Path, out: Path, seed: int, write_manifest: bool = True) -> dict
         "reference_gbm": _gbm_reference(xf, yf, xh, held_r, seed),
     }
     train_s = time.perf_counter() - t0
-    manifest_path = data / "manifest.json"
-    build = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    builds = []
+    for folder in folders:
+        path = folder / "manifest.json"
+        b = json.loads(path.read_text()) if path.is_file() else {}
+        builds.append(
+            f"{folder}/steps.jsonl built by `{b.get('command', '?')}` ({b.get('steps', '?')} "
+            f"steps on {b.get('samples', '?')} degraded crops)"
+        )
     if write_manifest:
         update_manifest(
             MANIFEST,
@@ -305,12 +329,11 @@ def train(data: Path, out: Path, seed: int, write_manifest: bool = True) -> dict
                 "kind": "step_critic",
                 "architecture": f"{ARCH}: {MEMBERS} x MLP {width} -> {HIDDEN} (ReLU) -> 1, "
                 "standardised inputs, predicted PSNR gain (dB) of one tool step; JSON, numpy",
-                "command": f"python -m restoregraph.lab.training.step_critic_train --data {data} "
+                "command": f"python -m restoregraph.lab.training.step_critic_train --data {names} "
                 f"--seed {seed}",
-                "data": f"{data}/steps.jsonl built by `{build.get('command', '?')}` "
-                f"({build.get('steps', '?')} steps on {build.get('samples', '?')} degraded "
-                "96-128 px crops of ../shared/data/train CBSD432 + ImageNetSample; held-out 20 % "
-                "of the photos by restoregraph.lab.common.is_heldout, not trained on)",
+                "data": "; ".join(builds) + " (crops of ../shared/data/train CBSD432 + "
+                "ImageNetSample; held-out 20 % of the photos by "
+                "restoregraph.lab.common.is_heldout, not trained on)",
                 "seed": seed,
                 "params": MEMBERS * (width * HIDDEN + HIDDEN + HIDDEN + 1),
                 "threshold": threshold,
@@ -347,17 +370,17 @@ def _gbm_reference(
     }
 
 
-def evaluate_file(weights: Path, data: Path) -> dict[str, Any]:
+def evaluate_file(weights: Path, data: Sequence[Path]) -> dict[str, Any]:
     """The comparison on the held-out steps of another data set (e.g. larger crops)."""
     from restoregraph.metrics.step_critic import load_step_critic
 
     critic = load_step_critic(weights)
-    held = [r for r in load_steps(data) if r["heldout"]]
+    held = [r for r in load_many(data) if r["heldout"]]
     if not held:
-        raise RestoreGraphError(f"{data}: holds no held-out steps")
+        raise RestoreGraphError(f"{' '.join(map(str, data))}: holds no held-out steps")
     pred = np.asarray(critic.predict(np.array([r["features"] for r in held], np.float64)))
     return {
-        "data": str(data),
+        "data": [str(d) for d in data],
         "heldout": evaluate(
             held, pred, critic.threshold, critic.decide_tasks, critic.veto_threshold
         ),
@@ -366,7 +389,7 @@ def evaluate_file(weights: Path, data: Path) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default="data/step_critic")
+    ap.add_argument("--data", nargs="+", default=["data/step_critic"], help="step data folders")
     ap.add_argument("--out", default=str(MANIFEST.parent / "step_critic.json"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--report", default="", help="also write the report (JSON) here")
@@ -379,9 +402,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         if args.evaluate_only:
-            report = evaluate_file(Path(args.out), Path(args.data))
+            report = evaluate_file(Path(args.out), [Path(d) for d in args.data])
         else:
-            report = train(Path(args.data), Path(args.out), args.seed, not args.no_manifest)
+            report = train(
+                [Path(d) for d in args.data], Path(args.out), args.seed, not args.no_manifest
+            )
     except RestoreGraphError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
