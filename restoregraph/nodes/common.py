@@ -84,3 +84,21 @@ def assess(
 
 def present_levels(result: PerceptionResult, threshold: int) -> dict[str, int]:
     return {t: lvl for t, lvl in result.levels.items() if lvl >= threshold}
+
+
+# Degradations no restoration step can introduce: read after a step that the previous reading
+# did not have, they are the step's side effect misread (a denoiser's or brightener's smoothing
+# read as a low resolution), which the matching tool would not undo (upscaling a full-resolution
+# photo only makes it bigger). They are kept only while the image had them all along.
+NOT_INTRODUCED_BY_STEPS = ("low_resolution",)
+
+
+def carried_levels(levels: dict[str, int], previous: dict[str, int] | None) -> dict[str, int]:
+    """``levels`` of an image made by restoration steps, without the types of
+    ``NOT_INTRODUCED_BY_STEPS`` that ``previous`` (the reading before, None: the input) did not
+    report."""
+    if previous is None:
+        return levels
+    return {
+        t: lvl for t, lvl in levels.items() if t not in NOT_INTRODUCED_BY_STEPS or t in previous
+    }

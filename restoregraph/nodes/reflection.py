@@ -31,7 +31,7 @@ from restoregraph.core.settings import RunContext
 from restoregraph.core.state import FailedAttempt, RestoreState, StepRecord
 from restoregraph.core.tasks import TASK_FOR_PERCEPTION_TYPE
 from restoregraph.core.timing import timed
-from restoregraph.nodes.common import assess, emit, present_levels
+from restoregraph.nodes.common import assess, carried_levels, emit, present_levels
 from restoregraph.nodes.resources import get_store, run_context
 
 if TYPE_CHECKING:
@@ -219,7 +219,9 @@ def reflection(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, A
                 current=candidate,
                 severity=after,
                 quality=q_after,
-                perception=present_levels(result, ctx.presence_threshold),
+                perception=carried_levels(
+                    present_levels(result, ctx.presence_threshold), state.get("perception", {})
+                ),
             )
     if record["status"] != "accepted":
         update["failed"] = [
