@@ -82,6 +82,14 @@ class RunContext:
         default=8, metadata={"help": "Step budget (tool calls).", "bounds": (1, 100)}
     )
     max_rounds: int = field(default=4, metadata={"help": "Planning rounds."})
+    max_tries: int = field(
+        default=2,
+        metadata={
+            "help": "Tools tried per task at one point of the run: after this many are rolled "
+            "back there, the task is skipped at that point (with a note).",
+            "bounds": (1, 20),
+        },
+    )
     toolbox: tuple[str, ...] | None = field(
         default=None,
         metadata={

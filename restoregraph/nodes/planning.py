@@ -53,6 +53,7 @@ def build_request(state: RestoreState, ctx: RunContext) -> PlanRequest:
         forbidden_tasks=tuple(ctx.forbidden_tasks),
         required_tasks=tuple(ctx.required_tasks),
         strength=dict(ctx.strength),
+        max_tries=ctx.max_tries,
     )
 
 

@@ -55,3 +55,18 @@ def allowed_tools(request: PlanRequest, task: str) -> list[ToolSpec]:
     if task in request.forbidden_tasks:
         return []
     return [s for s in request.toolbox.for_task(task) if not request.is_forbidden(s.id)]
+
+
+def skipped_note(request: PlanRequest, tasks: list[str]) -> str:
+    """The planner note for needed ``tasks`` left out because their tools were rolled back at
+    this point: all of them, or ``max_tries`` of them (the run's bound on tries)."""
+    if not tasks:
+        return ""
+    parts = []
+    for task in tasks:
+        n = request.tries(task)
+        if request.tries_exhausted(task) and n < len(request.toolbox.for_task(task)):
+            parts.append(f"{task} ({n} tools rolled back here, the limit of max_tries)")
+        else:
+            parts.append(task)
+    return f"skipped (every tool rolled back here): {', '.join(parts)}"

@@ -35,6 +35,7 @@ class PlanRequest:
     forbidden_tasks: tuple[str, ...] = ()
     required_tasks: tuple[str, ...] = ()
     strength: dict[str, int] = field(default_factory=dict)  # task -> 1 mild, 2 normal, 3 strong
+    max_tries: int = 0  # tools tried per task and position (RunContext.max_tries; 0: no limit)
 
     @property
     def position(self) -> int:
@@ -48,7 +49,20 @@ class PlanRequest:
         """A tool rolled back at a position is not retried at the same point (``position``:
         this one when None; a plan's i-th kept step runs at ``self.position + i``)."""
         pos = self.position if position is None else position
-        return any(f["tool"] == tool_id and f["position"] == pos for f in self.failed)
+        if any(f["tool"] == tool_id and f["position"] == pos for f in self.failed):
+            return True
+        return self.tries_exhausted(tool_id.split(".", 1)[0], pos)
+
+    def tries(self, task: str, position: int | None = None) -> int:
+        """How many of ``task``'s tools were rolled back at ``position`` (default: this one)."""
+        pos = self.position if position is None else position
+        return sum(
+            1 for f in self.failed if f["position"] == pos and f["tool"].split(".", 1)[0] == task
+        )
+
+    def tries_exhausted(self, task: str, position: int | None = None) -> bool:
+        """``max_tries`` of ``task``'s tools were rolled back at ``position``: no more there."""
+        return self.max_tries > 0 and self.tries(task, position) >= self.max_tries
 
 
 @dataclass

@@ -54,7 +54,7 @@ import numpy as np
 from restoregraph.core.errors import PlanError, RestoreGraphError
 from restoregraph.core.state import PlanStep
 from restoregraph.core.tasks import TASK_FOR_PERCEPTION_TYPE
-from restoregraph.planners._common import allowed_tools, needed_tasks
+from restoregraph.planners._common import allowed_tools, needed_tasks, skipped_note
 from restoregraph.planners.base import Plan, PlanRequest
 from restoregraph.planners.fixed import FixedPlanner, choose_tool, task_order
 
@@ -571,7 +571,7 @@ class EmbeddedPlanner:
                 + ", ".join(s["tool"] for s in extra)
             )
         if skipped:
-            notes.append(f"skipped (every tool rolled back here): {', '.join(skipped)}")
+            notes.append(skipped_note(request, skipped))
         return Plan(steps=steps + extra, note="; ".join(notes))
 
 

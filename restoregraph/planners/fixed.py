@@ -58,7 +58,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from restoregraph.core.state import PlanStep
-from restoregraph.planners._common import allowed_tools, needed_tasks
+from restoregraph.planners._common import allowed_tools, needed_tasks, skipped_note
 from restoregraph.planners.base import Plan, PlanRequest
 from restoregraph.tools.registry import ToolSpec
 
@@ -171,7 +171,7 @@ class FixedPlanner:
         needed = needed_tasks(request)
         steps = fixed_steps(request, needed)
         skipped = [t for t in task_order(needed) if t not in {s["task"] for s in steps}]
-        note = f"skipped (every tool rolled back here): {', '.join(skipped)}" if skipped else ""
+        note = skipped_note(request, skipped)
         return Plan(steps=steps, note=note)
 
 

@@ -18,7 +18,7 @@ from typing import Literal
 
 from restoregraph.core.errors import PlanError
 from restoregraph.core.state import PlanStep
-from restoregraph.planners._common import allowed_tools, needed_tasks
+from restoregraph.planners._common import allowed_tools, needed_tasks, skipped_note
 from restoregraph.planners.base import Plan, PlanRequest
 from restoregraph.planners.fixed import choose_tool, task_order
 
@@ -61,7 +61,7 @@ class RandomPlanner:
                 skipped.append(task)
             else:
                 steps.append(PlanStep(task=task, tool=spec.id))
-        note = f"skipped (every tool rolled back here): {', '.join(skipped)}" if skipped else ""
+        note = skipped_note(request, skipped)
         return Plan(steps=steps, note=note)
 
 
