@@ -176,33 +176,3 @@ def test_bench_default_toolbox_is_all() -> None:
         assert list(opt.type.choices) == ["search", "all"]  # type: ignore[attr-defined]
     assert PlanBenchConfig(data=Path(".")).toolbox == "all"
     assert AgentConfig.__dataclass_fields__["toolbox"].default == "all"
-
-
-def test_shipped_planner_chooses_among_the_whole_toolbox() -> None:
-    from skimage import data as skdata
-
-    from restoregraph.degrade import apply_mixture
-    from restoregraph.lab.search.mixtures import perception_levels
-    from restoregraph.planners import get_planner
-    from restoregraph.planners.base import PlanRequest
-
-    reg = builtin_registry()
-    planner = get_planner("embedded")
-    model = planner.model  # type: ignore[attr-defined]
-    assert model is not None
-    assert model.vocab == [i for ids in whole_toolbox(reg).values() for i in ids]
-    clean = skdata.astronaut()[40:168, 180:308].astype(np.float32) / 255
-    chosen: set[str] = set()
-    for mix in ([("noise", 1), ("jpeg", 1)], [("haze", 2), ("noise", 1)], [("noise", 2)]):
-        img, _ = apply_mixture(clean, mix, seed=1)
-        req = PlanRequest(
-            perception=perception_levels(mix), toolbox=reg, load_image=lambda i=img: i
-        )
-        plan = planner.plan(req)
-        assert sorted(s["task"] for s in plan.steps) == sorted(
-            TASK_FOR_DEGRADATION[t] for t, _ in mix
-        )
-        assert not plan.note  # every step scored by the network, no fixed-rule fallback
-        chosen |= {s["tool"] for s in plan.steps}
-    # per image, classical or learned: both kinds are chosen over these three images
-    assert {reg.get(t).kind for t in chosen} == {"classical", "learned"}

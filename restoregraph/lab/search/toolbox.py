@@ -12,8 +12,9 @@ replaces the default (``restoregraph data build --toolbox FILE``).
 
 ``whole`` (:data:`WHOLE_TOOLBOX`, ``restoregraph data build --toolbox whole``) is the search over
 the whole toolbox, learned and classical, capped at the 3 tools per task that the tools
-benchmarks rank best (:data:`WHOLE_TOOLBOX`'s comments say which rows): what the default
-embedded planner is trained on, so it picks a classical or a learned tool per image.
+benchmarks rank best (:data:`WHOLE_TOOLBOX`'s comments say which rows): data for an embedded
+planner that picks a classical or a learned tool per image (one trained on a 600-sample build
+ranked worse than the shipped planner and was not shipped: docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
