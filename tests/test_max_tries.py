@@ -69,3 +69,22 @@ def test_max_tries_bounds_a_real_run(tmp_path: Path, home: Path) -> None:
         assert "max_tries" in str(exc)
     else:  # pragma: no cover
         raise AssertionError("max_tries=0 accepted")
+
+
+def test_cli_passes_max_tries_and_step_critic(tmp_path: Path, home: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from restoregraph.cli.main import app as cli
+
+    rng = np.random.default_rng(1)
+    src = save_image((0.2 + 0.5 * rng.random((48, 48, 3))).astype(np.float32), tmp_path / "b.png")
+    args = ["restore", str(src), "-o", str(tmp_path / "out.png"), "--home", str(home)]
+    args += ["--planner", "fixed", "--max-steps", "2", "--max-tries", "1"]
+    res = CliRunner().invoke(cli, [*args, "--step-critic", "off", "--run-id", "cli-tries"])
+    assert res.exit_code == 0, res.output
+    settings = json.loads((home / "runs" / "cli-tries" / "run.json").read_text())["settings"]
+    assert settings["max_tries"] == 1 and settings["step_critic"] == "off"
+    bad = CliRunner().invoke(cli, [*args, "--max-tries", "0"])
+    assert bad.exit_code == 2 and "max-tries" in bad.output

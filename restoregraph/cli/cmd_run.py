@@ -164,6 +164,8 @@ def _summary(result: Any) -> None:
 @run_option("approve")
 @OBJECTIVE
 @run_option("max_steps")
+@run_option("max_tries")
+@run_option("step_critic")
 @run_option("seed")
 @run_option("toolbox")
 @click.option("--run-id", default=None, help="Name the run (default: time + file name).")
@@ -199,6 +201,8 @@ def restore(
     approve: str,
     objective: str,
     max_steps: int,
+    max_tries: int,
+    step_critic: str,
     seed: int,
     toolbox: str | None,
     run_id: str | None,
@@ -244,6 +248,8 @@ def restore(
         approve=approve,  # type: ignore[arg-type]
         objective=objective,  # type: ignore[arg-type]
         max_steps=max_steps,
+        max_tries=max_tries,
+        step_critic=step_critic,  # type: ignore[arg-type]  # click.Choice validated it
         seed=seed,
         toolbox=tool_ids,
         reference=reference,
