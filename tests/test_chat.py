@@ -275,7 +275,9 @@ def test_cli_chat_with_piped_input(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     out = tmp_path / "out.png"
-    monkeypatch.setattr(sys, "stdin", io.StringIO("remove the grain\nundo\n"))
+    # (a request whose step is kept: "remove the grain" on this dark photo now rolls back both
+    # denoisers it may try (max_tries 2): each crushes more than 1 % of the pixels to black)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("brighten it\nundo\n"))
     rc, stdout, err = cli(["chat", str(noisy_dark), "-o", str(out), "--json"], capsys)
     assert rc == 0, err
     replies = [json.loads(line) for line in stdout.splitlines()]

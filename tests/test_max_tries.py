@@ -64,11 +64,15 @@ def test_max_tries_bounds_a_real_run(tmp_path: Path, home: Path) -> None:
     tried = [h["tool"] for h in result.history if h["task"] == "dehaze"]
     assert len(tried) == 2 and all(h["status"] == "rolled_back" for h in result.history)
     try:
-        RunContext(max_tries=0)
+        RunContext(max_tries=-1)
     except RestoreGraphError as exc:
         assert "max_tries" in str(exc)
     else:  # pragma: no cover
-        raise AssertionError("max_tries=0 accepted")
+        raise AssertionError("max_tries=-1 accepted")
+    ctx = RunContext(planner="fixed", required_tasks=("dehaze",), max_steps=8, max_tries=0)
+    ctx.registry = reg
+    unlimited = Runner(home).start(src, None, ctx)
+    assert len(unlimited.history) == 4  # 0: no limit, every tool until all are rolled back
 
 
 def test_cli_passes_max_tries_and_step_critic(tmp_path: Path, home: Path) -> None:
@@ -86,5 +90,5 @@ def test_cli_passes_max_tries_and_step_critic(tmp_path: Path, home: Path) -> Non
     assert res.exit_code == 0, res.output
     settings = json.loads((home / "runs" / "cli-tries" / "run.json").read_text())["settings"]
     assert settings["max_tries"] == 1 and settings["step_critic"] == "off"
-    bad = CliRunner().invoke(cli, [*args, "--max-tries", "0"])
+    bad = CliRunner().invoke(cli, [*args, "--max-tries", "-1"])
     assert bad.exit_code == 2 and "max-tries" in bad.output

@@ -70,7 +70,9 @@ def small(tmp_path: Path) -> Path:
 def test_step_budget_holds_against_an_endless_planner(
     mode: str, max_steps: int, small: Path, tmp_path: Path
 ) -> None:
-    ctx = RunContext(mode=mode, max_steps=max_steps, max_rounds=1000, quality_weight=0.0)
+    ctx = RunContext(
+        mode=mode, max_steps=max_steps, max_rounds=1000, quality_weight=0.0, max_tries=0
+    )
     ctx.registry, ctx.planner_obj, ctx.perceiver = many_tools(), Endless(), SteadyPerceiver()
     result = Runner(tmp_path / "home").start(small, tmp_path / "o.png", ctx, run_id="endless")
     assert len(result.history) == max_steps
@@ -108,7 +110,7 @@ def test_gc_bounds_the_store(small: Path, tmp_path: Path) -> None:
     """After runs are deleted from the checkpoints, gc frees their images; referenced ones stay."""
     home = tmp_path / "home"
     runner = Runner(home)
-    ctx = RunContext(mode="stepwise", max_steps=5, quality_weight=0.0)
+    ctx = RunContext(mode="stepwise", max_steps=5, quality_weight=0.0, max_tries=0)
     ctx.registry, ctx.planner_obj, ctx.perceiver = many_tools(), Endless(), SteadyPerceiver()
     runner.start(small, tmp_path / "a.png", ctx, run_id="a")
     store = ImageStore(runner.store_dir)

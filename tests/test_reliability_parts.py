@@ -138,7 +138,9 @@ def test_run_tool_turns_every_fault_into_tool_error(tool_id: str) -> None:
 
 
 def test_run_with_every_broken_tool_completes_and_says_so(noisy: Path, tmp_path: Path) -> None:
-    ctx = RunContext(max_steps=len(FAULTS) + 2, max_rounds=len(FAULTS) + 2, tool_timeout=0.5)
+    ctx = RunContext(
+        max_steps=len(FAULTS) + 2, max_rounds=len(FAULTS) + 2, tool_timeout=0.5, max_tries=0
+    )
     ctx.registry = fault_registry()
     ctx.planner_obj = ScriptedPlanner()
     out = tmp_path / "out.png"
@@ -365,7 +367,7 @@ def test_hung_tools_do_not_starve_the_next_tools(noisy: Path, tmp_path: Path) ->
         def plan(self, request: PlanRequest) -> Plan:
             return Plan(steps=[{"task": "denoise", "tool": t} for t in reg.ids()])
 
-    ctx = RunContext(max_steps=4, max_rounds=8, tool_timeout=0.5)
+    ctx = RunContext(max_steps=4, max_rounds=8, tool_timeout=0.5, max_tries=0)
     ctx.registry, ctx.planner_obj = reg, HangsFirst()
     try:
         result = Runner(tmp_path / "home").start(noisy, tmp_path / "o.png", ctx, run_id="hung")

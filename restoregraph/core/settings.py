@@ -86,8 +86,8 @@ class RunContext:
         default=2,
         metadata={
             "help": "Tools tried per task at one point of the run: after this many are rolled "
-            "back there, the task is skipped at that point (with a note).",
-            "bounds": (1, 20),
+            "back there, the task is skipped at that point (with a note); 0: no limit.",
+            "bounds": (0, 100),
         },
     )
     toolbox: tuple[str, ...] | None = field(
