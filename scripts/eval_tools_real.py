@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from restoregraph.imageio import load_image
+from restoregraph.lab.bench.real import downscale
 from restoregraph.metrics.safety import border_ratio, clipped_fraction, colour_shift
 from restoregraph.tools import default_registry
 
@@ -48,23 +49,6 @@ reals = {
 }
 
 
-def small(im, m=512):
-    h, w = im.shape[:2]
-    f = max(h, w) / m
-    if f <= 1:
-        return im
-    from PIL import Image
-
-    return (
-        np.asarray(
-            Image.fromarray((im * 255 + 0.5).astype(np.uint8)).resize(
-                (int(w / f), int(h / f)), Image.LANCZOS
-            )
-        ).astype(np.float32)
-        / 255
-    )
-
-
 for task in sys.argv[1:]:
     for tid in [t.id for t in R.for_task(task)]:
         out = []
@@ -78,7 +62,7 @@ for task in sys.argv[1:]:
         for folder in reals.get(task, []):
             for f in sorted(glob.glob(str(D / "real" / folder / "*")))[:8]:
                 try:
-                    x = small(load_image(f))
+                    x = downscale(load_image(f), 512)  # as `bench real` does
                 except Exception:
                     continue
                 o = R.get(tid).run(x)

@@ -14,6 +14,8 @@ the shoulder starts earlier (:func:`shoulder_for`), as a camera's highlight curv
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 SHOULDER = 0.9  # above this the largest channel is rolled off towards 1
@@ -22,6 +24,17 @@ TOE = 0.02  # below this it is rolled off towards 0
 TOP = 0.98  # where the shoulder puts the raw output's 99.5th percentile (of the largest channel)
 MAX_TOE = 0.12  # the highest the toe moves to (see :func:`toe_for`)
 BOTTOM = 2.0 / 255.0  # where the toe puts the 0.5th percentile of what the input had not crushed
+
+
+def _bisect(below: Callable[[float], bool], lo: float, hi: float) -> tuple[float, float]:
+    """(lo, hi) bracketing where ``below`` turns False on [lo, hi] (30 halvings)."""
+    for _ in range(30):
+        mid = 0.5 * (lo + hi)
+        if below(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo, hi
 
 
 def _shoulder(m: np.ndarray, knee: float) -> np.ndarray:
@@ -37,14 +50,10 @@ def shoulder_for(m: np.ndarray, quantile: float = 99.5) -> float:
     top = float(np.percentile(m, quantile)) if m.size else 0.0
     if top <= SHOULDER or float(_shoulder(np.array(top), SHOULDER)) <= TOP:
         return SHOULDER
-    lo, hi = MIN_SHOULDER, SHOULDER  # f(top) rises with the knee: bisect for f(top) = TOP
-    for _ in range(30):
-        mid = 0.5 * (lo + hi)
-        if float(_shoulder(np.array(top), mid)) > TOP:
-            hi = mid
-        else:
-            lo = mid
-    return lo
+    # f(top) rises with the knee: the largest knee that keeps f(top) <= TOP
+    return _bisect(
+        lambda knee: float(_shoulder(np.array(top), knee)) <= TOP, MIN_SHOULDER, SHOULDER
+    )[0]
 
 
 def _toe(m: np.ndarray, knee: float) -> np.ndarray:
@@ -59,14 +68,8 @@ def toe_for(m: np.ndarray, quantile: float = 0.5) -> float:
     low = float(np.percentile(m, quantile)) if m.size else 1.0
     if low >= TOE or float(_toe(np.array(low), TOE)) >= BOTTOM:
         return TOE
-    lo, hi = TOE, MAX_TOE  # f(low) rises with the knee: bisect for f(low) = BOTTOM
-    for _ in range(30):
-        mid = 0.5 * (lo + hi)
-        if float(_toe(np.array(low), mid)) < BOTTOM:
-            lo = mid
-        else:
-            hi = mid
-    return hi
+    # f(low) rises with the knee: the smallest knee that lifts f(low) to BOTTOM
+    return _bisect(lambda knee: float(_toe(np.array(low), knee)) < BOTTOM, TOE, MAX_TOE)[1]
 
 
 def _roll(m: np.ndarray, lit: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -82,6 +82,16 @@ def _levels(*types: str) -> Sampler:
     return sample
 
 
+def _then_jpeg(
+    rng: np.random.Generator, steps: list[MixtureStep], share: float
+) -> list[MixtureStep]:
+    """``steps``, then, with probability ``share``, one JPEG save at quality 50-90
+    (``restoregraph.degrade``), so the tool tolerates compression."""
+    if share and rng.random() < share:
+        steps.append({"type": "jpeg", "quality": int(rng.integers(50, 91))})
+    return steps
+
+
 def _realistic(
     type_: str, p: tuple[float, float, float] | None = None, jpeg_share: float = 0.0
 ) -> Sampler:
@@ -91,10 +101,7 @@ def _realistic(
 
     def sample(rng: np.random.Generator) -> list[MixtureStep]:
         level = int(rng.choice(3, p=p)) + 1
-        steps: list[MixtureStep] = [{"type": type_, "level": level, "realistic": True}]
-        if jpeg_share and rng.random() < jpeg_share:
-            steps.append({"type": "jpeg", "quality": int(rng.integers(50, 91))})
-        return steps
+        return _then_jpeg(rng, [{"type": type_, "level": level, "realistic": True}], jpeg_share)
 
     return sample
 
@@ -111,10 +118,7 @@ def _mixed(type_: str, realistic_share: float = 0.6, jpeg_share: float = 0.2) ->
         step: MixtureStep = {"type": type_, "level": level}
         if rng.random() < realistic_share:
             step["realistic"] = True
-        steps = [step]
-        if jpeg_share and rng.random() < jpeg_share:
-            steps.append({"type": "jpeg", "quality": int(rng.integers(50, 91))})
-        return steps
+        return _then_jpeg(rng, [step], jpeg_share)
 
     return sample
 
