@@ -31,7 +31,7 @@ def _img(store: ImageStore, ref: Any, caption: str) -> str:
     if not ref:
         return f"<figure><div class='missing'>no image</div><figcaption>{caption}</figcaption></figure>"
     try:
-        url = thumbnail_data_url(store.get(ref))
+        url = thumbnail_data_url(store.preview(ref, 2 * THUMB))
     except Exception:
         return (
             f"<figure><div class='missing'>missing</div><figcaption>{caption}</figcaption></figure>"

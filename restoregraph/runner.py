@@ -279,6 +279,7 @@ class Runner:
         if target and state.get("current") and done:
             image = store.get(state["current"])
             out = save_image(image, target, protect=(meta["input"],), overwrite=True)
+            del image  # the report reads small previews; a 48 MP float image is 576 MB
         from restoregraph.report import write_report
 
         report = write_report(

@@ -25,6 +25,31 @@ def test_store_is_content_addressed_and_lossless(tmp_path: Path) -> None:
     assert store.put(back) == ref  # a replay reads back exactly the stored pixels
 
 
+def test_store_put_quantised_and_preview(tmp_path: Path) -> None:
+    """A caller that drops its float image stores the same file as ``put``; a preview is the
+    checked pixels shrunk by area averaging, never larger than asked."""
+    from restoregraph.core.errors import InputError, StoreError
+    from restoregraph.store.images import quantise
+
+    rng = np.random.default_rng(0)
+    img = rng.random((120, 200, 3), dtype=np.float32)
+    store = ImageStore(tmp_path / "s")
+    ref = store.put(img)
+    again = store.put_quantised(quantise(img.copy()))
+    assert again == ref
+    with pytest.raises(InputError):
+        store.put_quantised(img)  # float pixels are not stored pixels
+    small = store.preview(ref, 50)
+    assert small.shape == (30, 50, 3) and small.dtype == np.float32
+    whole = store.get(ref)
+    np.testing.assert_allclose(small.mean(axis=(0, 1)), whole.mean(axis=(0, 1)), atol=2e-3)
+    assert store.preview(ref, 500).shape == whole.shape  # never enlarged
+    np.testing.assert_array_equal(store.preview(ref, 500), whole)
+    Path(ref["uri"]).write_bytes(Path(ref["uri"]).read_bytes()[:100])  # damaged: refused
+    with pytest.raises(StoreError):
+        store.preview(ref, 50)
+
+
 def test_store_garbage_collection(tmp_path: Path) -> None:
     store = ImageStore(tmp_path / "s")
     a = store.put(np.zeros((8, 8, 3), np.float32))

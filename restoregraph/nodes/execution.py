@@ -21,6 +21,7 @@ from restoregraph.core.state import RestoreState
 from restoregraph.core.timing import timed, tool_run
 from restoregraph.nodes.common import emit
 from restoregraph.nodes.resources import get_registry, get_store, run_context
+from restoregraph.store.images import quantise
 from restoregraph.tools.run import run_tool
 from restoregraph.tools.tiling import tile_progress
 
@@ -103,7 +104,11 @@ def execution(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, An
         strength = ctx.strength.get(step["task"], 2)
         # a mild step blends with the input afterwards; any other hands the image to the tool
         out = run_with_timeout(spec, image, ctx.tool_timeout, owned=strength != 1)
-        candidate = store.put(apply_strength(image, out, strength))
+        # quantised, then the float images are dropped before the PNG is encoded (48 MP: the
+        # encoder's peak no longer holds the input and the output, 1.15 GB of float32)
+        pixels = quantise(apply_strength(image, out, strength))
+        del image, out
+        candidate = store.put_quantised(pixels)
     except Exception as exc:  # isolated: any failure is a failed step
         error = str(exc) or type(exc).__name__
     seconds = time.perf_counter() - started

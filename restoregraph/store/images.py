@@ -31,9 +31,12 @@ def _band(arr: np.ndarray) -> int:
     return max(1, BAND_BYTES // max(1, arr[0].size * 4)) if arr.ndim and len(arr) else 1
 
 
-def _quantise(image: np.ndarray) -> np.ndarray:
-    """float [0, 1] -> uint16, a band of rows at a time (no whole-image float temporaries: a
-    48 MP photo is 576 MB of float32)."""
+@timed("checkpoint_io")
+def quantise(image: np.ndarray) -> np.ndarray:
+    """float [0, 1] -> uint16 (the stored pixels), a band of rows at a time (no whole-image float
+    temporaries: a 48 MP photo is 576 MB of float32). A caller that will not read the float
+    image again quantises it, drops it and hands the result to :meth:`ImageStore.put_quantised`:
+    the float copy is then gone while the PNG is encoded."""
     arr = np.asarray(image, dtype=np.float32)
     if arr.ndim == 0:
         return np.round(np.clip(arr, 0.0, 1.0) * 65535.0).astype(np.uint16)
@@ -77,7 +80,15 @@ class ImageStore:
 
     @timed("checkpoint_io")
     def put(self, image: np.ndarray) -> ImageRef:
-        q = _quantise(image)
+        return self.put_quantised(quantise(image))
+
+    @timed("checkpoint_io")
+    def put_quantised(self, q: np.ndarray) -> ImageRef:
+        """Store uint16 pixels from :func:`quantise`. ``q`` is encoded in place (its channels
+        are swapped to BGR for the encoder): the caller hands it over and does not read it
+        again."""
+        if q.dtype != np.uint16:
+            raise InputError(f"put_quantised: expected uint16 pixels, got {q.dtype}")
         sha = pixel_hash(q)
         shape = [int(s) for s in q.shape]
         path = self.path_for(sha)
@@ -102,7 +113,23 @@ class ImageStore:
 
     @timed("checkpoint_io")
     def get(self, ref: ImageRef) -> np.ndarray:
-        """The pixels of ``ref``, checked: the file must decode to an array of ``ref``'s shape
+        """The pixels of ``ref`` as float32 RGB in [0, 1], checked (see :meth:`read`)."""
+        return _to_float(self.read(ref))
+
+    @timed("checkpoint_io")
+    def preview(self, ref: ImageRef, max_side: int) -> np.ndarray:
+        """``ref``'s pixels (checked) shrunk by area averaging to at most ``max_side`` px a side,
+        as float32 RGB: a report's thumbnail without a whole-image float copy."""
+        rgb = self.read(ref)
+        h, w = rgb.shape[:2]
+        if max(h, w) > max_side:
+            f = max_side / max(h, w)
+            size = (max(1, round(w * f)), max(1, round(h * f)))
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        return _to_float(rgb)
+
+    def read(self, ref: ImageRef) -> np.ndarray:
+        """The stored uint16 pixels of ``ref``, checked: the file must decode to an array of ``ref``'s shape
         whose ``pixel_hash`` is ``ref``'s sha256, else ``StoreError`` naming the file.
 
         The file is looked up by its hash in this store first, then at ``ref["uri"]``: a home
@@ -132,7 +159,7 @@ class ImageStore:
                 f"stored image {path} does not match its sha256 {sha[:12]}...: the file was "
                 "replaced or damaged; RestoreGraph will not use it"
             )
-        return _to_float(rgb)
+        return rgb
 
     def all_hashes(self) -> set[str]:
         return {p.stem for p in self.root.glob("??/*.png")}
