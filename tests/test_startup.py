@@ -128,3 +128,42 @@ def test_an_installed_but_broken_pyoidn_fails_when_run(monkeypatch: pytest.Monke
     monkeypatch.setattr(denoise, "_pyoidn", broken)
     with pytest.raises(ToolError, match=r"^denoise\.oidn: unavailable: pyoidn does not load: OSE"):
         run_tool(spec, np.zeros((8, 8, 3), np.float32))
+
+
+def test_console_script_fast_exit_keeps_output_and_exit_codes(tmp_path: Path) -> None:
+    """The console script leaves short commands with ``os._exit`` after flushing: what they
+    print and write arrives, and their exit codes are the documented ones."""
+    from PIL import Image
+
+    env = {**os.environ, "RESTOREGRAPH_HOME": str(tmp_path / "home")}
+    env.pop("RESTOREGRAPH_NO_FAST_EXIT", None)
+    run = [sys.executable, "-m", "restoregraph"]
+    listed = subprocess.run(
+        [*run, "tools", "list", "--json"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert any(t["id"] == "denoise.oidn" for t in json.loads(listed.stdout))
+    missing = subprocess.run(
+        [*run, "restore", str(tmp_path / "nope.png")], capture_output=True, text=True, env=env
+    )
+    assert missing.returncode == 2 and "error:" in missing.stderr
+    src = tmp_path / "in.png"
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(src)
+    (tmp_path / "out.png").write_bytes(b"mine")
+    kept = subprocess.run(
+        [*run, "restore", str(src), "-o", str(tmp_path / "out.png")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert kept.returncode == 3 and (tmp_path / "out.png").read_bytes() == b"mine"
+    done = subprocess.run(
+        [*run, "restore", str(src), "-o", str(tmp_path / "new.png"), "--planner", "fixed"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert Image.open(tmp_path / "new.png").size == (64, 64)
+    history = subprocess.run([*run, "runs"], capture_output=True, text=True, env=env)
+    assert history.returncode == 0 and "in" in history.stdout
