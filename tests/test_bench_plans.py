@@ -152,3 +152,18 @@ def test_plan_bench_cli_writes_section_and_json(
         "fixed",
         "embedded",
     }
+
+
+def test_embedded_weights_label_runs_candidate_weights(tmp_path: Path) -> None:
+    """``embedded@PATH`` runs the embedded planner with other weights (a retrained candidate
+    beside the shipped one, on the same cases); a missing file is a reason, not a crash."""
+    from restoregraph.lab.bench.agent import known_planner, resolve_planner
+    from restoregraph.planners.embedded import DEFAULT_WEIGHTS
+
+    assert known_planner(f"embedded@{DEFAULT_WEIGHTS}") and not known_planner("embedded2")
+    assert resolve_planner(f"embedded@{DEFAULT_WEIGHTS}") == (
+        "embedded",
+        {"weights": str(DEFAULT_WEIGHTS)},
+    )
+    why = resolve_planner(f"embedded@{tmp_path / 'none.pt'}")
+    assert isinstance(why, str) and "no embedded planner weights" in why

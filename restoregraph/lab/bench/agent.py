@@ -61,6 +61,9 @@ FAIR_PLANNERS: tuple[str, ...] = (
 OPTION_PLANNERS: dict[str, tuple[str, dict[str, Any]]] = {
     "embedded-verify": ("embedded", {"verify": 3}),
 }
+# ``embedded@PATH``: the embedded planner with the weights at PATH (a retrained candidate
+# compared with the shipped weights on the same cases, in one run)
+WEIGHTS_LABEL = "embedded"
 LOCAL_LLM_PLANNERS: tuple[str, ...] = ("smollm2", "smollm", "local-llm", "llm-local")
 PERCEPTUAL = ("ms_ssim", "haarpsi", "gmsd")
 INPUT = "input"
@@ -152,6 +155,14 @@ def _endpoint_up(base_url: str, timeout: float = 2.0) -> bool:
     return r.status_code == 200
 
 
+def known_planner(label: str) -> bool:
+    """Whether ``label`` names a planner the benchmarks can run (registered, fair-baseline or
+    ``embedded@PATH``)."""
+    from restoregraph.planners import PLANNERS
+
+    return label in PLANNERS or label in FAIR_PLANNERS or label.startswith(f"{WEIGHTS_LABEL}@")
+
+
 def resolve_planner(label: str) -> tuple[str, dict[str, Any]] | str:
     """A planner label -> (registered planner name, options), or why it cannot run here.
 
@@ -173,6 +184,11 @@ def resolve_planner(label: str) -> tuple[str, dict[str, Any]] | str:
     if label in OPTION_PLANNERS:
         name, options = OPTION_PLANNERS[label]
         return name, dict(options)
+    if label.startswith(f"{WEIGHTS_LABEL}@"):  # candidate weights beside the shipped ones
+        path = Path(label.split("@", 1)[1]).expanduser()
+        if not path.is_file():
+            return f"not run: no embedded planner weights at {path}"
+        return WEIGHTS_LABEL, {"weights": str(path)}
     if label not in PLANNERS:
         return f"not run: no planner {label!r} is registered in this install"
     return label, {}
@@ -333,7 +349,7 @@ def _resolve_planners(
 
     if INPUT in cfg.planners or "oracle" in cfg.planners:
         raise InputError("--planners: 'input' and 'oracle' are rows of their own, not planners")
-    bad = [p for p in cfg.planners if p not in PLANNERS and p not in FAIR_PLANNERS]
+    bad = [p for p in cfg.planners if not known_planner(p)]
     if bad:
         raise InputError(
             f"unknown planner(s) {', '.join(bad)}; choose from "

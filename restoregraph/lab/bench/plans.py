@@ -35,6 +35,7 @@ from restoregraph.lab.bench.agent import (
     _plan_rows,
     bench_toolbox,
     degrade_case,
+    known_planner,
     mixture_group,
     mixture_models,
     mixtures_line,
@@ -110,7 +111,7 @@ def _check(cfg: PlanBenchConfig) -> None:
     for m in cfg.mixtures:
         _parse(m)  # an unknown degradation type is a one-line error before anything runs
     metric_names(cfg.objective)
-    bad = [p for p in cfg.planners if p not in PLANNERS and p not in FAIR_PLANNERS]
+    bad = [p for p in cfg.planners if not known_planner(p)]
     if "oracle" in cfg.planners:
         bad.append("oracle (the ranking itself: 0 % by definition)")
     if bad:
