@@ -22,7 +22,7 @@ from restoregraph.store.images import ImageStore
 from restoregraph.tools import default_registry
 from restoregraph.tools.registry import ToolRegistry
 
-if TYPE_CHECKING:  # types only (the perception package loads torch)
+if TYPE_CHECKING:  # types only
     from langgraph.runtime import Runtime
 
     from restoregraph.perception.base import Perceiver
@@ -91,6 +91,6 @@ def get_planner(ctx: RunContext) -> Planner:
 def get_perceiver(ctx: RunContext) -> Perceiver:
     if ctx.perceiver is not None:
         return cast("Perceiver", ctx.perceiver)
-    from restoregraph.perception import default_perceiver  # loads torch: only when perceiving
+    from restoregraph.perception import default_perceiver  # torch only on the torch backends
 
     return default_perceiver()

@@ -22,31 +22,42 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from restoregraph.core.errors import ToolError
-from restoregraph.core.tasks import LEGACY_PERCEPTION_TYPES, PERCEPTION_TYPES
-from restoregraph.imageio import as_float_image
+from restoregraph.core.tasks import PERCEPTION_TYPES
 from restoregraph.perception.base import PerceptionResult
+from restoregraph.perception.crops import (
+    INFER_CROP,
+    LEGACY_TYPES,
+    N_LEVELS,
+    CropPerceiver,
+    crop_boxes,
+    crops_array,
+    global_view,
+    probs_by_type,
+    types_for,
+    views,
+)
+from restoregraph.perception.files import (
+    DEFAULT_WEIGHTS,
+    FEATURE_WEIGHTS,
+    WEIGHTS_DIR,
+    load_thresholds,
+    thresholds_path,
+    uses_global_view,
+    weights_missing,
+)
+from restoregraph.perception.stats import N_STATS
 
-N_LEVELS = 4  # absent, level 1, 2, 3
 DEFAULT_WIDTHS: tuple[int, ...] = (32, 48, 64, 80, 96)
 HEAD_HIDDEN = 128
-INFER_CROP = 160
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-# The first perception CNN (nine types, the project's own synthesis): the embedded planner and
-# the plan critic read its features (restoregraph.planners.features), so it stays shipped.
-FEATURE_WEIGHTS = WEIGHTS_DIR / "perception_cnn.pt"
-# The perceiver's weights (what the perception node runs).
-DEFAULT_WEIGHTS = FEATURE_WEIGHTS
 
 # Fixed input normalisation (images are float RGB in [0, 1]); brightness matters (low light,
 # haze), so there is no per-image normalisation.
@@ -63,7 +74,6 @@ def _conv_bn_relu(cin: int, cout: int, stride: int) -> nn.Sequential:
 
 
 HP_GAIN = 8.0  # the high-pass residual channels are small; scale them to the RGB channels' range
-N_STATS = 21
 _EPS = 1e-4
 
 
@@ -227,6 +237,16 @@ class PerceptionNet(nn.Module):
     ) -> torch.Tensor:
         """``stats``: precomputed ``masked_stats(x, mask)`` (training computes them in the data
         workers); computed here when not given."""
+        return self.head(self.head_input(x, mask, stats)).view(-1, self.n_types, N_LEVELS)
+
+    def head_input(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        stats: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The head's input (B, 2 * widths[-1] + N_STATS): average and max pooled CNN features
+        and the batch-normalised image statistics (what the embedded planner reads)."""
         if stats is None:
             with torch.no_grad():
                 stats = masked_stats(x, mask)
@@ -245,20 +265,7 @@ class PerceptionNet(nn.Module):
         else:
             avg = h.sum(dim=(2, 3)) / mask.sum(dim=(2, 3)).clamp_min(1.0)
             mx = h.amax(dim=(2, 3))  # features are >= 0 after ReLU, padding is 0
-        feats = torch.cat([avg, mx, self.stats_norm(stats)], dim=1)
-        return self.head(feats).view(-1, self.n_types, N_LEVELS)
-
-
-# Nets trained before the raindrop type report these nine types (in this order).
-LEGACY_TYPES = LEGACY_PERCEPTION_TYPES
-
-
-def types_for(n_types: int) -> tuple[str, ...]:
-    """The perception types a net with ``n_types`` outputs reports."""
-    for types in (PERCEPTION_TYPES, LEGACY_TYPES):
-        if len(types) == n_types:
-            return types
-    raise ToolError(f"perception weights: {n_types} output types match no known type list")
+        return torch.cat([avg, mx, self.stats_norm(stats)], dim=1)
 
 
 def n_types_from_state_dict(state: dict[str, torch.Tensor]) -> int:
@@ -298,10 +305,7 @@ def load_net(path: str | Path) -> PerceptionNet:
     """Load a PerceptionNet from a plain state dict (``torch.load(weights_only=True)``)."""
     p = Path(path)
     if not p.is_file():
-        raise ToolError(
-            f"perception weights not found: {p} (train them with "
-            "`python -m restoregraph.lab.training.perception`, see restoregraph/weights/MANIFEST.json)"
-        )
+        raise weights_missing(p)
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file, wrong format
@@ -324,94 +328,25 @@ def _cached_net(path: str, mtime_ns: int) -> PerceptionNet:
     return load_net(path)
 
 
-def crop_boxes(height: int, width: int, crop: int) -> list[tuple[int, int, int, int]]:
-    """Centre + four corners (deduplicated), each ``crop`` square clipped to the image:
-    (top, left, h, w)."""
-    ch, cw = min(crop, height), min(crop, width)
-    cy, cx = (height - ch) // 2, (width - cw) // 2
-    boxes = [(cy, cx, ch, cw)]
-    for t in (0, height - ch):
-        for left in (0, width - cw):
-            if (t, left) != (cy, cx):
-                boxes.append((t, left, ch, cw))
-    return list(dict.fromkeys(boxes))
-
-
 def image_to_batch(image: np.ndarray, crop: int = INFER_CROP) -> torch.Tensor:
     """(H, W, 3) image -> (n_crops, 3, ch, cw) tensor of native-resolution crops."""
-    img = as_float_image(image)
-    h, w = img.shape[:2]
-    crops = [img[t : t + ch, x : x + cw] for t, x, ch, cw in crop_boxes(h, w, crop)]
-    arr = np.ascontiguousarray(np.stack(crops).transpose(0, 3, 1, 2))
-    return torch.from_numpy(arr)
-
-
-def global_view(image: np.ndarray, side: int = INFER_CROP) -> np.ndarray:
-    """The whole image downscaled (area) so that its longer side is at most ``side`` px: what
-    global degradations (haze, low light, raindrops) look like at a glance."""
-    h, w = image.shape[:2]
-    f = side / max(h, w)
-    if f >= 1.0:
-        return image
-    size = (max(1, round(w * f)), max(1, round(h * f)))
-    return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.float32)
+    return torch.from_numpy(crops_array(image, crop))
 
 
 def probs_from_logits(logits: torch.Tensor) -> dict[str, list[float]]:
     """(n_crops, n_types, 4) logits -> {type: [p0, p1, p2, p3]} (logits averaged over crops).
     A type the net does not report (an older net) is absent: [1, 0, 0, 0]."""
     mean = logits.float().mean(dim=0)
-    probs = torch.softmax(mean.double(), dim=-1).numpy()
-    reported = dict(zip(types_for(int(probs.shape[0])), probs, strict=True))
-    out: dict[str, list[float]] = {}
-    for t in PERCEPTION_TYPES:
-        p = reported.get(t)
-        out[t] = [float(v) for v in p / p.sum()] if p is not None else [1.0, 0.0, 0.0, 0.0]
-    return out
+    return probs_by_type(torch.softmax(mean.double(), dim=-1).numpy())
 
 
-def thresholds_path(weights_path: Path) -> Path:
-    """``perception_cnn.pt`` -> ``perception_cnn.thresholds.json`` (calibrated presence
-    thresholds, written by ``python -m restoregraph.lab.training.perception_calibrate``)."""
-    return weights_path.with_name(weights_path.stem + ".thresholds.json")
-
-
-def load_thresholds(weights_path: Path) -> dict[str, float]:
-    """Per-type presence thresholds stored next to the weights ({} when there are none)."""
-    path = thresholds_path(weights_path)
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        raw = data["thresholds"]
-        out = {str(t): float(v) for t, v in raw.items() if t in PERCEPTION_TYPES}
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ToolError(f"perception thresholds unreadable: {path} ({exc})") from None
-    if not all(0.0 < v < 1.0 for v in out.values()):
-        raise ToolError(f"perception thresholds must lie in (0, 1): {path}")
-    return out
-
-
-def uses_global_view(weights_path: Path) -> bool:
-    """Whether the calibration next to the weights says to add the global view."""
-    path = thresholds_path(weights_path)
-    if not path.is_file():
-        return False
-    try:
-        return bool(json.loads(path.read_text(encoding="utf-8")).get("global_view", False))
-    except (ValueError, AttributeError):
-        return False
-
-
-class CNNPerceiver:
-    """The learnt perceiver (Perceiver protocol): per perception type, p(absent, level 1..3).
+class CNNPerceiver(CropPerceiver):
+    """The learnt perceiver (Perceiver protocol) in PyTorch: per perception type, p(absent,
+    level 1..3).
 
     ``thresholds``: P(present) each type needs to count as present; by default the calibrated
     ones stored next to the weights (``*.thresholds.json``), else 0.5.
     """
-
-    name = "cnn"
-    types: tuple[str, ...] = PERCEPTION_TYPES
 
     def __init__(
         self,
@@ -420,44 +355,29 @@ class CNNPerceiver:
         thresholds: dict[str, float] | None = None,
         global_view_: bool | None = None,
     ) -> None:
-        path = Path(weights_path) if weights_path is not None else DEFAULT_WEIGHTS
-        if not path.is_file():
-            raise ToolError(
-                f"perception weights not found: {path} (train them with "
-                "`python -m restoregraph.lab.training.perception`)"
-            )
-        self.weights_path = path.resolve()
-        self.crop = int(crop)
+        super().__init__(weights_path, crop, thresholds, global_view_)
         self.net = _cached_net(str(self.weights_path), self.weights_path.stat().st_mtime_ns)
-        self.thresholds = (
-            dict(thresholds) if thresholds is not None else load_thresholds(self.weights_path)
-        )
-        self.global_view = (
-            bool(global_view_) if global_view_ is not None else uses_global_view(self.weights_path)
-        )
 
     def logits(self, image: np.ndarray) -> torch.Tensor:
         """Logits of the native-resolution crops, plus the downscaled whole image when the
         weights were calibrated with it (``global_view`` in the thresholds file)."""
-        batch = image_to_batch(image, self.crop)
         with torch.inference_mode():
-            out = self.net(batch)
-            if self.global_view and max(image.shape[:2]) > self.crop:
-                view = global_view(as_float_image(image), self.crop).transpose(2, 0, 1)
-                out = torch.cat([out, self.net(torch.from_numpy(np.ascontiguousarray(view))[None])])
-            return out
+            outs = [
+                self.net(torch.from_numpy(b)) for b in views(image, self.crop, self.global_view)
+            ]
+            return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     def perceive(self, image: np.ndarray) -> PerceptionResult:
-        return PerceptionResult(
-            probs=probs_from_logits(self.logits(image)),
-            detector=self.name,
-            thresholds=dict(self.thresholds),
-        )
+        return self.result(probs_from_logits(self.logits(image)))
 
 
 __all__ = [
     "DEFAULT_WEIGHTS",
     "FEATURE_WEIGHTS",
+    "INFER_CROP",
+    "N_LEVELS",
+    "N_STATS",
+    "WEIGHTS_DIR",
     "LEGACY_TYPES",
     "CNNPerceiver",
     "PerceptionNet",

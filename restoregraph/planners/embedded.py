@@ -135,28 +135,18 @@ def encode_completion(
 
 
 class Scorer:
-    """The trained scorer with its vocabulary and feature normalisation (CPU, eval mode)."""
+    """The trained scorer with its vocabulary and feature normalisation (CPU, eval mode): the
+    PyTorch modules of a weights blob, or (:meth:`from_arrays`) their parameters as numpy
+    arrays (:mod:`restoregraph.planners.scorer_arrays`), which score without torch."""
 
     def __init__(self, blob: Mapping[str, Any]) -> None:
         import torch
 
-        meta = blob["meta"]
-        if meta.get("arch") != ARCH:
-            raise PlanError(f"embedded planner weights: unknown architecture {meta.get('arch')!r}")
-        self.meta = dict(meta)
-        self.vocab: list[str] = list(meta["vocab"])
-        self.vocab_index = {t: i for i, t in enumerate(self.vocab)}
-        self.feat_mean = blob["feat_mean"].numpy().astype(np.float32)
-        self.feat_std = blob["feat_std"].numpy().astype(np.float32)
-        index = meta.get("feat_index")  # which entries of the feature vector the net reads
-        self.feat_index = None if index is None else np.asarray(index, dtype=np.int64)
-        # the perception result (type -> level of what is still to undo) is part of the input
-        self.perception_input = bool(meta.get("perception_input", False))
-        # and the whole image's size (search.features.size_features), last
-        self.size_input = bool(meta.get("size_input", False))
-        # an ensemble stores every member's state under "members" ("state" is the first); a
-        # planner trained for several objectives keeps each one's members under "objectives"
-        self.objective = str(meta.get("objective", "balanced"))
+        self._setup(
+            blob["meta"],
+            blob["feat_mean"].numpy().astype(np.float32),
+            blob["feat_std"].numpy().astype(np.float32),
+        )
         by_objective = dict(blob.get("objectives") or {})
         by_objective.setdefault(self.objective, blob.get("members") or [blob["state"]])
         self.nets_by_objective: dict[str, list[Any]] = {}
@@ -166,7 +156,7 @@ class Scorer:
                 net = build_net(
                     len(self.feat_mean),
                     len(self.vocab),
-                    int(meta["hidden"]),
+                    int(self.meta["hidden"]),
                     vocab_tasks(self.vocab),
                 )
                 net.load_state_dict(state)
@@ -175,6 +165,44 @@ class Scorer:
             self.nets_by_objective[str(name)] = nets
         self.nets = self.nets_by_objective[self.objective]
         self._torch = torch
+        self._arrays: dict[str, list[dict[str, np.ndarray]]] | None = None
+
+    @classmethod
+    def from_arrays(
+        cls,
+        meta: Mapping[str, Any],
+        feat_mean: np.ndarray,
+        feat_std: np.ndarray,
+        members: Mapping[str, list[dict[str, np.ndarray]]],
+    ) -> Scorer:
+        """A scorer from numpy parameters: ``members[objective]`` = each ensemble member's
+        state dict as arrays (the module's own names: ``proj.weight`` ...). No torch."""
+        self = cls.__new__(cls)
+        self._setup(meta, np.asarray(feat_mean, np.float32), np.asarray(feat_std, np.float32))
+        self._arrays = {str(k): list(v) for k, v in members.items()}
+        if self.objective not in self._arrays:
+            raise PlanError(f"embedded planner arrays: no members for {self.objective!r}")
+        self.nets_by_objective = dict(self._arrays)
+        self.nets = self.nets_by_objective[self.objective]
+        return self
+
+    def _setup(self, meta: Mapping[str, Any], feat_mean: np.ndarray, feat_std: np.ndarray) -> None:
+        if meta.get("arch") != ARCH:
+            raise PlanError(f"embedded planner weights: unknown architecture {meta.get('arch')!r}")
+        self.meta = dict(meta)
+        self.vocab: list[str] = list(meta["vocab"])
+        self.vocab_index = {t: i for i, t in enumerate(self.vocab)}
+        self.feat_mean = feat_mean
+        self.feat_std = feat_std
+        index = meta.get("feat_index")  # which entries of the feature vector the net reads
+        self.feat_index = None if index is None else np.asarray(index, dtype=np.int64)
+        # the perception result (type -> level of what is still to undo) is part of the input
+        self.perception_input = bool(meta.get("perception_input", False))
+        # and the whole image's size (search.features.size_features), last
+        self.size_input = bool(meta.get("size_input", False))
+        # an ensemble stores every member's state under "members" ("state" is the first); a
+        # planner trained for several objectives keeps each one's members under "objectives"
+        self.objective = str(meta.get("objective", "balanced"))
 
     @property
     def objectives(self) -> list[str]:
@@ -211,8 +239,12 @@ class Scorer:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Unary (V,) and pairwise (V, V) values for raw input ``feats`` (:meth:`inputs`) under
         ``objective`` (None or one it was not trained for: its default objective)."""
-        torch = self._torch
         nets = self.nets_by_objective.get(objective or self.objective, self.nets)
+        if self._arrays is not None:
+            from restoregraph.planners.scorer_arrays import member_tables
+
+            return member_tables(nets, self.normalise(feats), len(self.vocab))
+        torch = self._torch
         with torch.inference_mode():
             x = torch.from_numpy(self.normalise(feats)[None])
             tables = [net.tables(x) for net in nets]
@@ -281,14 +313,53 @@ class Scorer:
 
 
 def load_model(path: str | Path | None = None) -> Scorer:
-    """Load planner weights (a plain ``torch.save`` dict, read with ``weights_only=True``)."""
+    """Load planner weights (a plain ``torch.save`` dict, read with ``weights_only=True``); on
+    an ONNX backend (``$RESTOREGRAPH_BACKEND``), their numpy arrays from the export cache
+    (:mod:`restoregraph.planners.scorer_arrays`; made once, torch only then), so planning needs
+    no torch."""
+    from restoregraph.tools.backends import onnx_backend
+
     p = Path(path) if path is not None else DEFAULT_WEIGHTS
     if not p.is_file():
         raise PlanError(
             f"embedded planner weights not found: {p} (train them with "
             "`python -m restoregraph.lab.training.embedded_train`)"
         )
+    backend = onnx_backend()
+    if backend is not None:
+        model = _cached_arrays(str(p.resolve()), p.stat().st_mtime_ns, backend)
+        if model is not None:
+            return model
     return _cached_model(str(p.resolve()), p.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_arrays(path: str, mtime_ns: int, backend: str) -> Scorer | None:
+    from restoregraph.tools.backends import onnx_or_none
+
+    return onnx_or_none(Path(path).name, backend, lambda: _arrays_scorer(Path(path), mtime_ns))
+
+
+def _arrays_scorer(path: Path, mtime_ns: int, folder: Path | None = None) -> Scorer:
+    from restoregraph.planners.scorer_arrays import ensure_scorer_arrays, read_scorer_arrays
+
+    npz, _ = ensure_scorer_arrays(path, lambda: _cached_model(str(path), mtime_ns), folder)
+    return Scorer.from_arrays(*read_scorer_arrays(npz))
+
+
+def export_arrays(
+    path: str | Path | None = None, folder: Path | None = None, force: bool = False
+) -> tuple[Path, dict[str, Any]]:
+    """The verified numpy arrays of planner weights ``path`` (default: the shipped ones) in the
+    export cache (``restoregraph tools export``); ``force``: made again."""
+    from restoregraph.planners.scorer_arrays import ensure_scorer_arrays, export_scorer_arrays
+    from restoregraph.weightfiles import sha256_of
+
+    p = (Path(path) if path is not None else DEFAULT_WEIGHTS).resolve()
+    scorer = functools.partial(_cached_model, str(p), p.stat().st_mtime_ns)
+    if force:
+        return export_scorer_arrays(scorer(), p, sha256_of(p), folder)
+    return ensure_scorer_arrays(p, scorer, folder)
 
 
 @functools.lru_cache(maxsize=4)
@@ -587,5 +658,6 @@ __all__ = [
     "task_names",
     "vocab_tasks",
     "encode_completion",
+    "export_arrays",
     "load_model",
 ]

@@ -42,16 +42,34 @@ def feature_fingerprint(weights: str | None = None) -> str:
 
 
 def image_features(image: np.ndarray, weights: str | None = None) -> np.ndarray:
-    """(D,) float32 features of one float RGB image (any size)."""
-    import torch
-
+    """(D,) float32 features of one float RGB image (any size). On an ONNX backend
+    (``$RESTOREGRAPH_BACKEND``) the perception CNN's export computes them (no torch); else, or
+    when the export cannot be used, PyTorch."""
     from restoregraph.imageio import as_float_image
-    from restoregraph.perception.cnn import INFER_CROP, crop_boxes
+    from restoregraph.perception.crops import INFER_CROP, crop_boxes
+    from restoregraph.tools.backends import onnx_backend
 
-    net, _ = _net_and_path(weights)
     img = as_float_image(image)
     top, left, ch, cw = crop_boxes(img.shape[0], img.shape[1], INFER_CROP)[0]
     crop = np.ascontiguousarray(img[top : top + ch, left : left + cw].transpose(2, 0, 1))
+    backend = onnx_backend()
+    if backend is not None:
+        from restoregraph.perception.exported import exported_net
+
+        exported = exported_net(weights, backend)
+        if exported is not None:
+            logits, pooled = exported.run(crop[None])
+            mean = logits.mean(0)
+            e = np.exp(mean - mean.max(axis=-1, keepdims=True))
+            probs = (e / e.sum(axis=-1, keepdims=True)).reshape(-1)
+            return np.concatenate([pooled.mean(0), probs]).astype(np.float32)
+    return _torch_features(crop, weights)
+
+
+def _torch_features(crop: np.ndarray, weights: str | None) -> np.ndarray:
+    import torch
+
+    net, _ = _net_and_path(weights)
     captured: list[torch.Tensor] = []
 
     def hook(_module: object, args: tuple[torch.Tensor, ...]) -> None:

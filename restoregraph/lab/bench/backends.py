@@ -156,10 +156,11 @@ def _degraded(tool: str, name: str, size: int) -> np.ndarray:
 
 
 def _perception_ms(img: np.ndarray, calls: int) -> float:
-    """The perceiver (always PyTorch here) on one image, steady ms; a reference point."""
-    from restoregraph.perception.cnn import CNNPerceiver
+    """The default perceiver on one image, steady ms: the perception CNN's ONNX export on the
+    ONNX variants (restoregraph/perception/exported.py), PyTorch on the torch ones."""
+    from restoregraph.perception import default_perceiver
 
-    p = CNNPerceiver()
+    p = default_perceiver()
     p.perceive(img)
     times = []
     for _ in range(max(calls, 5)):
@@ -306,7 +307,7 @@ def backends_markdown(result: dict[str, Any]) -> str:
         "clean)|; 'vs torch': the lowest PSNR between the variant's and torch's outputs. "
         f"Agent: plans and accept/rollback decisions on {len(AGENT_CASES)} degraded images "
         "identical to the torch run, the lowest PSNR between the outputs, and the runs' wall time (perception, planning, tools, metrics; torch-compile and the bench-only variants skip it). Perception runs "
-        "on PyTorch in every variant (its ms shows the machine's noise). One-time ONNX export "
+        "its ONNX export on the ONNX variants, PyTorch on the torch ones. One-time ONNX export "
         f"of all tools: {result['export_seconds']:.1f} s. The machine is shared (2 cores, "
         "other jobs running): medians, and differences under ~20 % are noise.",
         "",

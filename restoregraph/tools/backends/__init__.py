@@ -23,6 +23,10 @@ first installed backend of ``AUTO_ORDER``, the measured fastest first (docs/BENC
 made or verified, the tool runs on ``torch`` and one warning says why. User-added tools
 (``restoregraph tools add``) always run on ``torch``: their architectures are whatever spandrel
 reads, and not every one of them exports.
+
+The same choice runs the perception CNN (:mod:`restoregraph.perception.exported`) and the
+embedded planner's scorer (:mod:`restoregraph.planners.scorer_arrays`) without torch on the ONNX
+backends (:func:`onnx_backend`, :func:`onnx_or_none`).
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ import importlib.util
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -95,7 +100,7 @@ def resolve(name: str | None = None) -> str:
     if name == "auto":
         return next(b for b in AUTO_ORDER if installed(b))
     if not installed(name):
-        _warn_once(
+        warn_once(
             f"inference backend {name!r} needs the {PACKAGES[name]!r} package, which is not "
             "installed (pip install 'restoregraph[fast]'); running the learned tools on torch"
         )
@@ -107,7 +112,8 @@ _WARNED: set[str] = set()
 _WARN_LOCK = threading.Lock()
 
 
-def _warn_once(message: str) -> None:
+def warn_once(message: str) -> None:
+    """Log ``message`` as a warning, once per process."""
     with _WARN_LOCK:
         if message in _WARNED:
             return
@@ -138,26 +144,49 @@ def _load(path: Path, sha256: str | None, backend: str) -> Engine:
 
     if backend in ("torch", "torch-compile"):
         return TorchEngine(path, sha256, compiled=backend == "torch-compile")
-    from restoregraph.core.errors import ToolError
+    engine = onnx_or_none(path.name, backend, lambda: _onnx_engine(path, sha256, backend))
+    return engine if engine is not None else TorchEngine(path, sha256)
+
+
+def _onnx_engine(path: Path, sha256: str | None, backend: str) -> Engine:
     from restoregraph.tools.backends.export import ensure_export
+    from restoregraph.tools.backends.onnx_engines import OpenVinoEngine, OrtEngine
+
+    onnx_path, meta = ensure_export(path, sha256)
+    if backend == "onnxruntime":
+        return OrtEngine(onnx_path, meta)
+    return OpenVinoEngine(onnx_path, meta, bf16=backend == "openvino-bf16")
+
+
+T = TypeVar("T")
+
+
+def onnx_or_none(name: str, backend: str, load: Callable[[], T]) -> T | None:
+    """``load()``: what runs ``name`` on the ONNX backend ``backend`` (making and verifying its
+    export when needed), or ``None`` after one warning saying why ``name`` runs on torch
+    instead. Shipped weights that fail their own sha256 check raise: torch would refuse them
+    too. Used by the learned tools, the perception CNN and the embedded planner."""
+    from restoregraph.core.errors import ToolError
 
     try:
-        onnx_path, meta = ensure_export(path, sha256)
-        if backend == "onnxruntime":
-            from restoregraph.tools.backends.onnx_engines import OrtEngine
-
-            return OrtEngine(onnx_path, meta)
-        from restoregraph.tools.backends.onnx_engines import OpenVinoEngine
-
-        return OpenVinoEngine(onnx_path, meta, bf16=backend == "openvino-bf16")
+        return load()
     except ToolError as exc:
         if "sha256 does not match its manifest" in str(exc) or "not found" in str(exc):
             raise  # the shipped weights themselves are wrong: torch would refuse them too
-        _warn_once(f"{path.name}: {backend} unavailable ({exc}); running it on torch")
+        warn_once(f"{name}: {backend} unavailable ({exc}); running it on torch")
     except Exception as exc:  # an engine's own failure (unsupported op, bad install ...)
         text = " ".join(str(exc).split())[:200] or type(exc).__name__
-        _warn_once(f"{path.name}: {backend} failed to load ({text}); running it on torch")
-    return TorchEngine(path, sha256)
+        warn_once(f"{name}: {backend} failed to load ({text}); running it on torch")
+    return None
+
+
+def onnx_backend(name: str | None = None) -> str | None:
+    """The ONNX backend that runs for ``name`` (default: ``$RESTOREGRAPH_BACKEND``), or
+    ``None`` when it resolves to a torch one."""
+    from restoregraph.tools.backends.onnx_engines import ONNX_BACKENDS
+
+    backend = resolve(name)
+    return backend if backend in ONNX_BACKENDS else None
 
 
 def clear_cache() -> None:
@@ -187,6 +216,9 @@ __all__ = [
     "describe",
     "installed",
     "load_engine",
+    "onnx_backend",
+    "onnx_or_none",
     "requested",
     "resolve",
+    "warn_once",
 ]

@@ -11,6 +11,12 @@ inputs, which must stay under ``CHECK_TOLERANCE``).
 
 Loading verifies the manifest against the source weights (sha256) and the ONNX file (sha256);
 on any mismatch the export is refused and made again from the weights.
+
+The cache, its manifests, their verification and the one-exporter-at-a-time lock
+(:func:`export_paths`, :func:`verify_export`, :func:`publish`, :func:`ensure_cached`) and the
+output check's runner (:func:`check_runner`) serve every derived file: the tools' ONNX models
+here, the perception CNN's (:mod:`restoregraph.perception.exported`) and the embedded planner's
+scorer arrays (:mod:`restoregraph.planners.scorer_arrays`).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import json
 import os
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +38,7 @@ OPSET = 17
 CHECK_TOLERANCE = 1e-3
 CHECK_SHAPES: tuple[tuple[int, int], ...] = ((64, 64), (96, 80))
 FORMAT = 1
+GEOMETRY_FIELDS: tuple[str, ...] = ("scale", "multiple", "minimum", "input_channels")
 
 
 def export_dir() -> Path:
@@ -44,11 +52,19 @@ def export_dir() -> Path:
     return base / "restoregraph" / "exported"
 
 
-def export_paths(source: Path, source_sha256: str, folder: Path | None = None) -> tuple[Path, Path]:
-    """The ONNX file and its manifest for weights ``source`` with sha256 ``source_sha256``."""
+def export_paths(
+    source: Path, source_sha256: str, folder: Path | None = None, suffix: str = ".onnx"
+) -> tuple[Path, Path]:
+    """The derived file (ONNX by default) and its manifest for weights ``source`` with sha256
+    ``source_sha256``."""
     folder = export_dir() if folder is None else folder
     stem = f"{source.stem}-{source_sha256[:12]}"
-    return folder / f"{stem}.onnx", folder / f"{stem}.json"
+    return folder / f"{stem}{suffix}", folder / f"{stem}.json"
+
+
+def sha_key(path: Path) -> str:
+    """The manifest key of a derived file's sha256: ``onnx_sha256``, ``npz_sha256`` ..."""
+    return f"{path.suffix.lstrip('.')}_sha256"
 
 
 def _sha(path: Path) -> str:
@@ -57,17 +73,25 @@ def _sha(path: Path) -> str:
     return sha256_of(path)
 
 
-def verify_export(onnx_path: Path, meta_path: Path, source_sha256: str) -> dict[str, Any]:
+def verify_export(
+    onnx_path: Path,
+    meta_path: Path,
+    source_sha256: str,
+    geometry_fields: Sequence[str] = GEOMETRY_FIELDS,
+    tolerance: float = CHECK_TOLERANCE,
+) -> dict[str, Any]:
     """The manifest of a cached export, or ``ToolError`` saying why it cannot be used: missing,
-    made from other weights (sha256), changed since (sha256), or a failed output check."""
+    made from other weights (sha256), changed since (sha256), or a failed output check (max diff
+    over ``tolerance``). ``geometry_fields``: the integers the manifest's ``geometry`` must hold
+    (the tools' tile geometry; none for other derived files)."""
     if not onnx_path.is_file() or not meta_path.is_file():
         raise ToolError(f"no export of these weights in {onnx_path.parent}")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         recorded_source = str(meta["source_sha256"])
-        recorded_onnx = str(meta["onnx_sha256"])
+        recorded_onnx = str(meta[sha_key(onnx_path)])
         max_diff = float(meta["check"]["max_abs_diff"])
-        for key in ("scale", "multiple", "minimum", "input_channels"):
+        for key in geometry_fields:
             int(meta["geometry"][key])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ToolError(f"{meta_path.name}: unreadable export manifest ({exc})") from None
@@ -78,21 +102,26 @@ def verify_export(onnx_path: Path, meta_path: Path, source_sha256: str) -> dict[
         )
     if _sha(onnx_path) != recorded_onnx:
         raise ToolError(f"{onnx_path.name}: sha256 does not match its export manifest")
-    if not max_diff <= CHECK_TOLERANCE:
+    if not max_diff <= tolerance:
         raise ToolError(f"{onnx_path.name}: failed its output check (max diff {max_diff:g})")
     return dict(meta)
 
 
-def _check_engine(onnx_path: Path) -> tuple[str, Any]:
-    """A function running the ONNX file, for the output check (ONNX Runtime, else OpenVINO)."""
+def check_runner(onnx_path: Path) -> tuple[str, Callable[..., list[np.ndarray]]]:
+    """A function running the ONNX file on its inputs (in the graph's order) and returning its
+    outputs, for the output check (ONNX Runtime, else OpenVINO fp32)."""
     try:
         import onnxruntime as ort
     except ImportError:
         pass
     else:
         sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-        name = sess.get_inputs()[0].name
-        return "onnxruntime " + ort.__version__, lambda x: sess.run(None, {name: x})[0]
+        names = [i.name for i in sess.get_inputs()]
+
+        def run_ort(*xs: np.ndarray) -> list[np.ndarray]:
+            return [np.asarray(y) for y in sess.run(None, dict(zip(names, xs, strict=True)))]
+
+        return "onnxruntime " + ort.__version__, run_ort
     try:
         import openvino as ov
     except ImportError:
@@ -101,7 +130,53 @@ def _check_engine(onnx_path: Path) -> tuple[str, Any]:
             "pip install 'restoregraph[fast]'"
         ) from None
     compiled = ov.Core().compile_model(str(onnx_path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    return "openvino " + ov.__version__, lambda x: compiled(x)[0]
+
+    def run_ov(*xs: np.ndarray) -> list[np.ndarray]:
+        out = compiled(list(xs))
+        return [np.asarray(out[i]) for i in range(len(compiled.outputs))]
+
+    return "openvino " + ov.__version__, run_ov
+
+
+def publish(tmp: Path, path: Path, meta_path: Path, meta: dict[str, Any]) -> None:
+    """Move a checked derived file ``tmp`` to ``path`` and write its manifest, each atomically
+    (the manifest last: a reader never sees a manifest without its file)."""
+    os.replace(tmp, path)
+    meta_tmp = meta_path.with_name(f".{meta_path.name}.tmp{os.getpid()}")
+    meta_tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    os.replace(meta_tmp, meta_path)
+
+
+def ensure_cached(
+    path: Path,
+    verify: Callable[[], dict[str, Any]],
+    make: Callable[[], tuple[Path, dict[str, Any]]],
+    label: str,
+) -> tuple[Path, dict[str, Any]]:
+    """The derived file ``path`` and its manifest: ``verify()``'s when it passes, else
+    ``make()``'s (one process makes it at a time; the others wait and reuse it). ``label``
+    names the source in the log line."""
+    import fcntl
+    import logging
+
+    try:
+        return path, verify()
+    except ToolError as exc:
+        reason = str(exc)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:  # another process may have made it while this one waited
+            return path, verify()
+        except ToolError:
+            pass
+        if path.exists() or path.with_suffix(".json").exists():
+            logging.getLogger(__name__).warning("%s; exporting it again", reason)
+        else:
+            logging.getLogger(__name__).info(
+                "exporting %s (once; cached in %s)", label, path.parent
+            )
+        return make()
 
 
 def export_onnx(
@@ -145,7 +220,7 @@ def export_onnx(
         raise ToolError(f"{source.name}: ONNX export failed ({text})") from None
     seconds = time.perf_counter() - t0
     try:
-        engine_name, run = _check_engine(tmp)
+        engine_name, run = check_runner(tmp)
         rng = np.random.default_rng(0)
         max_diff = 0.0
         for h, w in CHECK_SHAPES:
@@ -154,7 +229,7 @@ def export_onnx(
             x = rng.random((1, geo["input_channels"], h, w), dtype=np.float32)
             with torch.inference_mode():
                 ref = module(torch.from_numpy(x)).float().numpy()
-            got = np.asarray(run(x), np.float32)
+            got = np.asarray(run(x)[0], np.float32)
             if got.shape != ref.shape:
                 raise ToolError(
                     f"{source.name}: ONNX export gives shape {got.shape}, not {ref.shape}"
@@ -200,10 +275,7 @@ def export_onnx(
         "export_seconds": round(seconds, 2),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    os.replace(tmp, onnx_path)
-    meta_tmp = meta_path.with_name(f".{meta_path.name}.tmp{os.getpid()}")
-    meta_tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    os.replace(meta_tmp, meta_path)
+    publish(tmp, onnx_path, meta_path, meta)
     return onnx_path, meta
 
 
@@ -212,27 +284,12 @@ def ensure_export(
 ) -> tuple[Path, dict[str, Any]]:
     """A verified export of ``source``: the cached one, or a new one when there is none or it
     fails verification (one process exports at a time; the others wait and reuse it)."""
-    import fcntl
-    import logging
-
     check_weights(source, sha256)
     source_sha = sha256 or _sha(source)
     onnx_path, meta_path = export_paths(source, source_sha, folder)
-    try:
-        return onnx_path, verify_export(onnx_path, meta_path, source_sha)
-    except ToolError as exc:
-        reason = str(exc)
-    onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(onnx_path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:  # another process may have exported it while this one waited
-            return onnx_path, verify_export(onnx_path, meta_path, source_sha)
-        except ToolError:
-            pass
-        if onnx_path.exists() or meta_path.exists():
-            logging.getLogger(__name__).warning("%s; exporting it again", reason)
-        else:
-            logging.getLogger(__name__).info(
-                "exporting %s to ONNX (once; cached in %s)", source.name, onnx_path.parent
-            )
-        return export_onnx(source, sha256, folder)
+    return ensure_cached(
+        onnx_path,
+        lambda: verify_export(onnx_path, meta_path, source_sha),
+        lambda: export_onnx(source, sha256, folder),
+        f"{source.name} to ONNX",
+    )
