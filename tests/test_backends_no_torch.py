@@ -168,3 +168,41 @@ def test_features_and_scores_agree_with_torch(
     for a, b in zip(want_model.tables(x), got_model.tables(x), strict=True):
         assert np.abs(a - b).max() < 1e-5
     assert got_levels == want_levels
+
+
+def test_an_unusable_export_falls_back_to_torch_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    from restoregraph.core.errors import ToolError
+    from restoregraph.perception import _default_perceiver, exported
+    from restoregraph.perception.cnn import CNNPerceiver
+    from restoregraph.planners import embedded, scorer_arrays
+
+    def refuse(*_a: object, **_k: object) -> None:
+        raise ToolError("export refused for the test")
+
+    def forget() -> None:
+        exported.clear_cache()
+        _default_perceiver.cache_clear()
+        embedded._cached_arrays.cache_clear()
+        backends.clear_cache()
+
+    monkeypatch.setenv("RESTOREGRAPH_EXPORT_DIR", str(tmp_path))
+    monkeypatch.setattr(exported, "ensure_perception_export", refuse)
+    monkeypatch.setattr(scorer_arrays, "ensure_scorer_arrays", refuse)
+    forget()
+    try:
+        with caplog.at_level(logging.WARNING, logger="restoregraph.tools.backends"):
+            assert isinstance(_default_perceiver(ONNX[0]), CNNPerceiver)
+            assert exported.exported_net(None, ONNX[0]) is None  # cached: no second warning
+            monkeypatch.setenv(backends.ENV, ONNX[0])
+            assert embedded.load_model()._arrays is None
+        lines = [r.getMessage() for r in caplog.records]
+        assert lines == [
+            f"perception_cnn.pt: {ONNX[0]} unavailable (export refused for the test); "
+            "running it on torch",
+            f"embedded_planner.pt: {ONNX[0]} unavailable (export refused for the test); "
+            "running it on torch",
+        ]
+    finally:
+        forget()

@@ -217,9 +217,10 @@ def exported_net(weights: str | Path | None, backend: str) -> ExportedNet | None
 
 
 def clear_cache() -> None:
-    """Forget loaded nets (tests)."""
+    """Forget loaded nets and perceivers (tests)."""
     with _NETS_LOCK:
         _NETS.clear()
+    exported_perceiver.cache_clear()
 
 
 class ExportedPerceiver(CropPerceiver):
