@@ -47,6 +47,16 @@ def read_build_log(data: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _workers_text(manifest: dict[str, Any]) -> str:
+    """How many worker processes the build's command asked for (``--workers N``)."""
+    words = str(manifest.get("command", "")).split()
+    n = 1
+    for i, w in enumerate(words[:-1]):
+        if w == "--workers" and words[i + 1].isdigit():
+            n = int(words[i + 1])
+    return "one worker process" if n == 1 else f"{n} worker processes"
+
+
 def search_section(data: str | Path, heading: bool = True) -> str:
     """Markdown: what the build made and how fast (pipelines per worker-second)."""
     manifest = read_manifest(data)
@@ -81,8 +91,8 @@ def search_section(data: str | Path, heading: bool = True) -> str:
             f"{manifest.get('mixtures', 'default')})",
             "",
             f"Machine: {machine()} (the load average is read when this section is written); "
-            "one worker process, torch 1 thread, on a machine shared with other jobs: the "
-            "timings come from the build log and are upper bounds.",
+            f"{_workers_text(manifest)}, torch 1 thread each, on a machine shared with other "
+            "jobs: the timings come from the build log and are upper bounds.",
             "",
             f"Search toolbox: {toolbox}. Crop {manifest['crop']} px, objective "
             f"{manifest['objective']}.",
