@@ -61,8 +61,10 @@ def export_perception(
         CHECK_TOLERANCE,
         OPSET,
         check_runner,
+        checked_difference,
         export_paths,
         publish,
+        run_export,
     )
     from restoregraph.weightfiles import sha256_of
 
@@ -83,7 +85,8 @@ def export_perception(
     tmp = onnx_path.with_name(f".{onnx_path.name}.tmp{os.getpid()}")
     x = torch.from_numpy(check_images(*CHECK_SHAPES[0], seed=0))
     t0 = time.perf_counter()
-    try:
+
+    def export() -> None:
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("ignore")
             torch.onnx.export(
@@ -101,12 +104,13 @@ def export_perception(
                     "feats": {0: "n"},
                 },
             )
-    except Exception as exc:
-        tmp.unlink(missing_ok=True)
-        text = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise ToolError(f"{source.name}: ONNX export failed ({text})") from None
+
+    run_export(tmp, source, export)
     seconds = time.perf_counter() - t0
-    try:
+    engine_name = ""
+
+    def check() -> float:
+        nonlocal engine_name
         engine_name, run = check_runner(tmp)
         max_diff = 0.0
         for seed, shape in enumerate(CHECK_SHAPES):
@@ -120,15 +124,9 @@ def export_perception(
                 if g.shape != r.shape:
                     raise ToolError(f"{source.name}: ONNX export gives {g.shape}, not {r.shape}")
                 max_diff = max(max_diff, float(np.abs(g - r).max()))
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if not max_diff <= CHECK_TOLERANCE:
-        tmp.unlink(missing_ok=True)
-        raise ToolError(
-            f"{source.name}: ONNX export differs from PyTorch by {max_diff:g} "
-            f"(> {CHECK_TOLERANCE:g}); not used"
-        )
+        return max_diff
+
+    max_diff = checked_difference(tmp, source, check)
     meta: dict[str, Any] = {
         "format": FORMAT,
         "kind": "perception",

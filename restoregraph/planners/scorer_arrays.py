@@ -20,8 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from restoregraph.core.errors import ToolError
-
 CHECK_INPUTS = 8
 FORMAT = 1
 
@@ -86,7 +84,12 @@ def export_scorer_arrays(
     and publish the file and its manifest."""
     import torch
 
-    from restoregraph.tools.backends.export import CHECK_TOLERANCE, export_paths, publish
+    from restoregraph.tools.backends.export import (
+        CHECK_TOLERANCE,
+        checked_difference,
+        export_paths,
+        publish,
+    )
     from restoregraph.weightfiles import sha256_of
 
     path, meta_path = export_paths(source, sha256, folder, suffix=".npz")
@@ -109,7 +112,8 @@ def export_scorer_arrays(
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     with open(tmp, "wb") as fh:
         np.savez(fh, allow_pickle=False, **arrays)
-    try:
+
+    def check() -> float:
         _, _, _, members = read_scorer_arrays(tmp)
         n = len(scorer.vocab)
         max_diff = 0.0
@@ -118,14 +122,9 @@ def export_scorer_arrays(
                 got = member_tables(members[obj], scorer.normalise(x), n)
                 for want, have in zip(scorer.tables(x, obj), got, strict=True):
                     max_diff = max(max_diff, float(np.abs(want - have).max()))
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if not max_diff <= CHECK_TOLERANCE:
-        tmp.unlink(missing_ok=True)
-        raise ToolError(
-            f"{source.name}: numpy scorer differs from PyTorch by {max_diff:g}; not used"
-        )
+        return max_diff
+
+    max_diff = checked_difference(tmp, source, check, what="numpy scorer")
     meta: dict[str, Any] = {
         "format": FORMAT,
         "kind": "planner-arrays",

@@ -179,6 +179,37 @@ def ensure_cached(
         return make()
 
 
+def run_export(tmp: Path, source: Path, export: Callable[[], object]) -> None:
+    """Run ``export`` (which writes ``tmp``); a failure removes ``tmp`` and is one ``ToolError``
+    line naming ``source``."""
+    try:
+        export()
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        text = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ToolError(f"{source.name}: ONNX export failed ({text})") from None
+
+
+def checked_difference(
+    tmp: Path, source: Path, check: Callable[[], float], what: str = "ONNX export"
+) -> float:
+    """``check()``: the largest absolute difference between the derived file ``tmp`` and
+    PyTorch eager. A failing check, or a difference over ``CHECK_TOLERANCE``, removes ``tmp``
+    (a ``ToolError`` for the latter); else the difference, for the manifest."""
+    try:
+        max_diff = check()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if not max_diff <= CHECK_TOLERANCE:
+        tmp.unlink(missing_ok=True)
+        raise ToolError(
+            f"{source.name}: {what} differs from PyTorch by {max_diff:g} "
+            f"(> {CHECK_TOLERANCE:g}); not used"
+        )
+    return max_diff
+
+
 def export_onnx(
     source: Path, sha256: str | None = None, folder: Path | None = None
 ) -> tuple[Path, dict[str, Any]]:
@@ -201,7 +232,8 @@ def export_onnx(
     example = torch.rand(1, geo["input_channels"], side, side)
     tmp = onnx_path.with_name(f".{onnx_path.name}.tmp{os.getpid()}")
     t0 = time.perf_counter()
-    try:
+
+    def export() -> None:
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("ignore")
             torch.onnx.export(
@@ -214,12 +246,13 @@ def export_onnx(
                 output_names=["y"],
                 dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}},
             )
-    except Exception as exc:
-        tmp.unlink(missing_ok=True)
-        text = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise ToolError(f"{source.name}: ONNX export failed ({text})") from None
+
+    run_export(tmp, source, export)
     seconds = time.perf_counter() - t0
-    try:
+    engine_name = ""
+
+    def check() -> float:
+        nonlocal engine_name
         engine_name, run = check_runner(tmp)
         rng = np.random.default_rng(0)
         max_diff = 0.0
@@ -235,15 +268,9 @@ def export_onnx(
                     f"{source.name}: ONNX export gives shape {got.shape}, not {ref.shape}"
                 )
             max_diff = max(max_diff, float(np.abs(got - ref).max()))
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if not max_diff <= CHECK_TOLERANCE:
-        tmp.unlink(missing_ok=True)
-        raise ToolError(
-            f"{source.name}: ONNX export differs from PyTorch by {max_diff:g} "
-            f"(> {CHECK_TOLERANCE:g}); not used"
-        )
+        return max_diff
+
+    max_diff = checked_difference(tmp, source, check)
     try:
         import onnx
 
