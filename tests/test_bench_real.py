@@ -405,6 +405,25 @@ def test_missing_data_folder_is_one_line(
     assert not (tmp_path / "B.md").exists()
 
 
+def test_real_cmd_planner_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``-P KEY=VALUE`` reaches the agent's planner (candidate weights on real photos); a bad
+    one is a one-line error before anything runs."""
+    from restoregraph.cli.cmd_bench_real import real_cmd
+    from restoregraph.cli.errors import run_cli
+    from restoregraph.planners.embedded import DEFAULT_WEIGHTS
+
+    data = make_tree(tmp_path / "data")
+    doc, rows = tmp_path / "B.md", tmp_path / "rows.json"
+    args = ["--data", str(data), "--home", str(tmp_path / "home"), "--n-per-folder", "1"]
+    args += ["--rain100l-n", "0", "--max-steps", "1", "--max-side", "64", "--no-requests"]
+    args += ["--doc", str(doc), "--sheets-dir", str(tmp_path / "sheets"), "--json", str(rows)]
+    res = CliRunner().invoke(real_cmd, [*args, "-P", f"weights={DEFAULT_WEIGHTS}"])
+    assert res.exit_code == 0, res.output
+    assert f"weights={DEFAULT_WEIGHTS}" in doc.read_text(), doc.read_text()[:600]
+    code = run_cli(real_cmd, [*args, "-P", "weights"])
+    assert code == 2 and "is not KEY=VALUE" in capsys.readouterr().err
+
+
 def test_bad_settings_fail_before_running(tmp_path: Path) -> None:
     data = make_tree(tmp_path / "data")
     with pytest.raises(InputError, match="unknown planner"):

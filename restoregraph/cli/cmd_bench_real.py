@@ -48,6 +48,11 @@ SECTION = "real"
     help="Downscale real/ photos whose long side exceeds this before running (0: never).",
 )
 @click.option("--planner", default="embedded", show_default=True, help="The agent's planner.")
+@run_option(
+    "planner_options",
+    help="Planner option, repeatable (e.g. -P weights=candidate.pt: the embedded planner with "
+    "other weights).",
+)
 @run_option("max_steps", help="Agent step budget.")
 @click.option(
     "--requests/--no-requests",
@@ -76,6 +81,7 @@ def real_cmd(ctx: click.Context, **kw: Any) -> None:
     """Real photos: perception's detection and false alarms, the whole agent on real pairs
     (PSNR / SSIM) and on real photos (NIQE / BRISQUE / PIQE), with contact sheets; explicit
     requests on real photos; clipping, colour shift and border checks of every output."""
+    from restoregraph.cli.cmd_run import parse_options
     from restoregraph.lab.bench.real import (
         DEFAULT_REQUESTS,
         real_markdown,
@@ -92,6 +98,7 @@ def real_cmd(ctx: click.Context, **kw: Any) -> None:
         rain100l_n=kw["rain100l_n"],
         max_side=kw["max_side"],
         planner=kw["planner"],
+        planner_options=parse_options(kw["planner_option"]),
         max_steps=kw["max_steps"],
         sheets_dir=kw["sheets_dir"],
         progress=True,
