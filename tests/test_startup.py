@@ -157,13 +157,15 @@ def test_console_script_fast_exit_keeps_output_and_exit_codes(tmp_path: Path) ->
         env=env,
     )
     assert kept.returncode == 3 and (tmp_path / "out.png").read_bytes() == b"mine"
+    timings = tmp_path / "timings.json"  # written by an atexit handler, which still runs
     done = subprocess.run(
         [*run, "restore", str(src), "-o", str(tmp_path / "new.png"), "--planner", "fixed"],
         capture_output=True,
         text=True,
-        env=env,
+        env={**env, "RESTOREGRAPH_TIMINGS": str(timings)},
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert Image.open(tmp_path / "new.png").size == (64, 64)
+    assert "perception" in json.loads(timings.read_text())["wall"]
     history = subprocess.run([*run, "runs"], capture_output=True, text=True, env=env)
     assert history.returncode == 0 and "in" in history.stdout
