@@ -287,16 +287,25 @@ def test_ctrl_c_names_the_run_and_the_resume_command(base: Path, tmp_path: Path)
     full = {**os.environ}
     full.pop("RESTOREGRAPH_DEBUG", None)
     args = ["restore", str(base / "in.png"), "-o", str(out), "--home", str(home)]
-    proc = subprocess.Popen([*CLI, *args], stderr=subprocess.PIPE, text=True, env=full)
-    assert proc.stderr is not None
-    seen = ""
-    for line in proc.stderr:
-        seen += line
-        if "step 1 " in line:  # a step is checkpointed: Ctrl-C now
-            proc.send_signal(signal.SIGINT)
-            break
-    seen += proc.stderr.read()
-    assert proc.wait(timeout=600) == 130, seen
+    for _attempt in range(3):
+        proc = subprocess.Popen([*CLI, *args], stderr=subprocess.PIPE, text=True, env=full)
+        assert proc.stderr is not None
+        seen = ""
+        for line in proc.stderr:
+            seen += line
+            if "step 1 " in line:  # a step is checkpointed: Ctrl-C now
+                proc.send_signal(signal.SIGINT)
+                break
+        seen += proc.stderr.read()
+        code = proc.wait(timeout=600)
+        if code == 0 and "done in" in seen:
+            # on a loaded machine the whole (short) run can end before the signal lands: the
+            # run is complete and rightly exits 0; start again from nothing
+            shutil.rmtree(home)
+            out.unlink()
+            continue
+        break
+    assert code == 130, seen
     (run_id,) = Runner(home).list_runs()
     last = seen.strip().splitlines()[-1]
     assert "Traceback" not in seen

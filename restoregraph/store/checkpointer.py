@@ -6,6 +6,7 @@ import contextlib
 import functools
 import shlex
 import sqlite3
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,9 @@ def make_checkpointer(uri: str | Path | None) -> BaseCheckpointSaver[Any]:
         db.execute("PRAGMA busy_timeout=30000")
         saver = _checked_saver_class()(db, path=path)
         saver.setup()
+        # closed when the saver goes, or at exit (atexit, which the CLI's fast exit also runs):
+        # closing the last connection folds the write-ahead log back into the database file
+        weakref.finalize(saver, db.close)
     except sqlite3.DatabaseError as exc:
         if db is not None:
             db.close()
