@@ -288,7 +288,15 @@ def test_ctrl_c_names_the_run_and_the_resume_command(base: Path, tmp_path: Path)
     full.pop("RESTOREGRAPH_DEBUG", None)
     args = ["restore", str(base / "in.png"), "-o", str(out), "--home", str(home)]
     for _attempt in range(3):
-        proc = subprocess.Popen([*CLI, *args], stderr=subprocess.PIPE, text=True, env=full)
+        proc = subprocess.Popen(
+            [*CLI, *args],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=full,
+            # SIGINT as a terminal gives it: a shell that starts jobs in the background (`&`
+            # without job control) leaves it ignored, and Python then installs no handler
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         assert proc.stderr is not None
         seen = ""
         for line in proc.stderr:
