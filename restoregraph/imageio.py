@@ -19,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from restoregraph.core.errors import InputError, OutputError
 from restoregraph.core.timing import timed
+from restoregraph.core.util import band_rows
 
 DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP; configurable per call and via RESTOREGRAPH_MAX_PIXELS
 MIN_SIDE = 8
@@ -162,15 +163,6 @@ def resize_bicubic(image: np.ndarray, height: int, width: int) -> np.ndarray:
         for c in range(image.shape[2])
     ]
     return np.stack(channels, axis=2)
-
-
-BAND_BYTES = 8 << 20  # whole-image conversions go a band of rows of about this size at a time
-
-
-def band_rows(image: np.ndarray) -> int:
-    """Rows per band for a row-by-row conversion of ``image`` (about ``BAND_BYTES`` of float32)."""
-    row = image[0].size * 4 if image.ndim and image.shape[0] else 1
-    return max(1, BAND_BYTES // max(1, row))
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

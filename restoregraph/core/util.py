@@ -13,6 +13,15 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+BAND_BYTES = 8 << 20  # whole-image conversions go a band of rows of about this size at a time
+
+
+def band_rows(image: Any) -> int:
+    """Rows per band for a row-by-row conversion of the array ``image`` (about ``BAND_BYTES``
+    of float32 per band), so a conversion of a 48 MP photo makes no whole-image temporaries."""
+    row = image[0].size * 4 if image.ndim and image.shape[0] else 1
+    return max(1, BAND_BYTES // max(1, row))
+
 
 def natural_key(name: str) -> list[Any]:
     """Sort ``2.png`` before ``10.png``."""

@@ -20,15 +20,9 @@ import numpy as np
 from restoregraph.core.errors import InputError, StoreError
 from restoregraph.core.state import ImageRef
 from restoregraph.core.timing import timed
+from restoregraph.core.util import band_rows
 
 TOUCH_AFTER_S = 60.0  # re-putting an image older than this refreshes its mtime (see put)
-
-
-BAND_BYTES = 8 << 20  # whole-image conversions go a band of rows of about this size at a time
-
-
-def _band(arr: np.ndarray) -> int:
-    return max(1, BAND_BYTES // max(1, arr[0].size * 4)) if arr.ndim and len(arr) else 1
 
 
 @timed("checkpoint_io")
@@ -41,7 +35,7 @@ def quantise(image: np.ndarray) -> np.ndarray:
     if arr.ndim == 0:
         return np.round(np.clip(arr, 0.0, 1.0) * 65535.0).astype(np.uint16)
     q = np.empty(arr.shape, np.uint16)
-    step = _band(arr)
+    step = band_rows(arr)
     for r in range(0, len(arr), step):
         q[r : r + step] = np.round(np.clip(arr[r : r + step], 0.0, 1.0) * 65535.0)
     return q
@@ -51,7 +45,7 @@ def _to_float(rgb: np.ndarray) -> np.ndarray:
     """uint16 -> float32 in [0, 1], a band of rows at a time (same values as a whole-image
     ``rgb.astype(np.float32) / 65535.0``)."""
     out = np.empty(rgb.shape, np.float32)
-    step = _band(rgb)
+    step = band_rows(rgb)
     for r in range(0, len(rgb), step):
         np.divide(rgb[r : r + step].astype(np.float32), np.float32(65535.0), out=out[r : r + step])
     return out
@@ -129,8 +123,9 @@ class ImageStore:
         return _to_float(rgb)
 
     def read(self, ref: ImageRef) -> np.ndarray:
-        """The stored uint16 pixels of ``ref``, checked: the file must decode to an array of ``ref``'s shape
-        whose ``pixel_hash`` is ``ref``'s sha256, else ``StoreError`` naming the file.
+        """The stored uint16 pixels of ``ref``, checked: the file must decode to an array of
+        ``ref``'s shape whose ``pixel_hash`` is ``ref``'s sha256, else ``StoreError`` naming the
+        file.
 
         The file is looked up by its hash in this store first, then at ``ref["uri"]``: a home
         that was copied or moved still finds its images (the uri is where it was written)."""
