@@ -22,6 +22,7 @@ the reason says the critic is unavailable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -134,7 +135,7 @@ def critic_veto(
 
 def judge_with_critic(
     task: str,
-    before_img: np.ndarray,
+    load_before: Callable[[], np.ndarray],
     after_img: np.ndarray,
     state: RestoreState,
     after: dict[str, float],
@@ -143,7 +144,8 @@ def judge_with_critic(
 ) -> tuple[bool, str]:
     """A step perception planned, of a task the step critic decides (``decide_tasks``: where it
     beat the rule on the validation photos): kept when it predicts a gain above its threshold.
-    The rule decides the other tasks, and every task when the critic is unavailable."""
+    The rule decides the other tasks, and every task when the critic is unavailable.
+    ``load_before`` reads the image before the step, only when the critic judges it."""
     from restoregraph.core.errors import ToolError
     from restoregraph.metrics.step_critic import load_step_critic
 
@@ -152,7 +154,7 @@ def judge_with_critic(
     try:
         if task not in load_step_critic().decide_tasks:
             return judge(task, before, after, q_before, q_after, ctx)
-        gain, critic = critic_gain(task, before_img, after_img, state, after, q_after)
+        gain, critic = critic_gain(task, load_before(), after_img, state, after, q_after)
     except ToolError as exc:
         accept, reason = judge(task, before, after, q_before, q_after, ctx)
         return accept, f"{reason}; step critic unavailable ({exc})"
@@ -201,7 +203,7 @@ def reflection(state: RestoreState, runtime: Runtime[RunContext]) -> dict[str, A
         elif ctx.step_critic == "decide":
             accept, reason = judge_with_critic(
                 step["task"],
-                get_store(ctx).get(state["current"]),
+                lambda: get_store(ctx).get(state["current"]),
                 image,
                 state,
                 after,
