@@ -76,11 +76,15 @@ def views(image: np.ndarray, crop: int, with_global: bool) -> list[np.ndarray]:
     return batches
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, in ``logits``' own precision (max-shifted)."""
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def probs_of_mean(mean: np.ndarray) -> dict[str, list[float]]:
     """(n_types, 4) crop-averaged logits -> {type: [p0, p1, p2, p3]} (softmax in float64)."""
-    m = np.asarray(mean, np.float64)
-    e = np.exp(m - m.max(axis=-1, keepdims=True))
-    return probs_by_type(e / e.sum(axis=-1, keepdims=True))
+    return probs_by_type(softmax(np.asarray(mean, np.float64)))
 
 
 def probs_by_type(probs: np.ndarray) -> dict[str, list[float]]:

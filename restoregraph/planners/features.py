@@ -46,7 +46,7 @@ def image_features(image: np.ndarray, weights: str | None = None) -> np.ndarray:
     (``$RESTOREGRAPH_BACKEND``) the perception CNN's export computes them (no torch); else, or
     when the export cannot be used, PyTorch."""
     from restoregraph.imageio import as_float_image
-    from restoregraph.perception.crops import INFER_CROP, crop_boxes
+    from restoregraph.perception.crops import INFER_CROP, crop_boxes, softmax
     from restoregraph.tools.backends import onnx_backend
 
     img = as_float_image(image)
@@ -59,9 +59,7 @@ def image_features(image: np.ndarray, weights: str | None = None) -> np.ndarray:
         exported = exported_net(weights, backend)
         if exported is not None:
             logits, pooled = exported.run(crop[None])
-            mean = logits.mean(0)
-            e = np.exp(mean - mean.max(axis=-1, keepdims=True))
-            probs = (e / e.sum(axis=-1, keepdims=True)).reshape(-1)
+            probs = softmax(logits.mean(0)).reshape(-1)  # float32, as torch.softmax below
             return np.concatenate([pooled.mean(0), probs]).astype(np.float32)
     return _torch_features(crop, weights)
 
