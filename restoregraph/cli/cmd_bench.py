@@ -32,6 +32,28 @@ DOC = click.option(
 )
 
 
+# options the agent and plans benchmarks share
+SUITE = click.option(
+    "--suite",
+    default="restoreagent,agenticir",
+    show_default=True,
+    help="Mixture suites: restoreagent (its seven mixtures), agenticir (groups A, B, C).",
+)
+MIXTURES = click.option(
+    "--mixtures",
+    default=None,
+    help="Only these mixtures (comma-separated, e.g. noise+jpeg; default: the --suite ones).",
+)
+TOOLBOX = click.option(
+    "--toolbox",
+    type=click.Choice(["search", "all"]),
+    default="all",
+    show_default=True,
+    help="The tools every planner and the oracle may use: every tool, or the search toolbox "
+    "(restoregraph.lab.search.toolbox's default: the planner's earlier, mostly learned tools).",
+)
+
+
 def command_line(ctx: click.Context) -> str:
     """The command with every option spelled out (what reproduces the section exactly)."""
     parts = ctx.command_path.split()
@@ -158,20 +180,8 @@ def tools_cmd(ctx: click.Context, **kw: Any) -> None:
     help="Planners to compare (llm: the openai planner when OPENAI_BASE_URL answers, else a "
     "local SmolLM2 planner when registered; one not available here is listed as not run).",
 )
-@click.option(
-    "--suite",
-    default="restoreagent,agenticir",
-    show_default=True,
-    help="Mixture suites: restoreagent (its seven mixtures), agenticir (groups A, B, C).",
-)
-@click.option(
-    "--toolbox",
-    type=click.Choice(["search", "all"]),
-    default="all",
-    show_default=True,
-    help="The tools every planner and the oracle may use: every tool, or the search toolbox "
-    "(restoregraph.lab.search.toolbox's default: the planner's earlier, mostly learned tools).",
-)
+@SUITE
+@TOOLBOX
 @click.option(
     "--switch-objectives",
     default="psnr,perceptual",
@@ -203,11 +213,7 @@ def tools_cmd(ctx: click.Context, **kw: Any) -> None:
 @click.option("--short", type=int, default=192, show_default=True, help="Crop: short side (px).")
 @click.option("--long", type=int, default=256, show_default=True, help="Crop: long side (px).")
 @run_option("max_steps", help="Agent step budget.")
-@click.option(
-    "--mixtures",
-    default=None,
-    help="Only these mixtures (comma-separated, e.g. noise+jpeg; default: the --suite ones).",
-)
+@MIXTURES
 @click.option("--oracle/--no-oracle", default=True, show_default=True, help="Rank pipelines.")
 @click.option(
     "--oracle-cap", type=int, default=120, show_default=True, help="Max pipelines per image."
@@ -296,25 +302,9 @@ def agent_cmd(ctx: click.Context, **kw: Any) -> None:
 @click.option(
     "--baseline", default="fixed", show_default=True, help="The planner others are paired with."
 )
-@click.option(
-    "--suite",
-    default="restoreagent,agenticir",
-    show_default=True,
-    help="Mixture suites: restoreagent (its seven mixtures), agenticir (groups A, B, C).",
-)
-@click.option(
-    "--mixtures",
-    default=None,
-    help="Only these mixtures (comma-separated, e.g. noise+jpeg; default: the --suite ones).",
-)
-@click.option(
-    "--toolbox",
-    type=click.Choice(["search", "all"]),
-    default="all",
-    show_default=True,
-    help="The tools every planner and the oracle may use: every tool, or the search toolbox "
-    "(restoregraph.lab.search.toolbox's default: the planner's earlier, mostly learned tools).",
-)
+@SUITE
+@MIXTURES
+@TOOLBOX
 @OBJECTIVE
 @click.option(
     "--level",
